@@ -28,7 +28,7 @@ int err_prefix(int errnum, const char *fmt, ...)
 	va_end(ap);
 	memcpy(old, err_buf, sizeof(old));
 	/* Truncation of a very long message is acceptable. */
-	size_t n = strnlen(prefix, sizeof(err_buf) - 3);
+	size_t n = strnlen(prefix, sizeof(prefix) - 1);
 	memcpy(err_buf, prefix, n);
 	memcpy(err_buf + n, ": ", 2);
 	size_t room = sizeof(err_buf) - n - 3;
