@@ -1,0 +1,16 @@
+/* exit_codes.h - the documented exit statuses of the microvm process. */
+#ifndef MICROVM_EXIT_CODES_H
+#define MICROVM_EXIT_CODES_H
+
+/*
+ * 0..255 written by the guest to MV_PORT_EXIT: microvm exits with that value.
+ * Otherwise:
+ */
+#define MV_EXIT_POWEROFF     0   /* guest powered off (ACPI S5) or asked for a reset (i8042, ACPI reset) */
+#define MV_EXIT_ERROR        1   /* microvm error: bad input file, KVM unavailable, host failure */
+#define MV_EXIT_USAGE        2   /* bad command line: unknown flag, bad value */
+#define MV_EXIT_TRIPLE_FAULT 120 /* guest triple fault (KVM shutdown exit) */
+#define MV_EXIT_GUEST_ERROR  121 /* guest stopped on something KVM or microvm cannot handle
+				  * (emulation failure, unhandled exit, failed vCPU) */
+
+#endif
