@@ -1,1 +1,244 @@
-/* placeholder */
+/* x86.c - the x86 state of a new vCPU: CPUID, MSRs, FPU, LAPIC and the two boot entry states. */
+#include "driver/vcpu.h"
+#include "vmm/err.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define CPUID_MAX_ENTRIES 256
+
+/* CR0/CR4/EFER bits used at boot. */
+#define X86_CR0_PE (1ULL << 0)
+#define X86_CR0_ET (1ULL << 4)
+#define X86_CR0_PG (1ULL << 31)
+#define X86_CR4_PAE (1ULL << 5)
+#define X86_EFER_LME (1ULL << 8)
+#define X86_EFER_LMA (1ULL << 10)
+
+#define SEL_CODE32 0x08
+#define SEL_CODE64 0x10
+#define SEL_DATA 0x18
+#define SEL_TSS 0x20
+
+void x86_boot_gdt(uint64_t gdt[X86_BOOT_GDT_ENTRIES])
+{
+	gdt[0] = 0;
+	gdt[1] = 0x00cf9b000000ffffULL; /* code32: base 0, limit 4G, G, D, P, exec/read, accessed */
+	gdt[2] = 0x00af9b000000ffffULL; /* code64: as above with L instead of D */
+	gdt[3] = 0x00cf93000000ffffULL; /* data: base 0, limit 4G, read/write, accessed */
+	gdt[4] = 0x00008b0000000067ULL; /* TSS: base 0, limit 0x67, busy 32/64-bit TSS */
+}
+
+static int set_cpuid(struct vcpu *vcpu, int ncpus)
+{
+	size_t sz = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *cpuid = calloc(1, sz);
+	int ret = 0;
+
+	if (!cpuid)
+		return err_set(ENOMEM, "CPUID table: out of memory");
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vcpu->vm->kvm->fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		ret = err_set(errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		goto out;
+	}
+	for (uint32_t i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		switch (e->function) {
+		case 1:
+			/* Initial APIC ID and logical processor count. */
+			e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)vcpu->id << 24) |
+				 ((uint32_t)(ncpus > 255 ? 255 : ncpus) << 16);
+			e->ecx |= 1u << 31; /* running under a hypervisor */
+			if (ncpus > 1)
+				e->edx |= 1u << 28; /* HTT: the count above is valid */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = (uint32_t)vcpu->id; /* x2APIC ID */
+			break;
+		default:
+			break;
+		}
+	}
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
+		ret = err_set(errno, "KVM_SET_CPUID2 on vCPU %d: %s", vcpu->id, strerror(errno));
+out:
+	free(cpuid);
+	return ret;
+}
+
+static int set_msrs(struct vcpu *vcpu)
+{
+	static const struct {
+		uint32_t index;
+		uint64_t value;
+	} boot_msrs[] = {
+		{ 0x174, 0 },                 /* IA32_SYSENTER_CS */
+		{ 0x175, 0 },                 /* IA32_SYSENTER_ESP */
+		{ 0x176, 0 },                 /* IA32_SYSENTER_EIP */
+		{ 0xc0000081, 0 },            /* STAR */
+		{ 0xc0000082, 0 },            /* LSTAR */
+		{ 0xc0000083, 0 },            /* CSTAR */
+		{ 0xc0000084, 0 },            /* SYSCALL_MASK */
+		{ 0xc0000102, 0 },            /* KERNEL_GS_BASE */
+		{ 0x1a0, 1 },                 /* IA32_MISC_ENABLE: fast strings */
+		{ 0x2ff, (1 << 11) | 6 },     /* MTRR default type: enabled, write-back */
+	};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} one;
+
+	/*
+	 * One at a time: KVM stops at the first MSR it refuses, and a missing
+	 * optional MSR must not hide the others. None of them is essential.
+	 */
+	for (size_t i = 0; i < sizeof(boot_msrs) / sizeof(boot_msrs[0]); i++) {
+		memset(&one, 0, sizeof(one));
+		one.hdr.nmsrs = 1;
+		one.e[0].index = boot_msrs[i].index;
+		one.e[0].data = boot_msrs[i].value;
+		if (ioctl(vcpu->fd, KVM_SET_MSRS, &one) != 1)
+			log_debug("vCPU %d: KVM refused MSR 0x%x, left at its default", vcpu->id,
+				  boot_msrs[i].index);
+	}
+	return 0;
+}
+
+static int set_fpu(struct vcpu *vcpu)
+{
+	struct kvm_fpu fpu;
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+		return err_set(errno, "KVM_SET_FPU on vCPU %d: %s", vcpu->id, strerror(errno));
+	return 0;
+}
+
+static int set_lapic(struct vcpu *vcpu)
+{
+	struct kvm_lapic_state lapic;
+	uint32_t v;
+
+	if (ioctl(vcpu->fd, KVM_GET_LAPIC, &lapic) < 0)
+		return err_set(errno, "KVM_GET_LAPIC on vCPU %d: %s", vcpu->id, strerror(errno));
+	/* LVT LINT0: ExtINT (the PIC); LVT LINT1: NMI. Delivery mode is bits 8..10. */
+	memcpy(&v, &lapic.regs[0x350], 4);
+	v = (v & ~0x700u & ~(1u << 16)) | (7u << 8);
+	memcpy(&lapic.regs[0x350], &v, 4);
+	memcpy(&v, &lapic.regs[0x360], 4);
+	v = (v & ~0x700u & ~(1u << 16)) | (4u << 8);
+	memcpy(&lapic.regs[0x360], &v, 4);
+	if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
+		return err_set(errno, "KVM_SET_LAPIC on vCPU %d: %s", vcpu->id, strerror(errno));
+	return 0;
+}
+
+int vcpu_init(struct vcpu *vcpu, int ncpus)
+{
+	int ret;
+
+	if ((ret = set_cpuid(vcpu, ncpus)) < 0)
+		return ret;
+	if ((ret = set_msrs(vcpu)) < 0)
+		return ret;
+	if ((ret = set_fpu(vcpu)) < 0)
+		return ret;
+	return set_lapic(vcpu);
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, bool db)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->dpl = 0;
+	s->db = db;
+	s->s = 1;
+	s->l = l;
+	s->g = 1;
+}
+
+static void boot_sregs(struct kvm_sregs *sregs, uint16_t cs_sel, bool long_mode, uint64_t gdt_gpa)
+{
+	flat_segment(&sregs->cs, cs_sel, 0xb, long_mode, !long_mode);
+	flat_segment(&sregs->ds, SEL_DATA, 0x3, false, true);
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	memset(&sregs->tr, 0, sizeof(sregs->tr));
+	sregs->tr.selector = SEL_TSS;
+	sregs->tr.limit = 0x67;
+	sregs->tr.type = 0xb;
+	sregs->tr.present = 1;
+	memset(&sregs->ldt, 0, sizeof(sregs->ldt));
+	sregs->ldt.type = 0x2;
+	sregs->ldt.present = 1;
+	sregs->ldt.unusable = 1;
+	sregs->gdt.base = gdt_gpa;
+	sregs->gdt.limit = X86_BOOT_GDT_ENTRIES * 8 - 1;
+	sregs->idt.base = 0;
+	sregs->idt.limit = 0;
+}
+
+static int boot_common(struct vcpu *vcpu, struct kvm_sregs *sregs, struct kvm_regs *regs)
+{
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
+		return err_set(errno, "KVM_SET_SREGS on vCPU %d: %s", vcpu->id, strerror(errno));
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
+		return err_set(errno, "KVM_SET_REGS on vCPU %d: %s", vcpu->id, strerror(errno));
+	return 0;
+}
+
+int vcpu_boot_linux64(struct vcpu *vcpu, uint64_t entry, uint64_t zero_page,
+		      uint64_t pml4_gpa, uint64_t gdt_gpa, uint64_t stack)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_set(errno, "KVM_GET_SREGS on vCPU %d: %s", vcpu->id, strerror(errno));
+	boot_sregs(&sregs, SEL_CODE64, true, gdt_gpa);
+	sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
+	sregs.cr3 = pml4_gpa;
+	sregs.cr4 = X86_CR4_PAE;
+	sregs.efer = X86_EFER_LME | X86_EFER_LMA;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = entry;
+	regs.rsi = zero_page;
+	regs.rsp = stack;
+	regs.rbp = stack;
+	return boot_common(vcpu, &sregs, &regs);
+}
+
+int vcpu_boot_pvh(struct vcpu *vcpu, uint64_t entry, uint32_t start_info, uint64_t gdt_gpa,
+		  uint64_t stack)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_set(errno, "KVM_GET_SREGS on vCPU %d: %s", vcpu->id, strerror(errno));
+	boot_sregs(&sregs, SEL_CODE32, false, gdt_gpa);
+	sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
+	sregs.cr3 = 0;
+	sregs.cr4 = 0;
+	sregs.efer = 0;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = entry;
+	regs.rbx = start_info;
+	regs.rsp = stack;
+	return boot_common(vcpu, &sregs, &regs);
+}

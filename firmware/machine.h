@@ -23,6 +23,7 @@
 /* ---- boot structures in low RAM (written by boot/ and firmware/) ---- */
 #define MV_GDT_GPA        0x1000ULL   /* boot GDT (driver/ fills it) */
 #define MV_PVH_INFO_GPA   0x2000ULL   /* hvm_start_info + modlist + memmap, one page */
+#define MV_BOOT_STACK_TOP 0x5ff0ULL   /* initial RSP/ESP of the boot vCPU (page 0x5000) */
 #define MV_ZERO_PAGE_GPA  0x3000ULL   /* Linux boot_params, one page */
 #define MV_PML4_GPA       0x9000ULL   /* identity map of the first 4 GiB, 2 MiB pages: */
 #define MV_PDPT_GPA       0xa000ULL   /*   PML4, PDPT, */
@@ -35,6 +36,8 @@
 #define MV_ACPI_GPA       0xe0000ULL  /* RSDP first, then XSDT, FADT, MADT, DSDT */
 #define MV_ACPI_MAX       0x20000ULL  /*   up to 1 MiB */
 #define MV_HIGH_MEM_START 0x100000ULL /* first byte a kernel or initrd may occupy */
+#define MV_TSS_GPA        0xfffbd000ULL /* KVM_SET_TSS_ADDR: 3 pages inside the MMIO hole */
+#define MV_IDENTITY_MAP_GPA 0xfffbc000ULL /* KVM_SET_IDENTITY_MAP_ADDR: 1 page */
 
 /* ---- RAM limits ---- */
 #define MV_MMIO_HOLE_START 0xc0000000ULL   /* low RAM ends here at most */

@@ -1,1 +1,189 @@
-/* placeholder */
+/* cli.c - command-line parsing for microvm (see cli.h). */
+#include "vmm/cli.h"
+#include "firmware/machine.h"
+#include "vmm/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned int shift = 0;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		if (!strcasecmp(end, "iB"))
+			end += 2;
+		else if (!strcasecmp(end, "B"))
+			end += 1;
+		if (*end)
+			return -EINVAL;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void cli_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: microvm --kernel PATH [options]\n"
+		"\n"
+		"Boot a Linux kernel (or any kernel in one of the formats below) in a KVM\n"
+		"virtual machine with a serial console on stdin/stdout.\n"
+		"\n"
+		"  --kernel PATH    kernel to boot (required): a bzImage, an ELF vmlinux, an\n"
+		"                   ELF with a PVH entry note, or a gzip/zstd/xz/lz4-compressed\n"
+		"                   ELF. A bzImage's payload is decompressed on the host.\n"
+		"  --initrd PATH    initial ramdisk, loaded high in RAM\n"
+		"  --cmdline STR    kernel command line (default \"%s\")\n"
+		"  --mem SIZE       guest RAM, e.g. 512M or 2G (default %lluM, %lluM..%lluG)\n"
+		"  --cpus N         number of vCPUs (default 1, at most %d)\n"
+		"  -q, --quiet      only print warnings and errors from microvm itself\n"
+		"  -v, --verbose    print debug messages\n"
+		"  -h, --help       print this help and exit\n"
+		"  -V, --version    print the version and exit\n"
+		"\n"
+		"Console: the guest's COM1 is connected to stdin/stdout. On a terminal,\n"
+		"type Ctrl-A x to quit, Ctrl-A Ctrl-A to send Ctrl-A.\n"
+		"\n"
+		"Exit status: 0 guest power-off or reset; N what the guest wrote to the\n"
+		"exit-status port 0x%x; 1 microvm error; 2 bad command line;\n"
+		"120 guest triple fault; 121 guest stopped on an error KVM cannot handle.\n"
+		"\n"
+		"Example:\n"
+		"  microvm --kernel bzImage --mem 512M --cpus 2 --cmdline \"console=ttyS0\"\n",
+		CLI_DEFAULT_CMDLINE, (unsigned long long)(MV_MEM_DEFAULT >> 20),
+		(unsigned long long)(MV_MEM_MIN >> 20), (unsigned long long)(MV_MEM_MAX >> 30),
+		MV_MAX_VCPUS, MV_PORT_EXIT);
+}
+
+static bool flag_is(const char *arg, const char *name, const char **inline_val)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(arg, name, n))
+		return false;
+	if (arg[n] == '\0') {
+		*inline_val = NULL;
+		return true;
+	}
+	if (arg[n] == '=') {
+		*inline_val = arg + n + 1;
+		return true;
+	}
+	return false;
+}
+
+int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cmdline = CLI_DEFAULT_CMDLINE;
+	cfg->mem = MV_MEM_DEFAULT;
+	cfg->cpus = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		const char **target = NULL;
+		enum { V_NONE, V_STR, V_MEM, V_CPUS } kind = V_NONE;
+		const char *name = a;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			cli_usage(out);
+			return 1;
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			fprintf(out, "microvm %s\n", MICROVM_VERSION);
+			return 1;
+		}
+		if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			cfg->verbosity = -1;
+			continue;
+		}
+		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cfg->verbosity = 1;
+			continue;
+		}
+		if (flag_is(a, "--kernel", &val)) {
+			name = "--kernel", target = &cfg->kernel, kind = V_STR;
+		} else if (flag_is(a, "--initrd", &val)) {
+			name = "--initrd", target = &cfg->initrd, kind = V_STR;
+		} else if (flag_is(a, "--cmdline", &val)) {
+			name = "--cmdline", target = &cfg->cmdline, kind = V_STR;
+		} else if (flag_is(a, "--mem", &val)) {
+			name = "--mem", kind = V_MEM;
+		} else if (flag_is(a, "--cpus", &val)) {
+			name = "--cpus", kind = V_CPUS;
+		} else {
+			return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
+		}
+		if (!val) {
+			if (i + 1 >= argc)
+				return err_set(EINVAL, "%s needs a value (see microvm --help)", name);
+			val = argv[++i];
+		}
+		switch (kind) {
+		case V_STR:
+			if (!*val && target != &cfg->cmdline)
+				return err_set(EINVAL, "%s: empty path", name);
+			*target = val;
+			break;
+		case V_MEM: {
+			uint64_t sz;
+			if (parse_size(val, &sz) < 0)
+				return err_set(EINVAL, "--mem %s: not a size (use e.g. 512M or 2G)", val);
+			if (sz < MV_MEM_MIN || sz > MV_MEM_MAX || sz % (1 << 20))
+				return err_set(EINVAL,
+					       "--mem %s: must be a whole number of MiB between %llu MiB and %llu GiB",
+					       val, (unsigned long long)(MV_MEM_MIN >> 20),
+					       (unsigned long long)(MV_MEM_MAX >> 30));
+			cfg->mem = sz;
+			break;
+		}
+		case V_CPUS: {
+			char *end;
+			errno = 0;
+			long n = strtol(val, &end, 10);
+			if (errno || end == val || *end || n < 1 || n > MV_MAX_VCPUS)
+				return err_set(EINVAL, "--cpus %s: must be a number from 1 to %d", val,
+					       MV_MAX_VCPUS);
+			cfg->cpus = (int)n;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	if (!cfg->kernel)
+		return err_set(EINVAL, "--kernel is required (see microvm --help)");
+	return 0;
+}

@@ -1,1 +1,427 @@
-/* placeholder */
+/* vm.c - build, run and tear down one VM (see vm.h); the machine is assembled in vmm_build(). */
+#include "vmm/vm.h"
+#include "boot/boot.h"
+#include "firmware/acpi.h"
+#include "firmware/fdt.h"
+#include "vmm/err.h"
+#include "vmm/exit_codes.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KVM_DEVICE "/dev/kvm"
+#define MAX_INPUT_FILE (2ULL << 30)
+
+/* Read a whole regular file; flag is the option that named it, for messages. */
+static int read_file(const char *flag, const char *path, uint8_t **data, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret = 0;
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return err_set(errno, "%s %s: %s", flag, path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(errno, "%s %s: %s", flag, path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = err_set(EISDIR, "%s %s: is a directory, not a file", flag, path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = err_set(EINVAL, "%s %s: not a regular file", flag, path);
+		goto out;
+	}
+	if (st.st_size == 0) {
+		ret = err_set(EINVAL, "%s %s: file is empty", flag, path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MAX_INPUT_FILE) {
+		ret = err_set(EFBIG, "%s %s: file is larger than %llu GiB", flag, path,
+			      (unsigned long long)(MAX_INPUT_FILE >> 30));
+		goto out;
+	}
+	*data = malloc((size_t)st.st_size);
+	if (!*data) {
+		ret = err_set(ENOMEM, "%s %s: out of memory", flag, path);
+		goto out;
+	}
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, *data + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = err_set(n < 0 ? errno : EIO, "%s %s: read failed: %s", flag, path,
+				      n < 0 ? strerror(errno) : "file shrank while reading");
+			free(*data);
+			*data = NULL;
+			goto out;
+		}
+		done += (size_t)n;
+	}
+	*len = done;
+out:
+	close(fd);
+	return ret;
+}
+
+static void on_sysctl(void *ctx, enum sysctl_event ev, int status)
+{
+	struct vmm *vmm = ctx;
+	char why[64];
+
+	switch (ev) {
+	case SYSCTL_EXIT_STATUS:
+		snprintf(why, sizeof(why), "guest reported exit status %d", status);
+		vmm_request_stop(vmm, status, why);
+		break;
+	case SYSCTL_POWEROFF:
+		vmm_request_stop(vmm, MV_EXIT_POWEROFF, "guest powered off (ACPI S5)");
+		break;
+	case SYSCTL_RESET:
+		vmm_request_stop(vmm, MV_EXIT_POWEROFF, "guest requested a reset; ending the VM");
+		break;
+	}
+}
+
+static void serial_irq(void *ctx, bool level)
+{
+	struct vmm *vmm = ctx;
+
+	if (vm_irq_line(&vmm->vm, MV_IRQ_COM1, level) < 0)
+		log_warn("serial: %s", err_msg());
+}
+
+static void console_quit(void *ctx)
+{
+	vmm_request_stop(ctx, MV_EXIT_POWEROFF, "quit from the console (Ctrl-A x)");
+}
+
+static void exit_stop(void *ctx, int status, const char *why)
+{
+	(void)why; /* the handler logged it already */
+	vmm_request_stop(ctx, status, NULL);
+}
+
+static void exit_console_tail(void *ctx, char *buf, size_t len)
+{
+	struct vmm *vmm = ctx;
+
+	if (vmm->console_ready)
+		console_tail(&vmm->console, buf, len);
+	else if (len)
+		buf[0] = '\0';
+}
+
+void vmm_request_stop(struct vmm *vmm, int status, const char *why)
+{
+	if (atomic_exchange(&vmm->stop_requested, true))
+		return;
+	vmm->exit_status = status;
+	if (why)
+		log_info("%s", why);
+	uint64_t one = 1;
+	if (write(vmm->stop_efd, &one, sizeof(one)) < 0)
+		log_warn("cannot signal the main thread: %s", strerror(errno));
+}
+
+/* Load kernel and initrd, render firmware, write boot structures: no KVM needed. */
+static int load_guest(struct vmm *vmm, struct boot_kernel *k)
+{
+	const struct vmm_config *cfg = &vmm->cfg;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct boot_params_in in = { .cmdline = cfg->cmdline };
+	int ret;
+
+	if ((ret = read_file("--kernel", cfg->kernel, &data, &len)) < 0)
+		return ret;
+	ret = boot_load_kernel(&vmm->mem, cfg->kernel, data, len, k);
+	free(data);
+	if (ret < 0)
+		return ret;
+	log_info("%s", k->how);
+
+	if (cfg->initrd) {
+		if ((ret = read_file("--initrd", cfg->initrd, &data, &len)) < 0)
+			return ret;
+		ret = boot_load_initrd(&vmm->mem, &vmm->machine, k, cfg->initrd, data, len,
+				       &in.initrd_gpa);
+		free(data);
+		if (ret < 0)
+			return ret;
+		in.initrd_size = len;
+		log_debug("initrd at 0x%llx, %zu bytes", (unsigned long long)in.initrd_gpa, len);
+	}
+
+	uint8_t *acpi = gpa_to_host(&vmm->mem, MV_ACPI_GPA, MV_ACPI_MAX);
+	if (!acpi)
+		return err_set(EFAULT, "ACPI area outside guest RAM");
+	long n = acpi_build(&vmm->machine, acpi, MV_ACPI_MAX, MV_ACPI_GPA);
+	if (n < 0)
+		return (int)n;
+	in.rsdp_gpa = MV_ACPI_GPA;
+
+	uint8_t *fdt = gpa_to_host(&vmm->mem, MV_FDT_GPA, MV_FDT_MAX);
+	if (!fdt)
+		return err_set(EFAULT, "FDT area outside guest RAM");
+	n = fdt_build(&vmm->machine, cfg->cmdline, fdt + 16, MV_FDT_MAX - 16);
+	if (n < 0)
+		return (int)n;
+	in.fdt_gpa = MV_FDT_GPA;
+	in.fdt_size = (uint32_t)n;
+
+	uint64_t gdt[X86_BOOT_GDT_ENTRIES];
+	x86_boot_gdt(gdt);
+	if ((ret = guest_write(&vmm->mem, MV_GDT_GPA, gdt, sizeof(gdt))) < 0)
+		return ret;
+	return boot_write_params(&vmm->mem, &vmm->machine, k, &in);
+}
+
+static int setup_devices(struct vmm *vmm)
+{
+	int ret;
+
+	bus_init(&vmm->pio, "port");
+	bus_init(&vmm->mmio, "MMIO");
+	/* Output goes nowhere until vmm_run() connects the console. */
+	serial_init(&vmm->serial, &(struct serial_ops){ .set_irq = serial_irq, .irq_ctx = vmm });
+	sysctl_init(&vmm->sysctl, &(struct sysctl_ops){ .request = on_sysctl, .ctx = vmm });
+	vmm->devices_ready = true;
+
+	if ((ret = bus_register(&vmm->pio, MV_PORT_COM1, 8, serial_io, &vmm->serial, "COM1")) < 0 ||
+	    (ret = bus_register(&vmm->pio, MV_PORT_I8042_DATA, 5, sysctl_i8042_io, &vmm->sysctl,
+				"i8042")) < 0 ||
+	    (ret = bus_register(&vmm->pio, MV_PORT_EXIT, 4, sysctl_exit_port_io, &vmm->sysctl,
+				"exit-status port")) < 0 ||
+	    (ret = bus_register(&vmm->pio, MV_PORT_ACPI_SLEEP_CTL, 3, sysctl_acpi_io, &vmm->sysctl,
+				"ACPI sleep/reset")) < 0)
+		return ret;
+	return 0;
+}
+
+int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	struct boot_kernel k;
+	gpa_t starts[2];
+	uint64_t sizes[2];
+	int ret;
+
+	memset(vmm, 0, sizeof(*vmm));
+	vmm->cfg = *cfg;
+	vmm->stop_efd = eventfd(0, EFD_CLOEXEC);
+	vmm->vm.fd = -1;
+	if (vmm->stop_efd < 0)
+		return err_set(errno, "eventfd: %s", strerror(errno));
+
+	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
+		return ret;
+	for (int i = 0; i < vmm->machine.nr_ram; i++) {
+		starts[i] = vmm->machine.ram[i].start;
+		sizes[i] = vmm->machine.ram[i].size;
+	}
+	if ((ret = guest_mem_map(&vmm->mem, starts, sizes, vmm->machine.nr_ram)) < 0)
+		return ret;
+	if ((ret = load_guest(vmm, &k)) < 0)
+		return ret;
+
+	if ((ret = kvm_open(&vmm->kvm, KVM_DEVICE)) < 0)
+		return ret;
+	vmm->kvm_open = true;
+	if (cfg->cpus > vmm->kvm.max_vcpus)
+		return err_set(EINVAL, "--cpus %d: this host's KVM allows at most %d vCPUs per VM",
+			       cfg->cpus, vmm->kvm.max_vcpus);
+	if ((ret = vm_create(&vmm->kvm, &vmm->vm, MV_TSS_GPA, MV_IDENTITY_MAP_GPA)) < 0)
+		return ret;
+	vmm->vm_created = true;
+	for (int i = 0; i < vmm->mem.nr; i++) {
+		const struct guest_region *r = &vmm->mem.region[i];
+		if ((ret = vm_set_memory(&vmm->vm, (uint32_t)i, r->gpa, r->size, r->host)) < 0)
+			return ret;
+	}
+	if ((ret = setup_devices(vmm)) < 0)
+		return ret;
+
+	for (int i = 0; i < cfg->cpus; i++) {
+		if ((ret = vcpu_create(&vmm->vm, i, &vmm->vcpus[i])) < 0)
+			return ret;
+		vmm->nr_vcpus = i + 1;
+		if ((ret = vcpu_init(&vmm->vcpus[i], cfg->cpus)) < 0)
+			return ret;
+	}
+	/* Only the boot vCPU gets a boot state; the others wait for INIT/SIPI in the LAPIC. */
+	if (k.mode == BOOT_PVH)
+		ret = vcpu_boot_pvh(&vmm->vcpus[0], k.entry, (uint32_t)MV_PVH_INFO_GPA, MV_GDT_GPA,
+				    MV_BOOT_STACK_TOP);
+	else
+		ret = vcpu_boot_linux64(&vmm->vcpus[0], k.entry, MV_ZERO_PAGE_GPA, MV_PML4_GPA,
+					MV_GDT_GPA, MV_BOOT_STACK_TOP);
+	if (ret < 0)
+		return ret;
+
+	vmm->exit_env = (struct exit_env){
+		.pio = &vmm->pio,
+		.mmio = &vmm->mmio,
+		.stop = exit_stop,
+		.console_tail = exit_console_tail,
+		.ctx = vmm,
+		.exit_counts = vmm->exit_counts,
+		.quirk_counts = vmm->quirk_counts,
+		.unmapped_io = &vmm->unmapped_io,
+	};
+	return 0;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	/* The vCPU's VM is embedded in its struct vmm. */
+	struct vmm *vmm = (struct vmm *)((char *)vcpu->vm - offsetof(struct vmm, vm));
+	struct vm_exit ex;
+
+	while (!atomic_load(&vmm->stopping)) {
+		int ret = vcpu_run(vcpu, &ex);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			log_error("%s", err_msg());
+			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
+			break;
+		}
+		if (exit_dispatch(&vmm->exit_env, vcpu, &ex) == EXIT_STOP)
+			break;
+	}
+	return NULL;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only interrupts KVM_RUN */
+}
+
+/* Make every vCPU thread leave KVM_RUN and wait for them. */
+static void stop_vcpus(struct vmm *vmm)
+{
+	atomic_store(&vmm->stopping, true);
+	for (int i = 0; i < vmm->nr_threads; i++) {
+		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
+		pthread_kill(vmm->threads[i], SIGUSR1);
+	}
+	for (int i = 0; i < vmm->nr_threads; i++)
+		pthread_join(vmm->threads[i], NULL);
+	vmm->nr_threads = 0;
+}
+
+int vmm_run(struct vmm *vmm)
+{
+	sigset_t block;
+	struct sigaction sa;
+	int sfd, ret;
+
+	/* SIGINT/SIGTERM/SIGHUP reach the main thread through a signalfd only. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	sfd = signalfd(-1, &block, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return MV_EXIT_ERROR;
+	}
+	/* SIGUSR1 kicks a vCPU out of KVM_RUN: a handler without SA_RESTART. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	/* A closed stdout must not kill the VMM; writes then fail with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((ret = console_init(&vmm->console, &vmm->serial, STDIN_FILENO, STDOUT_FILENO,
+				console_quit, vmm)) < 0 ||
+	    (vmm->console_ready = true, ret = console_start(&vmm->console)) < 0) {
+		log_error("%s", err_msg());
+		close(sfd);
+		return MV_EXIT_ERROR;
+	}
+	/* The serial device was created with the console's output in mind. */
+	pthread_mutex_lock(&vmm->serial.lock);
+	vmm->serial.ops.output = console_output;
+	vmm->serial.ops.out_ctx = &vmm->console;
+	pthread_mutex_unlock(&vmm->serial.lock);
+
+	for (int i = 0; i < vmm->nr_vcpus; i++) {
+		int e = pthread_create(&vmm->threads[i], NULL, vcpu_thread, &vmm->vcpus[i]);
+		if (e) {
+			log_error("cannot start vCPU %d thread: %s", i, strerror(e));
+			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
+			break;
+		}
+		vmm->nr_threads = i + 1;
+	}
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = vmm->stop_efd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+		};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				char why[64];
+				snprintf(why, sizeof(why), "received %s, stopping the VM",
+					 strsignal((int)si.ssi_signo));
+				vmm_request_stop(vmm, 128 + (int)si.ssi_signo, why);
+			}
+		}
+		if (atomic_load(&vmm->stop_requested))
+			break;
+	}
+	stop_vcpus(vmm);
+	console_stop(&vmm->console);
+	close(sfd);
+	return vmm->exit_status;
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+	if (vmm->nr_threads)
+		stop_vcpus(vmm);
+	for (int i = 0; i < vmm->nr_vcpus; i++)
+		vcpu_destroy(&vmm->vcpus[i]);
+	vmm->nr_vcpus = 0;
+	if (vmm->devices_ready) {
+		serial_destroy(&vmm->serial);
+		sysctl_destroy(&vmm->sysctl);
+		vmm->devices_ready = false;
+	}
+	if (vmm->vm_created)
+		vm_destroy(&vmm->vm);
+	if (vmm->kvm_open)
+		kvm_close(&vmm->kvm);
+	guest_mem_unmap(&vmm->mem);
+	if (vmm->stop_efd >= 0)
+		close(vmm->stop_efd);
+	vmm->stop_efd = -1;
+}

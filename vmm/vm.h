@@ -1,0 +1,70 @@
+/* vm.h - the life cycle of one VM: build it from the configuration, run it, tear it down. */
+#ifndef MICROVM_VM_H
+#define MICROVM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "devices/serial.h"
+#include "devices/sysctl.h"
+#include "driver/kvm.h"
+#include "driver/vcpu.h"
+#include "firmware/machine.h"
+#include "vmm/bus.h"
+#include "vmm/cli.h"
+#include "vmm/console.h"
+#include "vmm/exits.h"
+#include "vmm/guest_mem.h"
+
+struct vmm {
+	struct vmm_config cfg;
+	struct machine machine;
+	struct guest_mem mem;
+	struct kvm kvm;
+	struct vm vm;
+	bool kvm_open, vm_created;
+
+	int nr_vcpus;                       /* created so far */
+	struct vcpu vcpus[MV_MAX_VCPUS];
+	pthread_t threads[MV_MAX_VCPUS];
+	int nr_threads;
+
+	struct bus pio, mmio;
+	struct serial serial;
+	struct sysctl sysctl;
+	struct console console;
+	bool devices_ready, console_ready;
+	struct exit_env exit_env;
+
+	atomic_bool stop_requested;         /* first stop request wins */
+	atomic_bool stopping;               /* vCPU threads must leave KVM_RUN */
+	int exit_status;                    /* valid once stop_requested */
+	int stop_efd;
+
+	atomic_ullong exit_counts[VMEXIT_KIND_COUNT];
+	atomic_ullong quirk_counts[QUIRK_KIND_COUNT];
+	atomic_ullong unmapped_io;
+};
+
+/*
+ * Build the VM: check the configuration, load kernel and initrd, write the
+ * firmware tables and boot structures, open KVM, create the VM, its devices
+ * and vCPUs. Files are read and checked before /dev/kvm is opened, so bad
+ * input is reported the same on any host. Returns 0 or -errno with err_msg();
+ * vmm_destroy() must be called either way.
+ */
+int vmm_build(struct vmm *vmm, const struct vmm_config *cfg);
+
+/*
+ * Run until the guest ends the VM, a fatal error, SIGINT/SIGTERM, or the
+ * console quit key. Returns the process exit status (vmm/exit_codes.h).
+ */
+int vmm_run(struct vmm *vmm);
+
+void vmm_destroy(struct vmm *vmm);
+
+/* Ask the VM to stop with this exit status (thread-safe; the first request wins). */
+void vmm_request_stop(struct vmm *vmm, int status, const char *why);
+
+#endif
