@@ -1,0 +1,24 @@
+#!/bin/sh
+# setup.sh - install the Debian 12 packages microvm needs, then configure and build it in build/.
+# Usage: scripts/setup.sh            (as root, or with sudo available)
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential meson ninja-build pkg-config python3 \
+  libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev \
+  acpica-tools gzip lz4 zstd xz-utils"
+
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	echo "setup: installing$missing"
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+
+[ -f build/build.ninja ] || meson setup build
+ninja -C build
