@@ -1,0 +1,245 @@
+/* guest.h - shared declarations of the microvm test guest (freestanding x86-64 kernel). */
+#ifndef GUEST_H
+#define GUEST_H
+
+/*
+ * The guest runs on KVM's instruction emulator here (~1-2 us per instruction),
+ * so everything in it is written to execute few instructions: no calibration
+ * loops, no copying of guest data it can read in place, checks run only when
+ * the command line asks for them. See docs/test-guest.md.
+ */
+
+/* Shared with entry.S. */
+#define GUEST_MODE_LINUX64 1   /* entered at +0x200 in long mode, RSI = boot_params */
+#define GUEST_MODE_PVH     2   /* entered at the PVH note's entry, EBX = hvm_start_info */
+#define VEC_SERIAL         0x30 /* IDT vector the IOAPIC routes COM1 (pin 4) to */
+#define NR_IDT_VECTORS     (VEC_SERIAL + 1)
+#define AP_TRAMPOLINE_GPA  0x8000 /* real-mode AP start code (SIPI vector 0x08) */
+
+#ifndef __ASSEMBLER__
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- exit codes written to the exit port, one per failing check ---- */
+enum fail_code {
+	FAIL_CMDLINE = 10,      /* unknown expect./check./action key, bad value */
+	FAIL_MODE = 11,         /* expect.mode differs from how we were entered */
+	FAIL_IMAGE = 12,        /* expect.image differs from this image */
+	FAIL_CMDLINE_LEN = 13,  /* expect.cmdline_len differs */
+	FAIL_BOOT_INFO = 14,    /* hvm_start_info / boot_params malformed */
+	FAIL_MEM = 20,          /* RAM size differs from expect.mem_mib */
+	FAIL_E820 = 21,         /* memory map malformed (overlap, RAM in the MMIO hole) */
+	FAIL_INITRD_SIZE = 30,
+	FAIL_INITRD_SUM = 31,
+	FAIL_INITRD_PLACE = 32, /* not page aligned, not in RAM, overlaps the kernel */
+	FAIL_FDT_MISSING = 40,
+	FAIL_FDT_HEADER = 41,
+	FAIL_FDT_SERIAL = 42,
+	FAIL_FDT_CPUS = 43,
+	FAIL_FDT_BOOTARGS = 44,
+	FAIL_FDT_MEMORY = 45,
+	FAIL_FDT_STRUCT = 46,
+	FAIL_ACPI_RSDP = 50,
+	FAIL_ACPI_XSDT = 51,
+	FAIL_ACPI_MADT = 52,
+	FAIL_ACPI_FADT = 53,
+	FAIL_ACPI_DSDT = 54,
+	FAIL_ACPI_CPUS = 55,
+	FAIL_ACPI_IOAPIC = 56,
+	FAIL_SMP = 60,          /* not all APs ran the trampoline */
+	FAIL_LAPIC = 61,        /* local APIC disabled or not at its address */
+	FAIL_INT3 = 70,
+	FAIL_FWAIT = 71,
+	FAIL_SMAP = 72,
+	FAIL_ECHO = 80,
+	FAIL_ACTION = 90,       /* poweroff / reset / triple fault did not stop the VM */
+	FAIL_EXCEPTION = 99,    /* unexpected CPU exception */
+};
+
+/* ---- port and MMIO access ---- */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t mmio_read32(uint64_t addr)
+{
+	return *(volatile uint32_t *)(uintptr_t)addr;
+}
+
+static inline void mmio_write32(uint64_t addr, uint32_t v)
+{
+	*(volatile uint32_t *)(uintptr_t)addr = v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
+}
+
+/* Guest-physical memory is identity mapped (0..4 GiB): an address is a pointer. */
+static inline const void *phys(uint64_t gpa)
+{
+	return (const void *)(uintptr_t)gpa;
+}
+
+/* True if [gpa, gpa+len) lies below 4 GiB, i.e. inside our identity map. */
+static inline bool phys_ok(uint64_t gpa, uint64_t len)
+{
+	return gpa < (1ULL << 32) && len <= (1ULL << 32) - gpa;
+}
+
+/* ---- lib.c: output, strings ---- */
+void gprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void gvprintf(const char *fmt, va_list ap);
+/* Print "FAIL: <msg>" and remember code as the exit status if it is the first failure. */
+void fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int first_failure(void);
+/* Write code to the exit port with an 8/16/32-bit OUT and halt forever. */
+__attribute__((noreturn)) void guest_exit(uint32_t code, int width);
+__attribute__((noreturn)) void halt_forever(void);
+size_t strlen(const char *s);
+int memcmp(const void *a, const void *b, size_t n);
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+bool str_eq(const char *a, const char *b);
+bool mem_eq_str(const char *p, size_t len, const char *s); /* p[0..len) == s */
+bool starts_with(const char *s, const char *prefix);
+
+/* ---- boot information, however we were entered (bootinfo.c) ---- */
+#define MEMMAP_MAX 32
+#define MEM_TYPE_RAM 1
+
+struct mem_entry {
+	uint64_t addr, size;
+	uint32_t type;
+};
+
+struct boot_info {
+	int mode;                   /* GUEST_MODE_* */
+	uint64_t params;            /* boot_params or hvm_start_info address */
+	const char *cmdline;        /* never NULL */
+	uint64_t cmdline_gpa;       /* 0: none given */
+	int nr_mem;
+	struct mem_entry mem[MEMMAP_MAX];
+	bool have_initrd;
+	uint64_t initrd_addr, initrd_size;
+	uint64_t rsdp;              /* 0: none */
+	uint64_t setup_data;        /* Linux: head of the setup_data chain; 0: none */
+};
+
+/* Fill bi from the boot structure at params (checks what it reads). */
+void boot_info_read(struct boot_info *bi, int mode, uint64_t params);
+/* expect.mem_mib: RAM in the memory map == mib (rounded up to MiB), map well formed. */
+void check_memory(const struct boot_info *bi, uint64_t mib);
+/* Print where the initrd is; check size and (if want_sum) the rotate-add sum. */
+void check_initrd(const struct boot_info *bi, bool want_size, uint64_t size,
+		  bool want_sum, uint64_t sum);
+/* The checksum run.py computes on the host: h = rol(h, 1) + next LE qword (tail zero padded). */
+uint64_t rotsum64(const uint8_t *p, uint64_t len);
+
+/* ---- acpi.c ---- */
+#define ACPI_MAX_CPUS 64
+
+struct acpi_info {
+	bool ok;                    /* RSDP, XSDT and MADT found and valid */
+	int nr_cpus;                /* enabled local APICs in the MADT */
+	uint32_t apic_ids[ACPI_MAX_CPUS];
+	uint64_t lapic_addr;
+	uint64_t ioapic_addr;       /* 0: none */
+	bool have_fadt;
+	uint16_t sleep_port;        /* FADT SLEEP_CONTROL_REG, 0: none */
+	uint16_t reset_port;        /* FADT RESET_REG, 0: none */
+	uint8_t reset_value;
+	uint8_t s5_slp_typ;         /* from \_S5 in the DSDT, 0xff: not found */
+};
+
+/* Find and check RSDP -> XSDT -> MADT, FADT, DSDT; failures are reported with fail(). */
+void acpi_read(uint64_t rsdp, struct acpi_info *ai);
+
+/* ---- fdt.c ---- */
+struct fdt_info {
+	bool ok;
+	int nr_cpus;
+	bool serial;
+	bool have_bootargs;
+	bool bootargs_match;
+	uint64_t mem_total;         /* sum of /memory reg sizes */
+};
+
+/* Find the SETUP_DTB in the setup_data chain, check and walk the tree. */
+void fdt_read(const struct boot_info *bi, struct fdt_info *fi);
+
+/* ---- smp.c ---- */
+uint64_t lapic_base(void);
+uint32_t lapic_id(void);
+void lapic_enable(void);
+void lapic_eoi(void);
+/*
+ * Start APs with INIT-SIPI-SIPI at the trampoline and wait (bounded) until
+ * they have counted themselves. ids: APIC IDs to start (the BSP's own is
+ * skipped), or NULL to use the all-excluding-self shorthand. Returns the
+ * number of APs that ran the trampoline.
+ */
+int smp_start_aps(const uint32_t *ids, int nr_ids, int expected);
+
+/* ---- irq.c: IDT, exceptions, int3, serial RX ---- */
+struct trap_frame {
+	uint64_t r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+void idt_init(void);
+void check_int3(void);
+void check_fwait(void);
+void check_smap(void);
+/* action=echo: serial RX by interrupt, echo lines until "quit". Does not return. */
+__attribute__((noreturn)) void run_echo(uint64_t ioapic_addr);
+
+/* ---- entry.S ---- */
+extern const char guest_image_name[];
+extern char __image_start[], __image_end[];
+extern const uint8_t ap_tramp[], ap_tramp_end[], ap_tramp_counter[];
+extern const char int3_next[];
+extern const char trap_stubs[];
+void do_int3(void);
+__attribute__((noreturn)) void triple_fault(void);
+
+#endif /* __ASSEMBLER__ */
+#endif

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""run.py - run microvm once and check its exit status, guest serial output and log (stdlib only).
+
+  run.py --microvm PATH [checks] [--gen NAME KIND [ARG]]... -- MICROVM ARGS...
+
+Checks: --exit N (default 0), --stdout RE / --stderr RE (must match, re.M),
+--no-stdout RE / --no-stderr RE (must not match). --stdin TEXT is written to
+microvm's standard input (backslash escapes such as \\n are decoded), at once
+or, with --stdin-after RE, once the guest output matches RE; stdin is closed
+afterwards. --timeout S (default 60) kills a run that takes longer.
+
+--gen NAME KIND [ARG] makes a file in a temporary directory before the run:
+  random SIZE          SIZE pseudo-random bytes (same bytes every run)
+  sparse SIZE          a sparse file of SIZE zero bytes
+  text                 a short text file (not a kernel)
+  dir                  a directory (cannot be read as a file)
+  missing              nothing: the path does not exist
+  elf-at ADDR          a minimal ELF64 kernel with one PT_LOAD at physical ADDR
+  truncate FILE:LEN    the first LEN bytes of FILE
+  corrupt-gzip FILE    a copy of bzImage FILE whose gzip payload has an invalid block
+SIZE/LEN accept K, M, G suffixes. In MICROVM ARGS, {NAME} is the file's path,
+{NAME.size} its size and {NAME.sum} the guest's rotate-add checksum of it (hex),
+and {fill:N} pads the argument it is in with 'x' to exactly N characters.
+
+Exit status: 0 pass, 1 fail, 77 skip (no usable /dev/kvm; meson's skip code).
+"""
+
+import argparse
+import codecs
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+MASK64 = (1 << 64) - 1
+
+
+def parse_size(s):
+    s = s.strip()
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(s[-1:].upper(), 1)
+    return int(s[:-1] if mult > 1 else s, 0) * mult
+
+
+def rotsum64(data):
+    """The guest's initrd checksum: h = rol(h, 1) + next little-endian qword (tail zero padded)."""
+    h = 0
+    if len(data) % 8:
+        data = data + bytes(8 - len(data) % 8)
+    for (w,) in struct.iter_unpack("<Q", data):
+        h = (((h << 1) | (h >> 63)) + w) & MASK64
+    return h
+
+
+def minimal_elf(paddr):
+    """An ELF64 x86-64 executable with one 16-byte PT_LOAD at paddr (hlt loop) and e_entry there."""
+    code = b"\xf4\xeb\xfd" + bytes(13)
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7),
+                       2, 0x3E, 1, paddr, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, 0x1000, paddr, paddr, len(code), len(code), 0x1000)
+    return (ehdr + phdr).ljust(0x1000, b"\0") + code
+
+
+def corrupt_gzip_bzimage(data):
+    """Make the first deflate block of a bzImage's gzip payload use the reserved block type."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from mkbzimage import parse_setup_header
+    hdr = parse_setup_header(data)
+    off = hdr["payload_file_offset"]
+    if data[off:off + 2] != b"\x1f\x8b":
+        raise ValueError("payload is not gzip")
+    flags, pos = data[off + 3], off + 10
+    if flags & 0x04:                        # FEXTRA
+        pos += 2 + struct.unpack_from("<H", data, pos)[0]
+    for bit in (0x08, 0x10):                # FNAME, FCOMMENT
+        if flags & bit:
+            pos = data.index(b"\0", pos) + 1
+    if flags & 0x02:                        # FHCRC
+        pos += 2
+    out = bytearray(data)
+    out[pos] = 0xFF                         # BFINAL=1, BTYPE=11 (reserved): invalid
+    return bytes(out)
+
+
+def make_file(tmp, name, kind, arg):
+    """Create the --gen file; return its path (and contents when they are small)."""
+    path = os.path.join(tmp, name)
+    data = None
+    if kind == "random":
+        data = random.Random(name).randbytes(parse_size(arg))
+    elif kind == "sparse":
+        with open(path, "wb") as f:
+            f.truncate(parse_size(arg))
+    elif kind == "text":
+        data = b"This is not a kernel image.\n"
+    elif kind == "dir":
+        os.mkdir(path)
+    elif kind == "missing":
+        pass
+    elif kind == "elf-at":
+        data = minimal_elf(int(arg, 0))
+    elif kind == "truncate":
+        src, length = arg.rsplit(":", 1)
+        with open(src, "rb") as f:
+            data = f.read(parse_size(length))
+    elif kind == "corrupt-gzip":
+        with open(arg, "rb") as f:
+            data = corrupt_gzip_bzimage(f.read())
+    else:
+        raise ValueError(f"--gen {name}: unknown kind {kind}")
+    if data is not None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return path, data
+
+
+def expand(arg, files):
+    def sub(m):
+        key = m.group(1)
+        if key.startswith("fill:"):
+            return "\0FILL\0"
+        name, _, attr = key.partition(".")
+        if name not in files:
+            return m.group(0)
+        path, data = files[name]
+        if attr == "size":
+            return str(os.path.getsize(path))
+        if attr == "sum":
+            if data is None:
+                with open(path, "rb") as f:
+                    data = f.read()
+            return "%x" % rotsum64(data)
+        return path
+
+    out = re.sub(r"\{([A-Za-z0-9_:.-]+)\}", sub, arg)
+    m = re.search(r"\{fill:(\d+)\}", arg)
+    if m:
+        width = int(m.group(1))
+        out = out.replace("\0FILL\0", "x" * max(0, width - (len(out) - len("\0FILL\0"))))
+    return out
+
+
+def kvm_usable():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f"/dev/kvm: {e.strerror}"
+    os.close(fd)
+    return None
+
+
+class Run:
+    """microvm as a child process, stdout/stderr collected by threads."""
+
+    def __init__(self, cmd, stdin_text, stdin_after, timeout):
+        self.out = bytearray()
+        self.err = bytearray()
+        self.cond = threading.Condition()
+        self.timed_out = False
+        start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out)),
+                   threading.Thread(target=self._read, args=(self.proc.stderr, self.err))]
+        writer = threading.Thread(target=self._write, args=(stdin_text, stdin_after))
+        for t in readers + [writer]:
+            t.daemon = True
+            t.start()
+        try:
+            self.code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self.proc.kill()
+            self.code = self.proc.wait()
+        for t in readers:
+            t.join(5)
+        with self.cond:
+            self.cond.notify_all()
+        self.elapsed = time.monotonic() - start
+
+    def _read(self, pipe, buf):
+        while True:
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                break
+            with self.cond:
+                buf += chunk
+                self.cond.notify_all()
+
+    def _write(self, text, after):
+        try:
+            if text is not None and after:
+                pat = re.compile(after.encode(), re.M)
+                with self.cond:
+                    while not pat.search(self.out) and self.proc.poll() is None:
+                        self.cond.wait(0.1)
+            if text is not None:
+                self.proc.stdin.write(text.encode())
+                self.proc.stdin.flush()
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--microvm", required=True)
+    ap.add_argument("--exit", type=int, default=0, dest="exit_code")
+    ap.add_argument("--stdout", action="append", default=[])
+    ap.add_argument("--stderr", action="append", default=[])
+    ap.add_argument("--no-stdout", action="append", default=[])
+    ap.add_argument("--no-stderr", action="append", default=[])
+    ap.add_argument("--stdin")
+    ap.add_argument("--stdin-after")
+    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--no-kvm", action="store_true",
+                    help="the run needs no /dev/kvm (usage errors): never skip")
+    ap.add_argument("--gen", nargs="+", action="append", default=[], metavar="NAME KIND [ARG]")
+    ap.add_argument("args", nargs=argparse.REMAINDER)
+    opt = ap.parse_args(argv)
+    args = opt.args[1:] if opt.args[:1] == ["--"] else opt.args
+
+    if not opt.no_kvm:
+        why = kvm_usable()
+        if why:
+            print(f"SKIP: {why}; guest tests need a usable /dev/kvm")
+            return SKIP
+
+    tmp = tempfile.mkdtemp(prefix="microvm-guest-test-")
+    try:
+        files = {}
+        for g in opt.gen:
+            if len(g) not in (2, 3):
+                ap.error("--gen takes NAME KIND [ARG]")
+            files[g[0]] = make_file(tmp, g[0], g[1], g[2] if len(g) == 3 else "")
+        cmd = [opt.microvm] + [expand(a, files) for a in args]
+        stdin_text = codecs.decode(opt.stdin, "unicode_escape") if opt.stdin is not None else None
+        run = Run(cmd, stdin_text, opt.stdin_after, opt.timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = run.out.decode(errors="replace")
+    err = run.err.decode(errors="replace")
+    problems = []
+    if run.timed_out:
+        problems.append(f"timed out after {opt.timeout:g} s (killed)")
+    if run.code != opt.exit_code:
+        problems.append(f"exit status {run.code}, expected {opt.exit_code}")
+    for name, text, pats, want in (("stdout", out, opt.stdout, True),
+                                   ("stderr", err, opt.stderr, True),
+                                   ("stdout", out, opt.no_stdout, False),
+                                   ("stderr", err, opt.no_stderr, False)):
+        for p in pats:
+            if bool(re.search(p, text, re.M)) != want:
+                problems.append(f"{name} {'does not match' if want else 'matches'} /{p}/")
+
+    def show(a):
+        return a if len(a) <= 200 and not re.search(r"\s", a) else repr(a[:200] + ("..." if len(a) > 200 else ""))
+
+    print("command: " + " ".join(show(a) for a in cmd))
+    print(f"exit status {run.code}, {run.elapsed:.2f} s")
+    if problems:
+        print("FAILED:\n  " + "\n  ".join(problems))
+        print("---- stdout (guest serial) ----\n" + out.rstrip())
+        print("---- stderr (microvm log) ----\n" + err.rstrip())
+        return 1
+    print("---- stdout ----\n" + out.rstrip())
+    print("---- stderr ----\n" + err.rstrip())
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
