@@ -112,8 +112,8 @@ static enum exit_action on_emulation_failure(const struct exit_env *env, struct 
 	struct quirk q;
 	char bytes[64], why[256];
 
-	quirk_format_bytes(ex->emul.insn, ex->emul.insn_len, bytes, sizeof(bytes));
 	if (quirk_classify(ex->emul.insn, ex->emul.insn_len, &q)) {
+		quirk_format_bytes(ex->emul.insn, q.len, bytes, sizeof(bytes));
 		bool first = true;
 		if (env->quirk_counts)
 			first = atomic_fetch_add(&env->quirk_counts[q.kind], 1) == 0;
@@ -126,6 +126,7 @@ static enum exit_action on_emulation_failure(const struct exit_env *env, struct 
 		snprintf(why, sizeof(why), "cannot complete '%s' on vCPU %d", q.name, vcpu->id);
 		return fail(env, vcpu, MV_EXIT_GUEST_ERROR, why);
 	}
+	quirk_format_bytes(ex->emul.insn, ex->emul.insn_len, bytes, sizeof(bytes));
 	snprintf(why, sizeof(why),
 		 "KVM could not emulate a guest instruction on vCPU %d (bytes: %s); "
 		 "see docs/host-quirks.md", vcpu ? vcpu->id : -1,
