@@ -155,6 +155,9 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	if (ret < 0)
 		return ret;
 	log_info("%s", k->how);
+	/* Before the device tree copies the command line: give the precise message. */
+	if ((ret = boot_check_cmdline(k, cfg->cmdline)) < 0)
+		return ret;
 
 	if (cfg->initrd) {
 		if ((ret = read_file("--initrd", cfg->initrd, &data, &len)) < 0)
@@ -293,7 +296,8 @@ static void *vcpu_thread(void *arg)
 	struct vmm *vmm = (struct vmm *)((char *)vcpu->vm - offsetof(struct vmm, vm));
 	struct vm_exit ex;
 
-	while (!atomic_load(&vmm->stopping)) {
+	/* Once any stop is requested, no vCPU re-enters the guest. */
+	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
 		int ret = vcpu_run(vcpu, &ex);
 		if (ret == -EINTR)
 			continue;

@@ -9,7 +9,13 @@
 #define BP_E820_ENTRIES       0x1e8
 #define BP_RAMDISK_IMAGE      0x218
 #define BP_RAMDISK_SIZE       0x21c
+#define BP_HEADER             0x202  /* "HdrS" */
+#define BP_VERSION            0x206
+#define BP_TYPE_OF_LOADER     0x210
 #define BP_CMD_LINE_PTR       0x228
+#define BP_INITRD_ADDR_MAX    0x22c
+#define BP_CMDLINE_SIZE       0x238
+#define HDRS                  0x53726448
 #define BP_SETUP_DATA         0x250
 #define BP_E820_TABLE         0x2d0
 #define BP_E820_MAX           128
@@ -64,6 +70,17 @@ static void read_linux(struct boot_info *bi, uint64_t bp)
 	bi->have_initrd = bi->initrd_size != 0;
 	bi->rsdp = rd64(bp + BP_ACPI_RSDP_ADDR);
 	bi->setup_data = rd64(bp + BP_SETUP_DATA);
+	/* The loader copies the kernel's setup header into boot_params (and fills in its own). */
+	if (rd32(bp + BP_HEADER) != HDRS) {
+		fail(FAIL_BOOT_INFO, "boot_params has no setup header (no HdrS at 0x202)");
+	} else {
+		uint16_t version = *(const uint16_t *)phys(bp + BP_VERSION);
+		bi->initrd_addr_max = rd32(bp + BP_INITRD_ADDR_MAX);
+		if (version >= 0x206)
+			bi->cmdline_size = rd32(bp + BP_CMDLINE_SIZE);
+		if (!*(const uint8_t *)phys(bp + BP_TYPE_OF_LOADER))
+			fail(FAIL_BOOT_INFO, "boot_params type_of_loader is 0 (a loader must set it)");
+	}
 	if (n > BP_E820_MAX) {
 		fail(FAIL_BOOT_INFO, "boot_params e820_entries %u > %d", n, BP_E820_MAX);
 		n = 0;
@@ -206,6 +223,9 @@ void check_initrd(const struct boot_info *bi, bool want_size, uint64_t size,
 		fail(FAIL_INITRD_PLACE, "initrd at 0x%lx is not page aligned", a);
 	if (!in_one_ram_range(bi, a, n))
 		fail(FAIL_INITRD_PLACE, "initrd 0x%lx+%lu is not inside one RAM range", a, n);
+	if (bi->initrd_addr_max && a + n - 1 > bi->initrd_addr_max)
+		fail(FAIL_INITRD_PLACE, "initrd 0x%lx+%lu ends above initrd_addr_max 0x%lx", a, n,
+		     bi->initrd_addr_max);
 	if (a < (uintptr_t)__image_end && a + n > (uintptr_t)__image_start)
 		fail(FAIL_INITRD_PLACE, "initrd 0x%lx+%lu overlaps the kernel", a, n);
 	if (!want_sum)

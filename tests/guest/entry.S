@@ -1,4 +1,5 @@
 /* entry.S - test guest entry points (PVH 32-bit, Linux 64-bit), GDT, trap stubs, AP trampoline. */
+	.file "entry.S"
 #include "guest.h"
 
 #define SEL_CODE64 0x08
@@ -216,3 +217,5 @@ pvh_pd:
 	.balign 16
 	.skip 16384
 stack_top:
+
+	.section .note.GNU-stack, "", @progbits

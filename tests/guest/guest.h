@@ -161,6 +161,8 @@ struct boot_info {
 	uint64_t initrd_addr, initrd_size;
 	uint64_t rsdp;              /* 0: none */
 	uint64_t setup_data;        /* Linux: head of the setup_data chain; 0: none */
+	uint64_t initrd_addr_max;   /* Linux: from the setup header; 0: unknown */
+	uint64_t cmdline_size;      /* Linux: from the setup header; 0: unknown */
 };
 
 /* Fill bi from the boot structure at params (checks what it reads). */

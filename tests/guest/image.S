@@ -1,4 +1,5 @@
 /* image.S - what tells the test-guest images apart: their name and, for the PVH image, the PVH entry note. */
+	.file "image.S"
 
 /*
  * Assembled once per image with -DIMAGE_PVH, -DIMAGE_FLAT or neither (the

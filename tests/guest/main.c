@@ -263,6 +263,9 @@ void guest_main(int mode, uint64_t params)
 	if (c.image && !mem_eq_str(c.image, c.image_len, guest_image_name))
 		fail(FAIL_IMAGE, "this is image %s, expected %.*s", guest_image_name,
 		     (int)c.image_len, c.image);
+	if (bi.cmdline_size && len > bi.cmdline_size)
+		fail(FAIL_CMDLINE_LEN, "command line is %lu bytes, the setup header allows %lu",
+		     (uint64_t)len, bi.cmdline_size);
 	if (c.want_cmdline_len && len != c.cmdline_len)
 		fail(FAIL_CMDLINE_LEN, "command line is %lu bytes, expected %lu", (uint64_t)len,
 		     c.cmdline_len);
