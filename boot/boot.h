@@ -56,6 +56,15 @@ int boot_load_initrd(const struct guest_mem *mem, const struct machine *m,
 		     const struct boot_kernel *k, const char *name,
 		     const uint8_t *data, size_t len, uint64_t *gpa);
 
+/*
+ * Check the command line against what the kernel accepts (k->cmdline_max,
+ * at most MV_CMDLINE_MAX - 1 bytes): 0, or -E2BIG with "--cmdline is N bytes,
+ * the kernel accepts at most M". boot_write_params() does the same check; call
+ * this right after boot_load_kernel() so the user gets this message before
+ * anything else that embeds the command line (the device tree) fails on it.
+ */
+int boot_check_cmdline(const struct boot_kernel *k, const char *cmdline);
+
 /* Everything the boot structures point at. */
 struct boot_params_in {
 	const char *cmdline;     /* may be "" */

@@ -312,6 +312,9 @@ int decompress(const uint8_t *data, size_t len, size_t max_out, uint8_t **out, s
 	default:
 		return err_set(ENOTSUP, "unknown compression format");
 	}
+	/* A stream that ends exactly when the buffer (max + 1) is full is still one byte too many. */
+	if (ret == 0 && o.len > o.max)
+		ret = too_big(&o);
 	if (ret < 0) {
 		free(o.p);
 		return ret;

@@ -135,9 +135,9 @@ static int load_bz_fallback(const struct guest_mem *mem, const char *name, const
 	if (load + need > FOUR_GIB)
 		return err_set(EINVAL, "--kernel %s: the kernel at 0x%llx would run past 4 GiB, outside "
 			       "the boot page tables", name, (unsigned long long)load);
-	uint8_t *dst = gpa_to_host(mem, load, need);
+	/* The rest of init_size is the kernel's to clear: touching it would commit host memory. */
+	uint8_t *dst = gpa_to_host(mem, load, bi->pm_len);
 	memcpy(dst, data + bi->pm_offset, bi->pm_len);
-	memset(dst + bi->pm_len, 0, need - bi->pm_len);
 	out->mode = BOOT_LINUX64;
 	out->entry = load + BZ_ENTRY64_OFFSET;
 	out->load_start = load;
@@ -231,7 +231,7 @@ int boot_load_kernel(const struct guest_mem *mem, const char *name,
 		ret = err_set(ENOEXEC, "--kernel %s: not a bzImage or an x86-64 ELF kernel (%s-compressed "
 			      "data without an ELF inside)", name, comp_name(f));
 	} else {
-		char what[64];
+		char what[128];
 		snprintf(what, sizeof(what), "%s-compressed ELF (%.1f MiB -> %.1f MiB, decompressed on "
 			 "the host)", comp_name(f), boot_mib(len), boot_mib(dec_len));
 		ret = load_elf(mem, name, dec, dec_len, what, out);
@@ -250,7 +250,7 @@ int boot_load_initrd(const struct guest_mem *mem, const struct machine *m,
 	/* initrd_addr_max is the highest byte the initrd may occupy. */
 	if ((uint64_t)k->initrd_addr_max + 1 < top)
 		top = (uint64_t)k->initrd_addr_max + 1;
-	top &= ~(PAGE_SIZE - 1);
+	/* top need not be page aligned: only the start is, and it rounds down. */
 	bottom = (bottom + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	uint64_t room = top > bottom ? top - bottom : 0;
 	if (len > room)

@@ -36,9 +36,9 @@ int boot_write_page_tables(const struct guest_mem *mem)
 	return 0;
 }
 
-static int write_cmdline(const struct guest_mem *mem, const struct boot_kernel *k, const char *cmdline)
+int boot_check_cmdline(const struct boot_kernel *k, const char *cmdline)
 {
-	size_t n = strlen(cmdline);
+	size_t n = cmdline ? strlen(cmdline) : 0;
 	uint64_t max = k->cmdline_max;
 
 	if (max > MV_CMDLINE_MAX - 1)
@@ -46,7 +46,16 @@ static int write_cmdline(const struct guest_mem *mem, const struct boot_kernel *
 	if (n > max)
 		return err_set(E2BIG, "--cmdline is %zu bytes, the kernel accepts at most %llu", n,
 			       (unsigned long long)max);
-	return guest_write(mem, MV_CMDLINE_GPA, cmdline, n + 1);
+	return 0;
+}
+
+static int write_cmdline(const struct guest_mem *mem, const struct boot_kernel *k, const char *cmdline)
+{
+	int ret = boot_check_cmdline(k, cmdline);
+
+	if (ret < 0)
+		return ret;
+	return guest_write(mem, MV_CMDLINE_GPA, cmdline, strlen(cmdline) + 1);
 }
 
 static int write_zero_page(const struct guest_mem *mem, const struct machine *m,
