@@ -24,6 +24,10 @@ static uint64_t ram_bytes(const struct guest_mem *mem)
 /* The one message for a kernel range that is not usable RAM. */
 static int outside_ram(const struct guest_mem *mem, const char *name, uint64_t gpa, uint64_t len)
 {
+	if (gpa < MV_HIGH_MEM_START)
+		return err_set(ERANGE, "--kernel %s: segment at 0x%llx (+0x%llx bytes) is below 1 MiB, "
+			       "where microvm keeps the boot structures; relink the kernel at or "
+			       "above 0x100000", name, (unsigned long long)gpa, (unsigned long long)len);
 	return err_set(ERANGE, "--kernel %s: segment at 0x%llx (+0x%llx bytes) is outside guest RAM "
 		       "(%llu MiB); try a larger --mem", name, (unsigned long long)gpa,
 		       (unsigned long long)len, (unsigned long long)(ram_bytes(mem) >> 20));
@@ -196,11 +200,11 @@ static int load_bzimage(const struct guest_mem *mem, const char *name, const uin
 		goto out;
 	out->mode = BOOT_LINUX64;
 	if (f == COMP_NONE)
-		snprintf(out->how, sizeof(out->how), "bzImage: uncompressed ELF payload (%.1f MiB), "
+		snprintf(out->how, sizeof(out->how), "bzImage: uncompressed ELF payload (%.2f MiB), "
 			 "entering the ELF at 0x%llx (64-bit boot protocol)", boot_mib(elf_len),
 			 (unsigned long long)out->entry);
 	else
-		snprintf(out->how, sizeof(out->how), "bzImage: %s payload (%.1f MiB -> %.1f MiB) "
+		snprintf(out->how, sizeof(out->how), "bzImage: %s payload (%.2f MiB -> %.2f MiB) "
 			 "decompressed on the host, entering the ELF at 0x%llx (64-bit boot protocol)",
 			 comp_name(f), boot_mib(bi.payload_len), boot_mib(elf_len),
 			 (unsigned long long)out->entry);
@@ -232,7 +236,7 @@ int boot_load_kernel(const struct guest_mem *mem, const char *name,
 			      "data without an ELF inside)", name, comp_name(f));
 	} else {
 		char what[128];
-		snprintf(what, sizeof(what), "%s-compressed ELF (%.1f MiB -> %.1f MiB, decompressed on "
+		snprintf(what, sizeof(what), "%s-compressed ELF (%.2f MiB -> %.2f MiB, decompressed on "
 			 "the host)", comp_name(f), boot_mib(len), boot_mib(dec_len));
 		ret = load_elf(mem, name, dec, dec_len, what, out);
 	}
@@ -254,7 +258,7 @@ int boot_load_initrd(const struct guest_mem *mem, const struct machine *m,
 	bottom = (bottom + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	uint64_t room = top > bottom ? top - bottom : 0;
 	if (len > room)
-		return err_set(ENOSPC, "--initrd %s (%.1f MiB) does not fit: %.1f MiB free between the "
+		return err_set(ENOSPC, "--initrd %s (%.2f MiB) does not fit: %.2f MiB free between the "
 			       "kernel and the initrd limit", name, boot_mib(len), boot_mib(room));
 	uint64_t at = (top - len) & ~(PAGE_SIZE - 1);
 	int ret = guest_write(mem, at, data, len);

@@ -162,6 +162,17 @@ void vcpu_set_immediate_exit(struct vcpu *vcpu, bool on)
 	__atomic_store_n(&r->immediate_exit, on ? 1 : 0, __ATOMIC_SEQ_CST);
 }
 
+int vcpu_set_mp_state(struct vcpu *vcpu, bool runnable)
+{
+	struct kvm_mp_state mp = {
+		.mp_state = runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED,
+	};
+
+	if (ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return err_set(errno, "KVM_SET_MP_STATE on vCPU %d: %s", vcpu->id, strerror(errno));
+	return 0;
+}
+
 int vcpu_get_rip(struct vcpu *vcpu, uint64_t *rip)
 {
 	struct kvm_regs regs;

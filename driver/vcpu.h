@@ -120,6 +120,12 @@ int vcpu_run(struct vcpu *vcpu, struct vm_exit *ex);
 /* Make the next (or current, via a signal) KVM_RUN return at once. */
 void vcpu_set_immediate_exit(struct vcpu *vcpu, bool on);
 
+/*
+ * Set the vCPU's multiprocessing state: runnable (the boot vCPU) or waiting
+ * for INIT/SIPI in its local APIC (application processors).
+ */
+int vcpu_set_mp_state(struct vcpu *vcpu, bool runnable);
+
 /* Instruction-completion helpers for emulation failures (vmm/quirks.c). */
 int vcpu_get_rip(struct vcpu *vcpu, uint64_t *rip);
 int vcpu_advance_rip(struct vcpu *vcpu, unsigned int len);

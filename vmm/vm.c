@@ -265,6 +265,9 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 		vmm->nr_vcpus = i + 1;
 		if ((ret = vcpu_init(&vmm->vcpus[i], cfg->cpus)) < 0)
 			return ret;
+		/* Explicit, not KVM's default: the APs wait for the guest's INIT/SIPI. */
+		if ((ret = vcpu_set_mp_state(&vmm->vcpus[i], i == 0)) < 0)
+			return ret;
 	}
 	/* Only the boot vCPU gets a boot state; the others wait for INIT/SIPI in the LAPIC. */
 	if (k.mode == BOOT_PVH)

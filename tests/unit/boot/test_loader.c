@@ -124,8 +124,8 @@ Test(loader, segment_below_1_mib)
 	struct boot_kernel k;
 
 	cr_assert_eq(boot_load_kernel(&mem, "low.elf", b.p, b.len, &k), -ERANGE);
-	assert_msg("--kernel low.elf: segment at 0x8000 (+0x1000 bytes) is outside guest RAM (64 MiB); "
-		   "try a larger --mem");
+	assert_msg("--kernel low.elf: segment at 0x8000 (+0x1000 bytes) is below 1 MiB, where microvm "
+		   "keeps the boot structures; relink the kernel at or above 0x100000");
 	tbuf_free(&b);
 
 	b = simple_elf(0xff000, 0x2000, 0, false, 0);   /* starts just below 1 MiB */
