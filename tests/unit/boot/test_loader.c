@@ -283,7 +283,7 @@ Test(loader, bzimage_payloads_decompressed_on_the_host)
 		cr_assert_eq(k.setup_header[0x26c - 0x1f1], 0, "nothing after the header's end");
 		cr_assert_eq(k.initrd_addr_max, 0x7fffffff);
 		cr_assert_eq(k.cmdline_max, 2047);
-		snprintf(want, sizeof(want), "bzImage: %s payload (%.1f MiB -> %.1f MiB) decompressed on the "
+		snprintf(want, sizeof(want), "bzImage: %s payload (%.2f MiB -> %.2f MiB) decompressed on the "
 			 "host, entering the ELF at 0x200200 (64-bit boot protocol)",
 			 comp_name(all_formats[i]), boot_mib(c.len), boot_mib(e.len));
 		cr_assert_str_eq(k.how, want);
@@ -538,7 +538,7 @@ Test(loader, initrd_too_large)
 	uint64_t gpa = 0;
 
 	cr_assert_eq(boot_load_initrd(&mem, &mach, &k, "rd.img", rd, n, &gpa), -ENOSPC);
-	assert_msg("--initrd rd.img (8.0 MiB) does not fit: 4.0 MiB free between the kernel and the "
+	assert_msg("--initrd rd.img (8.00 MiB) does not fit: 4.00 MiB free between the kernel and the "
 		   "initrd limit");
 
 	/* Exactly the room there is: placed right after the kernel. */
@@ -548,7 +548,7 @@ Test(loader, initrd_too_large)
 	/* initrd_addr_max below the kernel: no room at all. */
 	k = kernel_at(0x200000, 0x400000, 0x2fffff);
 	cr_assert_eq(boot_load_initrd(&mem, &mach, &k, "rd.img", rd, 4096, &gpa), -ENOSPC);
-	assert_msg("--initrd rd.img (0.0 MiB) does not fit: 0.0 MiB free between the kernel and the "
+	assert_msg("--initrd rd.img (0.00 MiB) does not fit: 0.00 MiB free between the kernel and the "
 		   "initrd limit");
 	free(rd);
 }
