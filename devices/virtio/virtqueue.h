@@ -15,6 +15,10 @@
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_DESC_F_INDIRECT 4
 
+/* Ring flags: avail->flags (driver -> device) and used->flags (device -> driver). */
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
+
 struct virtq_desc {
 	uint64_t addr;
 	uint32_t len;
@@ -57,7 +61,7 @@ struct virtq_chain {
 	struct virtq_buf buf[VIRTQ_MAX_SIZE];
 };
 
-/* Reset the ring state (indices) and forget addresses; keeps mem. */
+/* Reset the ring state (indices, ready, negotiated ring features) and forget addresses; keeps mem. */
 void virtq_reset(struct virtq *q);
 
 /*
@@ -70,13 +74,19 @@ int virtq_validate(const struct virtq *q);
 
 /*
  * Take the next available chain. Returns 1 with *c filled, 0 when the ring is
- * empty, or -EINVAL when the driver broke the rules: avail idx more than size
+ * empty or the queue is not ready, or -EINVAL when the driver broke the rules
+ * (or the rings no longer translate): avail idx more than size
  * ahead, head or next index >= size, a loop or a chain longer than size
- * descriptors (indirect ones included), a buffer outside guest RAM or wrapping,
+ * descriptors (those inside an indirect table included; the one descriptor
+ * that points at the table is not counted), a buffer outside guest RAM or wrapping,
  * an indirect table that is nested, empty, not a multiple of 16 bytes, outside
  * RAM or used without VIRTIO_RING_F_INDIRECT_DESC, or a readable buffer after
  * a writable one. On -EINVAL the caller marks the device DEVICE_NEEDS_RESET and
  * stops using the queue. Never reads or writes outside guest RAM.
+ * Zero-length buffers are accepted (their address is not checked) but are not
+ * stored in c->buf. Descriptors are copied once before they are checked, so a
+ * guest rewriting the table meanwhile cannot invalidate a checked value.
+ * With EVENT_IDX, writes avail_event = the new last_avail (like QEMU).
  */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
@@ -96,7 +106,12 @@ bool virtq_should_notify(struct virtq *q);
  */
 bool virtq_enable_notify(struct virtq *q, bool enable);
 
-/* Copy helpers across a chain's buffers (scatter/gather): bytes copied. */
+/*
+ * Copy helpers across a chain's buffers (scatter/gather). virtq_chain_read
+ * reads the driver-readable buffers, taken as one byte stream starting at
+ * offset; virtq_chain_write writes the device-writable ones likewise. They
+ * return the bytes copied, less than len when the buffers end first.
+ */
 uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *dst, uint64_t len);
 uint64_t virtq_chain_write(const struct virtq_chain *c, uint64_t offset, const void *src, uint64_t len);
 
