@@ -53,6 +53,46 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int parse_disk(const char *val, struct disk_config *d)
+{
+	const char *comma = strchr(val, ',');
+	size_t plen = comma ? (size_t)(comma - val) : strlen(val);
+
+	memset(d, 0, sizeof(*d));
+	if (plen == 0)
+		return err_set(EINVAL, "--disk %s: empty path (use --disk PATH[,ro][,direct][,id=NAME])",
+			       val);
+	if (plen >= sizeof(d->path))
+		return err_set(EINVAL, "--disk: path longer than %zu bytes", sizeof(d->path) - 1);
+	memcpy(d->path, val, plen);
+	while (comma) {
+		const char *opt = comma + 1;
+		comma = strchr(opt, ',');
+		size_t n = comma ? (size_t)(comma - opt) : strlen(opt);
+
+		if (n == 2 && !strncmp(opt, "ro", 2)) {
+			d->ro = true;
+		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
+			d->direct = true;
+		} else if (n >= 3 && !strncmp(opt, "id=", 3)) {
+			if (n == 3 || n - 3 > CLI_DISK_ID_MAX)
+				return err_set(EINVAL, "--disk %s: id must be 1 to %d characters", val,
+					       CLI_DISK_ID_MAX);
+			for (size_t i = 3; i < n; i++)
+				if (!isgraph((unsigned char)opt[i]))
+					return err_set(EINVAL,
+						       "--disk %s: id must be printable ASCII without spaces",
+						       val);
+			memcpy(d->id, opt + 3, n - 3);
+			d->id[n - 3] = '\0';
+		} else {
+			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME)",
+				       val, (int)n, opt);
+		}
+	}
+	return 0;
+}
+
 void cli_usage(FILE *out)
 {
 	fprintf(out,
@@ -68,6 +108,15 @@ void cli_usage(FILE *out)
 		"  --cmdline STR    kernel command line (default \"%s\")\n"
 		"  --mem SIZE       guest RAM, e.g. 512M or 2G (default %lluM, %lluM..%lluG)\n"
 		"  --cpus N         number of vCPUs (default 1, at most %d)\n"
+		"  --disk PATH[,ro][,direct][,id=NAME]\n"
+		"                   raw disk image as a virtio-blk device; repeatable (at most\n"
+		"                   %d), in order /dev/vda, vdb, ... ro: read-only; direct:\n"
+		"                   O_DIRECT; id: serial the guest sees (at most 20 bytes)\n"
+		"  --io-engine E    disk I/O engine: auto (io_uring if the host allows it,\n"
+		"                   else sync), uring, or sync (thread pool) (default auto)\n"
+		"  --cmdline-devices\n"
+		"                   also list the virtio-mmio devices on the kernel command\n"
+		"                   line (virtio_mmio.device=...); automatic with acpi=off\n"
 		"  -q, --quiet      only print warnings and errors from microvm itself\n"
 		"  -v, --verbose    print debug messages\n"
 		"  -h, --help       print this help and exit\n"
@@ -84,7 +133,7 @@ void cli_usage(FILE *out)
 		"  microvm --kernel bzImage --mem 512M --cpus 2 --cmdline \"console=ttyS0\"\n",
 		CLI_DEFAULT_CMDLINE, (unsigned long long)(MV_MEM_DEFAULT >> 20),
 		(unsigned long long)(MV_MEM_MIN >> 20), (unsigned long long)(MV_MEM_MAX >> 30),
-		MV_MAX_VCPUS, MV_PORT_EXIT);
+		MV_MAX_VCPUS, CLI_MAX_DISKS, MV_PORT_EXIT);
 }
 
 static bool flag_is(const char *arg, const char *name, const char **inline_val)
@@ -110,11 +159,12 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 	cfg->cmdline = CLI_DEFAULT_CMDLINE;
 	cfg->mem = MV_MEM_DEFAULT;
 	cfg->cpus = 1;
+	cfg->io_engine = IO_ENGINE_AUTO;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		const char **target = NULL;
-		enum { V_NONE, V_STR, V_MEM, V_CPUS } kind = V_NONE;
+		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_ENGINE } kind = V_NONE;
 		const char *name = a;
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -133,6 +183,10 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			cfg->verbosity = 1;
 			continue;
 		}
+		if (!strcmp(a, "--cmdline-devices")) {
+			cfg->cmdline_devices = true;
+			continue;
+		}
 		if (flag_is(a, "--kernel", &val)) {
 			name = "--kernel", target = &cfg->kernel, kind = V_STR;
 		} else if (flag_is(a, "--initrd", &val)) {
@@ -143,6 +197,10 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			name = "--mem", kind = V_MEM;
 		} else if (flag_is(a, "--cpus", &val)) {
 			name = "--cpus", kind = V_CPUS;
+		} else if (flag_is(a, "--disk", &val)) {
+			name = "--disk", kind = V_DISK;
+		} else if (flag_is(a, "--io-engine", &val)) {
+			name = "--io-engine", kind = V_ENGINE;
 		} else {
 			return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
 		}
@@ -179,6 +237,25 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			cfg->cpus = (int)n;
 			break;
 		}
+		case V_DISK: {
+			int ret;
+			if (cfg->nr_disks >= CLI_MAX_DISKS)
+				return err_set(EINVAL, "--disk %s: at most %d disks", val, CLI_MAX_DISKS);
+			if ((ret = parse_disk(val, &cfg->disks[cfg->nr_disks])) < 0)
+				return ret;
+			cfg->nr_disks++;
+			break;
+		}
+		case V_ENGINE:
+			if (!strcmp(val, "auto"))
+				cfg->io_engine = IO_ENGINE_AUTO;
+			else if (!strcmp(val, "uring") || !strcmp(val, "io_uring"))
+				cfg->io_engine = IO_ENGINE_URING;
+			else if (!strcmp(val, "sync"))
+				cfg->io_engine = IO_ENGINE_SYNC;
+			else
+				return err_set(EINVAL, "--io-engine %s: must be auto, uring or sync", val);
+			break;
 		default:
 			break;
 		}

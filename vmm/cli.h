@@ -2,10 +2,24 @@
 #ifndef MICROVM_CLI_H
 #define MICROVM_CLI_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vmm/ioloop.h"
+
 #define CLI_DEFAULT_CMDLINE "console=ttyS0"
+#define CLI_MAX_DISKS 8
+#define CLI_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
+
+/* One --disk PATH[,ro][,direct][,id=NAME]. */
+struct disk_config {
+	char path[PATH_MAX];
+	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
+	bool direct;           /* O_DIRECT */
+	char id[CLI_DISK_ID_MAX + 1]; /* "" : derived from the file name */
+};
 
 struct vmm_config {
 	const char *kernel;    /* required */
@@ -14,6 +28,10 @@ struct vmm_config {
 	uint64_t mem;          /* bytes */
 	int cpus;
 	int verbosity;         /* -1 quiet, 0 normal, 1 verbose */
+	int nr_disks;          /* --disk, in order: vda, vdb, ... */
+	struct disk_config disks[CLI_MAX_DISKS];
+	enum io_engine io_engine;  /* --io-engine, default AUTO */
+	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
 };
 
 /*
@@ -22,6 +40,13 @@ struct vmm_config {
  * unknown flag, a missing or bad value or a missing --kernel.
  */
 int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out);
+
+/*
+ * Parse a --disk value "PATH[,ro][,direct][,id=NAME]" into d. Returns 0 or
+ * -EINVAL with err_msg() (empty path, unknown option, id empty, longer than
+ * 20 bytes or not printable ASCII, path too long).
+ */
+int parse_disk(const char *val, struct disk_config *d);
 
 /*
  * Parse a size: a decimal number with an optional suffix K, M, G, T (powers of

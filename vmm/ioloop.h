@@ -20,47 +20,81 @@ enum io_op {
 	IO_OP_WRITE_ZEROES,  /* fallocate(ZERO_RANGE | KEEP_SIZE) */
 };
 
+#define IO_LOOP_MAX_FILES 32
+#define IO_LOOP_MAX_WATCHES 64
+#define IO_LOOP_SYNC_WORKERS 4
+
 struct io_request {
 	enum io_op op;
 	int file;                       /* index from io_loop_register_file() */
-	const struct iovec *iov;        /* READ/WRITE */
+	/*
+	 * READ/WRITE buffers. Owned by the caller until done(); the loop may
+	 * advance the entries in place to resubmit the rest of a short transfer.
+	 */
+	struct iovec *iov;
 	int iovcnt;
 	uint64_t offset;
 	uint64_t len;                   /* DISCARD/WRITE_ZEROES */
-	/* Called on the I/O thread with bytes transferred or -errno. */
+	/*
+	 * Called on the I/O thread with the total bytes transferred (READ/WRITE:
+	 * always the full length; a transfer is never reported partly done) or
+	 * 0 (FLUSH/DISCARD/WRITE_ZEROES), or -errno. done() may submit requests.
+	 */
 	void (*done)(struct io_request *req, int64_t result);
 	void *priv;
+
+	/* Private to the loop. */
+	struct io_request *next_;
+	uint64_t xfer_;                 /* bytes transferred so far */
+	int64_t res_;
 };
 
 struct io_loop;
 
-/* Create the loop with the wanted engine (AUTO falls back to SYNC with one log line). */
+/*
+ * Create the loop with the wanted engine. AUTO tries io_uring and falls back
+ * to SYNC with one log line saying why; URING fails with err_msg() if the host
+ * forbids io_uring. Returns 0 or -errno.
+ */
 int io_loop_create(struct io_loop **out, enum io_engine want);
 enum io_engine io_loop_engine(const struct io_loop *loop);
 const char *io_engine_name(enum io_engine e);
 
-/* Before io_loop_start(): call cb(arg) on the I/O thread each time eventfd fd is signalled. */
+/*
+ * Before io_loop_start(): call cb(arg) on the I/O thread each time eventfd fd
+ * is signalled (the counter is read and reset first). fd stays the caller's.
+ */
 int io_loop_watch_eventfd(struct io_loop *loop, int fd, void (*cb)(void *arg), void *arg);
 
-/* Before io_loop_start(): register a file for requests; returns its index or -errno. */
+/* Before io_loop_start(): register a file for requests; returns its index or -errno. fd stays the caller's. */
 int io_loop_register_file(struct io_loop *loop, int fd);
 
-/* Start the thread; with io_uring the ring is locked down to the registered files and the ops above. */
+/*
+ * Start the thread; with io_uring the ring is locked down to the registered
+ * files (and watched eventfds) and the ops above where the kernel supports
+ * restrictions. Returns 0 or -errno with err_msg().
+ */
 int io_loop_start(struct io_loop *loop);
 
-/* I/O thread only: queue a request; done() is called later (possibly out of order). */
+/*
+ * I/O thread only (or before io_loop_start() from the creating thread, in
+ * which case the request waits for the start): queue a request; done() is
+ * called later on the I/O thread, possibly out of order. Returns 0 or -EINVAL
+ * for a bad file index / op.
+ */
 int io_loop_submit(struct io_loop *loop, struct io_request *req);
 
 /*
- * From any other thread: run fn(arg) on the I/O thread and wait for it to
- * return. Used e.g. by a device reset to stop using its queues.
+ * Run fn(arg) on the I/O thread and wait for it to return. Called from the
+ * I/O thread itself, or when the thread is not running, fn runs directly.
+ * Used e.g. by a device reset to stop using its queues.
  */
 int io_loop_call(struct io_loop *loop, void (*fn)(void *arg), void *arg);
 
-/* I/O thread only: process completions until none of the given requests' owner has any in flight. */
-void io_loop_drain(struct io_loop *loop);
-
-/* Stop: finish requests in flight (their done() runs), join the thread, free everything. */
+/*
+ * Stop: stop watching eventfds, finish every request in flight (their done()
+ * runs on the I/O thread), join the thread, free everything. NULL is ignored.
+ */
 void io_loop_destroy(struct io_loop *loop);
 
 #endif

@@ -145,7 +145,8 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	const struct vmm_config *cfg = &vmm->cfg;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	struct boot_params_in in = { .cmdline = cfg->cmdline };
+	const char *cmdline = vmm->vdevs.cmdline; /* with virtio_mmio.device= if wanted */
+	struct boot_params_in in = { .cmdline = cmdline };
 	int ret;
 
 	if ((ret = read_file("--kernel", cfg->kernel, &data, &len)) < 0)
@@ -156,7 +157,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 		return ret;
 	log_info("%s", k->how);
 	/* Before the device tree copies the command line: give the precise message. */
-	if ((ret = boot_check_cmdline(k, cfg->cmdline)) < 0)
+	if ((ret = boot_check_cmdline(k, cmdline)) < 0)
 		return ret;
 
 	if (cfg->initrd) {
@@ -182,7 +183,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	uint8_t *fdt = gpa_to_host(&vmm->mem, MV_FDT_GPA, MV_FDT_MAX);
 	if (!fdt)
 		return err_set(EFAULT, "FDT area outside guest RAM");
-	n = fdt_build(&vmm->machine, cfg->cmdline, fdt + 16, MV_FDT_MAX - 16);
+	n = fdt_build(&vmm->machine, cmdline, fdt + 16, MV_FDT_MAX - 16);
 	if (n < 0)
 		return (int)n;
 	in.fdt_gpa = MV_FDT_GPA;
@@ -233,6 +234,9 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 
 	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
 		return ret;
+	/* Disks join the machine before the firmware tables describe it. */
+	if ((ret = vdevs_open(&vmm->vdevs, cfg, &vmm->machine)) < 0)
+		return ret;
 	for (int i = 0; i < vmm->machine.nr_ram; i++) {
 		starts[i] = vmm->machine.ram[i].start;
 		sizes[i] = vmm->machine.ram[i].size;
@@ -257,6 +261,8 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 			return ret;
 	}
 	if ((ret = setup_devices(vmm)) < 0)
+		return ret;
+	if ((ret = vdevs_create(&vmm->vdevs, cfg, &vmm->machine, &vmm->vm, &vmm->mmio, &vmm->mem)) < 0)
 		return ret;
 
 	for (int i = 0; i < cfg->cpus; i++) {
@@ -371,6 +377,14 @@ int vmm_run(struct vmm *vmm)
 	vmm->serial.ops.out_ctx = &vmm->console;
 	pthread_mutex_unlock(&vmm->serial.lock);
 
+	/* The I/O thread serves the disks before any vCPU can kick a queue. */
+	if (vdevs_start(&vmm->vdevs) < 0) {
+		log_error("%s", err_msg());
+		console_stop(&vmm->console);
+		close(sfd);
+		return MV_EXIT_ERROR;
+	}
+
 	for (int i = 0; i < vmm->nr_vcpus; i++) {
 		int e = pthread_create(&vmm->threads[i], NULL, vcpu_thread, &vmm->vcpus[i]);
 		if (e) {
@@ -406,6 +420,8 @@ int vmm_run(struct vmm *vmm)
 			break;
 	}
 	stop_vcpus(vmm);
+	/* No vCPU can add requests now: finish those in flight and sync the images. */
+	vdevs_stop(&vmm->vdevs);
 	console_stop(&vmm->console);
 	close(sfd);
 	return vmm->exit_status;
@@ -418,6 +434,7 @@ void vmm_destroy(struct vmm *vmm)
 	for (int i = 0; i < vmm->nr_vcpus; i++)
 		vcpu_destroy(&vmm->vcpus[i]);
 	vmm->nr_vcpus = 0;
+	vdevs_destroy(&vmm->vdevs);
 	if (vmm->devices_ready) {
 		serial_destroy(&vmm->serial);
 		sysctl_destroy(&vmm->sysctl);

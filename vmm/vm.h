@@ -14,6 +14,7 @@
 #include "vmm/bus.h"
 #include "vmm/cli.h"
 #include "vmm/console.h"
+#include "vmm/devices.h"
 #include "vmm/exits.h"
 #include "vmm/guest_mem.h"
 
@@ -36,6 +37,7 @@ struct vmm {
 	struct console console;
 	bool devices_ready, console_ready;
 	struct exit_env exit_env;
+	struct vdevs vdevs;                 /* disks, virtio devices, the I/O thread */
 
 	atomic_bool stop_requested;         /* first stop request wins */
 	atomic_bool stopping;               /* vCPU threads must leave KVM_RUN */

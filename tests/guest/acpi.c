@@ -100,6 +100,36 @@ static uint8_t find_s5(const uint8_t *t, uint32_t len)
 	return 0xff;
 }
 
+/*
+ * LNRO0005 (virtio-mmio) devices: after each _HID string "LNRO0005", the
+ * first Memory32Fixed descriptor (0x86, length 9: info, base, size) and
+ * Extended Interrupt descriptor (0x89, length >= 6: flags, count, irq...).
+ * A byte scan, like find_s5: our DSDT is small.
+ */
+static void find_virtio(const uint8_t *t, uint32_t len, struct acpi_info *ai)
+{
+	for (uint32_t i = HDR_LEN; i + 9 < len && ai->nr_virtio < VIRTIO_MMIO_MAX; i++) {
+		if (t[i] != 'L' || memcmp(t + i, "LNRO0005", 9))  /* with the string's NUL */
+			continue;
+		struct virtio_mmio_loc v = { 0, 0, 0 };
+		uint32_t j = i + 9, end = j + 64 < len ? j + 64 : len;
+		for (; j + 9 <= end; j++) {     /* an Extended Interrupt with one IRQ is 9 bytes */
+			if (j + 12 <= end && t[j] == 0x86 && t[j + 1] == 9 && t[j + 2] == 0 && !v.size) {
+				v.base = rd32(t + j + 4);
+				v.size = rd32(t + j + 8);
+				j += 11;
+			} else if (t[j] == 0x89 && t[j + 2] == 0 && t[j + 1] >= 6 && t[j + 4] >= 1 && v.size) {
+				v.irq = rd32(t + j + 5);
+				break;
+			}
+		}
+		if (!v.size)
+			continue;
+		ai->virtio[ai->nr_virtio++] = v;
+		i += 8;
+	}
+}
+
 /* A Generic Address Structure in system I/O space: its port, else 0. */
 static uint16_t gas_port(const uint8_t *g)
 {
@@ -123,8 +153,10 @@ static void read_fadt(const uint8_t *t, struct acpi_info *ai)
 	if (len >= 256)
 		ai->sleep_port = gas_port(t + 244);
 	const uint8_t *d = table(dsdt, "DSDT", FAIL_ACPI_DSDT);
-	if (d)
+	if (d) {
 		ai->s5_slp_typ = find_s5(d, rd32(d + 4));
+		find_virtio(d, rd32(d + 4), ai);
+	}
 }
 
 void acpi_read(uint64_t rsdp_gpa, struct acpi_info *ai)
@@ -170,7 +202,7 @@ void acpi_read(uint64_t rsdp_gpa, struct acpi_info *ai)
 	}
 	read_madt(madt, ai);
 	ai->ok = true;
-	gprintf("acpi: RSDP 0x%lx rev %u, %u tables, MADT %d CPUs, IOAPIC 0x%lx, FADT %s, S5 %u\n",
-		rsdp_gpa, r[15], n, ai->nr_cpus, ai->ioapic_addr, ai->have_fadt ? "yes" : "no",
-		ai->s5_slp_typ);
+	gprintf("acpi: RSDP 0x%lx rev %u, %u tables, MADT %d CPUs, IOAPIC 0x%lx, FADT %s, S5 %u, "
+		"%d LNRO0005\n", rsdp_gpa, r[15], n, ai->nr_cpus, ai->ioapic_addr,
+		ai->have_fadt ? "yes" : "no", ai->s5_slp_typ, ai->nr_virtio);
 }

@@ -50,6 +50,8 @@ struct walk {
 	uint32_t strings_len;
 	const char *names[FDT_MAX_DEPTH + 1]; /* node name per depth; [1] is the root "" */
 	uint32_t addr_cells, size_cells;      /* of the root */
+	bool in_virtio, virtio_compat;        /* inside a /virtio_mmio@ node; its compatible matched */
+	struct virtio_mmio_loc vm;            /* that node's reg and interrupts */
 };
 
 static void prop(struct walk *w, struct fdt_info *fi, const struct boot_info *bi, int depth,
@@ -62,6 +64,15 @@ static void prop(struct walk *w, struct fdt_info *fi, const struct boot_info *bi
 	else if (depth == 2 && str_eq(w->names[2], "chosen") && str_eq(name, "bootargs")) {
 		fi->have_bootargs = true;
 		fi->bootargs_match = len && data[len - 1] == '\0' && str_eq((const char *)data, bi->cmdline);
+	} else if (depth == 2 && w->in_virtio) {
+		if (str_eq(name, "compatible"))
+			w->virtio_compat = len == 12 && !memcmp(data, "virtio,mmio", 12);
+		else if (str_eq(name, "reg") && len >= 4 * (w->addr_cells + w->size_cells) &&
+			 w->addr_cells >= 1 && w->addr_cells <= 2 && w->size_cells >= 1 && w->size_cells <= 2) {
+			w->vm.base = cells(data, w->addr_cells);
+			w->vm.size = cells(data + 4 * w->addr_cells, w->size_cells);
+		} else if (str_eq(name, "interrupts") && len >= 4)
+			w->vm.irq = be32(data);
 	} else if (depth == 2 && starts_with(w->names[2], "memory") && str_eq(name, "reg")) {
 		uint32_t step = 4 * (w->addr_cells + w->size_cells);
 		if (w->addr_cells < 1 || w->addr_cells > 2 || w->size_cells < 1 || w->size_cells > 2)
@@ -99,7 +110,17 @@ static bool walk(const uint8_t *fdt, uint32_t total, struct fdt_info *fi, const 
 				fi->serial = true;
 			if (depth == 3 && str_eq(w.names[2], "cpus") && starts_with(name, "cpu@"))
 				fi->nr_cpus++;
+			if (depth == 2 && starts_with(name, "virtio_mmio@")) {
+				w.in_virtio = true;
+				w.virtio_compat = false;
+				w.vm = (struct virtio_mmio_loc){ 0, 0, 0 };
+			}
 		} else if (tok == FDT_END_NODE) {
+			if (depth == 2 && w.in_virtio) {
+				w.in_virtio = false;
+				if (w.virtio_compat && fi->nr_virtio < VIRTIO_MMIO_MAX)
+					fi->virtio[fi->nr_virtio++] = w.vm;
+			}
 			if (--depth < 0)
 				return false;
 		} else if (tok == FDT_PROP) {
@@ -152,6 +173,6 @@ void fdt_read(const struct boot_info *bi, struct fdt_info *fi)
 		return;
 	}
 	fi->ok = true;
-	gprintf("fdt: at 0x%lx, %u bytes, %d CPUs, serial@3f8 %s, %lu MiB of memory\n", gpa, total,
-		fi->nr_cpus, fi->serial ? "yes" : "no", fi->mem_total >> 20);
+	gprintf("fdt: at 0x%lx, %u bytes, %d CPUs, serial@3f8 %s, %lu MiB of memory, %d virtio-mmio\n",
+		gpa, total, fi->nr_cpus, fi->serial ? "yes" : "no", fi->mem_total >> 20, fi->nr_virtio);
 }

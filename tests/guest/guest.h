@@ -57,6 +57,17 @@ enum fail_code {
 	FAIL_ECHO = 80,
 	FAIL_ACTION = 90,       /* poweroff / reset / triple fault did not stop the VM */
 	FAIL_EXCEPTION = 99,    /* unexpected CPU exception */
+	FAIL_BLK_FIND = 100,    /* blk.count differs; no FDT/DSDT entry; bad magic, version or device ID */
+	FAIL_BLK_INIT = 101,    /* feature negotiation or queue setup refused */
+	FAIL_BLK_IO = 102,      /* a request did not complete (bounded wait) or its status is not OK */
+	FAIL_BLK_DATA = 103,    /* data read differs from the pattern */
+	FAIL_BLK_RO = 104,      /* blk.ro: no RO feature, or a write was not refused with IOERR */
+	FAIL_BLK_ID = 105,      /* blk.id: GET_ID differs */
+	FAIL_BLK_CAPACITY = 106,/* blk.capacity differs */
+	FAIL_BLK_IOERR = 107,   /* blk.ioerr: the request did not get IOERR */
+	FAIL_BLK_HOSTILE = 108, /* blk.hostile: no DEVICE_NEEDS_RESET, or no recovery after reset */
+	FAIL_BLK_CMDLINE = 109, /* blk.cmdline_devices: virtio_mmio.device= tokens differ from the devices */
+	FAIL_BLK_USED = 110,    /* used ring entry malformed (unknown id, wrong len) or InterruptStatus not set */
 };
 
 /* ---- port and MMIO access ---- */
@@ -175,6 +186,13 @@ void check_initrd(const struct boot_info *bi, bool want_size, uint64_t size,
 /* The checksum run.py computes on the host: h = rol(h, 1) + next LE qword (tail zero padded). */
 uint64_t rotsum64(const uint8_t *p, uint64_t len);
 
+/* A virtio-mmio window as the firmware describes it (FDT node or DSDT LNRO0005 device). */
+#define VIRTIO_MMIO_MAX 32
+struct virtio_mmio_loc {
+	uint64_t base, size;
+	uint32_t irq;
+};
+
 /* ---- acpi.c ---- */
 #define ACPI_MAX_CPUS 64
 
@@ -189,6 +207,8 @@ struct acpi_info {
 	uint16_t reset_port;        /* FADT RESET_REG, 0: none */
 	uint8_t reset_value;
 	uint8_t s5_slp_typ;         /* from \_S5 in the DSDT, 0xff: not found */
+	int nr_virtio;              /* LNRO0005 devices in the DSDT, in DSDT order */
+	struct virtio_mmio_loc virtio[VIRTIO_MMIO_MAX];
 };
 
 /* Find and check RSDP -> XSDT -> MADT, FADT, DSDT; failures are reported with fail(). */
@@ -202,10 +222,22 @@ struct fdt_info {
 	bool have_bootargs;
 	bool bootargs_match;
 	uint64_t mem_total;         /* sum of /memory reg sizes */
+	int nr_virtio;              /* virtio_mmio@ nodes with compatible "virtio,mmio", in tree order */
+	struct virtio_mmio_loc virtio[VIRTIO_MMIO_MAX];
 };
 
 /* Find the SETUP_DTB in the setup_data chain, check and walk the tree. */
 void fdt_read(const struct boot_info *bi, struct fdt_info *fi);
+
+/* ---- blk.c: virtio-mmio transport + virtio-blk driver (blk.* keys) ---- */
+/* Parse one blk.* token (key without "blk.", value); false if unknown or malformed. */
+bool blk_parse(const char *key, size_t klen, const char *v, size_t n);
+bool blk_wanted(void);
+bool blk_wants_fdt(int mode);   /* find the devices in the device tree (Linux mode default) */
+bool blk_wants_acpi(int mode);  /* ... in the DSDT (PVH mode default) */
+/* Find the devices (FDT, DSDT, or probing), run the blk.* checks in command-line order. */
+void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
+bool parse_num(const char *p, size_t len, bool hex, uint64_t *out);
 
 /* ---- smp.c ---- */
 uint64_t lapic_base(void);

@@ -23,7 +23,7 @@ struct config {
 };
 
 /* Parse a number: decimal, or hex with 0x (or always hex when hex is set). */
-static bool parse_num(const char *p, size_t len, bool hex, uint64_t *out)
+bool parse_num(const char *p, size_t len, bool hex, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -137,7 +137,10 @@ static void parse_token(struct config *c, const char *t, size_t len)
 		*flag = num == 1;
 	} else if (ok && mem_eq_str(t, k, "action")) {
 		ok = parse_action(c, v, n);
-	} else if (starts_with(t, "expect.") || starts_with(t, "check.") || starts_with(t, "action")) {
+	} else if (ok && starts_with(t, "blk.")) {
+		ok = blk_parse(t + 4, k - 4, v, n);
+	} else if (starts_with(t, "expect.") || starts_with(t, "check.") || starts_with(t, "action") ||
+		   starts_with(t, "blk.")) {
 		ok = false;
 	} else {
 		return;
@@ -275,9 +278,11 @@ void guest_main(int mode, uint64_t params)
 		check_initrd(&bi, c.want_initrd_size, c.initrd_size, c.want_initrd_sum, c.initrd_sum);
 	ai.s5_slp_typ = 0xff;
 	/* Other users of the tables (CPU list, ports, IOAPIC) fall back to defaults without them. */
-	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF ||
+	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) ||
 				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO)))
 		acpi_read(bi.rsdp, &ai);
+	if (!c.fdt && blk_wants_fdt(mode))
+		fdt_read(&bi, &fi);
 	if (c.fdt) {
 		fdt_read(&bi, &fi);
 		if (fi.ok && !fi.serial)
@@ -301,6 +306,8 @@ void guest_main(int mode, uint64_t params)
 		check_fwait();
 	if (c.smap)
 		check_smap();
+	if (blk_wanted())
+		blk_run(&bi, &fi, &ai);
 
 	if (first_failure()) {
 		gprintf("FAIL: exit status %d\n", first_failure());

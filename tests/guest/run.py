@@ -18,9 +18,25 @@ afterwards. --timeout S (default 60) kills a run that takes longer.
   elf-at ADDR          a minimal ELF64 kernel with one PT_LOAD at physical ADDR
   truncate FILE:LEN    the first LEN bytes of FILE
   corrupt-gzip FILE    a copy of bzImage FILE whose gzip payload has an invalid block
+  disk SIZE[,SECTOR:SEED:COUNT]...
+                       a disk image of SIZE zero bytes (sparse) with the guest's
+                       blk pattern (below) written at each SECTOR range
 SIZE/LEN accept K, M, G suffixes. In MICROVM ARGS, {NAME} is the file's path,
 {NAME.size} its size and {NAME.sum} the guest's rotate-add checksum of it (hex),
 and {fill:N} pads the argument it is in with 'x' to exactly N characters.
+
+--expect-image NAME [SECTOR:SEED:COUNT]... checks, after microvm exited, that
+file NAME holds exactly what --gen made, with the pattern at each range
+written over it (no range: unchanged). The blk pattern: the little-endian
+u64 at disk byte 8*w is w ^ (SEED * 0x9e3779b97f4a7c15 mod 2^64).
+
+--env NAME=VALUE sets a variable in microvm's environment ({NAME} expanded).
+
+--hold ARG... (repeatable, one argument each) starts a first microvm with
+these arguments before the run and waits until its output matches
+--hold-ready RE (bounded by --timeout); after the run it gets --hold-stdin
+(default "quit\n") and must exit within --timeout, else it is killed. A
+test of two VMs sharing a resource (a locked disk image).
 
 Exit status: 0 pass, 1 fail, 77 skip (no usable /dev/kvm; meson's skip code).
 """
@@ -88,6 +104,34 @@ def corrupt_gzip_bzimage(data):
     return bytes(out)
 
 
+BLK_SEED_MUL = 0x9E3779B97F4A7C15
+SECTOR = 512
+
+
+def blk_pattern(sector, seed, count):
+    """The guest's disk pattern: u64 word w of the disk (byte 8*w) = w ^ seed * golden ratio."""
+    m = (seed * BLK_SEED_MUL) & MASK64
+    w0 = sector * (SECTOR // 8)
+    return struct.pack("<%dQ" % (count * SECTOR // 8),
+                       *((w0 + i) ^ m for i in range(count * SECTOR // 8)))
+
+
+def parse_range(r):
+    sector, seed, count = (int(x, 0) for x in r.split(":"))
+    return sector, seed, count
+
+
+def overlay(data, ranges):
+    out = bytearray(data)
+    for r in ranges:
+        sector, seed, count = parse_range(r)
+        end = (sector + count) * SECTOR
+        if end > len(out):
+            raise ValueError(f"range {r} is past the end of a {len(out)}-byte image")
+        out[sector * SECTOR:end] = blk_pattern(sector, seed, count)
+    return bytes(out)
+
+
 def make_file(tmp, name, kind, arg):
     """Create the --gen file; return its path (and contents when they are small)."""
     path = os.path.join(tmp, name)
@@ -97,6 +141,9 @@ def make_file(tmp, name, kind, arg):
     elif kind == "sparse":
         with open(path, "wb") as f:
             f.truncate(parse_size(arg))
+    elif kind == "disk":
+        size, *ranges = arg.split(",")
+        data = overlay(bytes(parse_size(size)), ranges)
     elif kind == "text":
         data = b"This is not a kernel image.\n"
     elif kind == "dir":
@@ -158,14 +205,14 @@ def kvm_usable():
 class Run:
     """microvm as a child process, stdout/stderr collected by threads."""
 
-    def __init__(self, cmd, stdin_text, stdin_after, timeout):
+    def __init__(self, cmd, stdin_text, stdin_after, timeout, env=None):
         self.out = bytearray()
         self.err = bytearray()
         self.cond = threading.Condition()
         self.timed_out = False
         start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=env)
         readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out)),
                    threading.Thread(target=self._read, args=(self.proc.stderr, self.err))]
         writer = threading.Thread(target=self._write, args=(stdin_text, stdin_after))
@@ -208,6 +255,61 @@ class Run:
             pass
 
 
+class Hold:
+    """A first microvm that keeps running (stdin open) while the main run happens."""
+
+    def __init__(self, cmd, env):
+        self.out = bytearray()
+        self.err = bytearray()
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out)),
+                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err))]
+        for t in self.readers:
+            t.daemon = True
+            t.start()
+        self.code = None
+
+    def _read(self, pipe, buf):
+        while True:
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                break
+            with self.cond:
+                buf += chunk
+                self.cond.notify_all()
+
+    def wait_ready(self, pattern, timeout):
+        pat = re.compile(pattern.encode(), re.M)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pat.search(self.out):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    return False
+                self.cond.wait(min(left, 0.1))
+        return True
+
+    def finish(self, text, timeout):
+        """Send text, close stdin, wait; kill after timeout. Returns the exit status or None if killed."""
+        try:
+            if text:
+                self.proc.stdin.write(text.encode())
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            self.code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.code = None
+        for t in self.readers:
+            t.join(5)
+        return self.code
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--microvm", required=True)
@@ -222,6 +324,12 @@ def main(argv):
     ap.add_argument("--no-kvm", action="store_true",
                     help="the run needs no /dev/kvm (usage errors): never skip")
     ap.add_argument("--gen", nargs="+", action="append", default=[], metavar="NAME KIND [ARG]")
+    ap.add_argument("--expect-image", nargs="+", action="append", default=[],
+                    metavar="NAME [SECTOR:SEED:COUNT]")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--hold", action="append", default=[], metavar="ARG")
+    ap.add_argument("--hold-ready", default="^echo: ready")
+    ap.add_argument("--hold-stdin", default="quit\\n")
     ap.add_argument("args", nargs=argparse.REMAINDER)
     opt = ap.parse_args(argv)
     args = opt.args[1:] if opt.args[:1] == ["--"] else opt.args
@@ -232,6 +340,8 @@ def main(argv):
             print(f"SKIP: {why}; guest tests need a usable /dev/kvm")
             return SKIP
 
+    problems = []
+    hold = None
     tmp = tempfile.mkdtemp(prefix="microvm-guest-test-")
     try:
         files = {}
@@ -239,15 +349,47 @@ def main(argv):
             if len(g) not in (2, 3):
                 ap.error("--gen takes NAME KIND [ARG]")
             files[g[0]] = make_file(tmp, g[0], g[1], g[2] if len(g) == 3 else "")
+        env = None
+        if opt.env:
+            env = dict(os.environ)
+            for e in opt.env:
+                k, _, v = expand(e, files).partition("=")
+                env[k] = v
+        if opt.hold:
+            hcmd = [opt.microvm] + [expand(a, files) for a in opt.hold]
+            print("hold command: " + " ".join(hcmd))
+            hold = Hold(hcmd, env)
+            if not hold.wait_ready(opt.hold_ready, opt.timeout):
+                problems.append(f"the first VM did not print /{opt.hold_ready}/ "
+                                f"(exit status {hold.proc.poll()})")
         cmd = [opt.microvm] + [expand(a, files) for a in args]
         stdin_text = codecs.decode(opt.stdin, "unicode_escape") if opt.stdin is not None else None
-        run = Run(cmd, stdin_text, opt.stdin_after, opt.timeout)
+        run = Run(cmd, stdin_text, opt.stdin_after, opt.timeout, env)
+        if hold:
+            hcode = hold.finish(codecs.decode(opt.hold_stdin, "unicode_escape"), opt.timeout)
+            if hcode != 0:
+                problems.append(f"the first VM exited with {hcode}, expected 0"
+                                if hcode is not None else "the first VM did not exit (killed)")
+        for e in opt.expect_image:
+            name, ranges = e[0], e[1:]
+            if name not in files or files[name][1] is None:
+                ap.error(f"--expect-image {name}: not a --gen file with contents")
+            with open(files[name][0], "rb") as f:
+                got = f.read()
+            want = overlay(files[name][1], ranges)
+            if got != want:
+                diff = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]),
+                            min(len(got), len(want)))
+                problems.append(f"image {name}: {len(got)} bytes, expected {len(want)}; first "
+                                f"difference at byte {diff} (sector {diff // SECTOR})")
     finally:
+        if hold and hold.proc.poll() is None:
+            hold.proc.kill()
+            hold.proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
     out = run.out.decode(errors="replace")
     err = run.err.decode(errors="replace")
-    problems = []
     if run.timed_out:
         problems.append(f"timed out after {opt.timeout:g} s (killed)")
     if run.code != opt.exit_code:
@@ -269,6 +411,9 @@ def main(argv):
         print("FAILED:\n  " + "\n  ".join(problems))
         print("---- stdout (guest serial) ----\n" + out.rstrip())
         print("---- stderr (microvm log) ----\n" + err.rstrip())
+        if hold:
+            print("---- first VM stdout ----\n" + hold.out.decode(errors="replace").rstrip())
+            print("---- first VM stderr ----\n" + hold.err.decode(errors="replace").rstrip())
         return 1
     print("---- stdout ----\n" + out.rstrip())
     print("---- stderr ----\n" + err.rstrip())

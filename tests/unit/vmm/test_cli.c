@@ -142,3 +142,88 @@ Test(cli, errors_name_the_problem)
 				   err_msg(), cases[i].msg);
 	}
 }
+
+Test(cli, disks_in_order_with_options)
+{
+	static struct vmm_config cfg;
+	char *argv[] = { "microvm", "--kernel", "k", "--disk", "root.img", "--disk=data.img,ro,id=data-1",
+			 "--disk", "/x/fast.raw,direct,ro", NULL };
+
+	cr_assert_eq(parse(&cfg, 8, argv), 0, "%s", err_msg());
+	cr_assert_eq(cfg.nr_disks, 3);
+	cr_assert_str_eq(cfg.disks[0].path, "root.img");
+	cr_assert_not(cfg.disks[0].ro);
+	cr_assert_not(cfg.disks[0].direct);
+	cr_assert_str_eq(cfg.disks[0].id, "");
+	cr_assert_str_eq(cfg.disks[1].path, "data.img");
+	cr_assert(cfg.disks[1].ro);
+	cr_assert_str_eq(cfg.disks[1].id, "data-1");
+	cr_assert_str_eq(cfg.disks[2].path, "/x/fast.raw");
+	cr_assert(cfg.disks[2].direct);
+	cr_assert(cfg.disks[2].ro);
+	cr_assert_eq(cfg.io_engine, IO_ENGINE_AUTO);
+	cr_assert_not(cfg.cmdline_devices);
+}
+
+Test(cli, disk_errors)
+{
+	static struct vmm_config cfg;
+	const char *bad[] = { "", ",ro", "a.img,rw", "a.img,id=", "a.img,id=123456789012345678901",
+			      "a.img,id=a b", "a.img,", "a.img,ro,bogus" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "microvm", "--kernel", "k", "--disk", (char *)bad[i], NULL };
+		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "--disk '%s' accepted", bad[i]);
+		cr_assert(strstr(err_msg(), "--disk"), "%s", err_msg());
+	}
+	char *argv[] = { "microvm", "--kernel", "k", "--disk", NULL };
+	cr_assert_eq(parse(&cfg, 4, argv), -EINVAL);
+	cr_assert(strstr(err_msg(), "needs a value"));
+
+	/* 20-byte ids are the maximum virtio-blk carries. */
+	struct disk_config d;
+	cr_assert_eq(parse_disk("a.img,id=12345678901234567890", &d), 0);
+	cr_assert_str_eq(d.id, "12345678901234567890");
+}
+
+Test(cli, too_many_disks)
+{
+	static struct vmm_config cfg;
+	char *argv[3 + 2 * (CLI_MAX_DISKS + 1) + 1] = { "microvm", "--kernel", "k" };
+	int argc = 3;
+
+	for (int i = 0; i <= CLI_MAX_DISKS; i++) {
+		argv[argc++] = "--disk";
+		argv[argc++] = "d.img";
+	}
+	cr_assert_eq(parse(&cfg, argc, argv), -EINVAL);
+	cr_assert(strstr(err_msg(), "at most"), "%s", err_msg());
+}
+
+Test(cli, io_engine_and_cmdline_devices)
+{
+	static struct vmm_config cfg;
+	char *a1[] = { "microvm", "--kernel", "k", "--io-engine", "sync", "--cmdline-devices", NULL };
+	char *a2[] = { "microvm", "--kernel", "k", "--io-engine=uring", NULL };
+	char *a3[] = { "microvm", "--kernel", "k", "--io-engine", "aio", NULL };
+
+	cr_assert_eq(parse(&cfg, 6, a1), 0);
+	cr_assert_eq(cfg.io_engine, IO_ENGINE_SYNC);
+	cr_assert(cfg.cmdline_devices);
+	cr_assert_eq(parse(&cfg, 4, a2), 0);
+	cr_assert_eq(cfg.io_engine, IO_ENGINE_URING);
+	cr_assert_eq(parse(&cfg, 5, a3), -EINVAL);
+	cr_assert(strstr(err_msg(), "auto, uring or sync"), "%s", err_msg());
+}
+
+Test(cli, help_mentions_disks)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	cli_usage(f);
+	fclose(f);
+	cr_assert(strstr(buf, "--disk PATH[,ro][,direct][,id=NAME]"));
+	cr_assert(strstr(buf, "--io-engine"));
+	cr_assert(strstr(buf, "--cmdline-devices"));
+}

@@ -1,0 +1,489 @@
+/* blk.c - virtio-blk: checked request parsing, and requests served out of order through the I/O loop. */
+#include "devices/virtio/blk.h"
+#include "vmm/err.h"
+#include "vmm/log.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- pure parts: features, config, parsing ---- */
+
+uint64_t blk_features(const struct blk_disk *d)
+{
+	uint64_t f = (1ULL << VIRTIO_BLK_F_SIZE_MAX) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+		     (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_FLUSH);
+
+	if (d->ro)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	else
+		f |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	return f;
+}
+
+void blk_config_fill(const struct blk_disk *d, struct virtio_blk_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->capacity = htole64(d->sectors);
+	cfg->size_max = htole32(BLK_SIZE_MAX);
+	cfg->seg_max = htole32(BLK_SEG_MAX);
+	cfg->blk_size = htole32(BLK_SECTOR_SIZE);
+	cfg->num_queues = htole16(1);
+	cfg->max_discard_sectors = htole32(BLK_MAX_DISCARD_SECTORS);
+	cfg->max_discard_seg = htole32(BLK_MAX_DISCARD_SEG);
+	cfg->discard_sector_alignment = htole32(1);
+	cfg->max_write_zeroes_sectors = htole32(BLK_MAX_DISCARD_SECTORS);
+	cfg->max_write_zeroes_seg = htole32(BLK_MAX_DISCARD_SEG);
+	cfg->write_zeroes_may_unmap = 1;
+}
+
+/*
+ * Collect [from, from+len) of the chain's readable (writable = false) or
+ * writable buffers into iov. Returns the entries used, or -1 if more than max
+ * would be needed or the chain holds fewer bytes.
+ */
+static int chain_iov(const struct virtq_chain *c, bool writable, uint64_t from, uint64_t len,
+		     struct iovec *iov, int max)
+{
+	int n = 0;
+
+	for (uint16_t i = 0; i < c->n && len; i++) {
+		const struct virtq_buf *b = &c->buf[i];
+		if (b->device_writable != writable)
+			continue;
+		if (from >= b->len) {
+			from -= b->len;
+			continue;
+		}
+		uint64_t take = b->len - from;
+		if (take > len)
+			take = len;
+		if (n >= max)
+			return -1;
+		iov[n++] = (struct iovec){ .iov_base = (uint8_t *)b->host + from, .iov_len = take };
+		len -= take;
+		from = 0;
+	}
+	return len ? -1 : n;
+}
+
+/* Host address of the last device-writable byte, or NULL. */
+static uint8_t *status_byte(const struct virtq_chain *c)
+{
+	for (int i = (int)c->n - 1; i >= 0; i--) {
+		const struct virtq_buf *b = &c->buf[i];
+		if (b->device_writable && b->len)
+			return (uint8_t *)b->host + b->len - 1;
+	}
+	return NULL;
+}
+
+/* Is [sector, sector + bytes/512) inside the disk? Overflow-safe. */
+static bool in_disk(const struct blk_disk *d, uint64_t sector, uint64_t bytes)
+{
+	return sector <= d->sectors && bytes / BLK_SECTOR_SIZE <= d->sectors - sector;
+}
+
+void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iovec *iov, int iov_max,
+	       struct blk_parsed *out)
+{
+	struct virtio_blk_outhdr h;
+	struct virtio_blk_discard_wz seg;
+	uint64_t data;
+	int n;
+
+	memset(out, 0, sizeof(*out));
+	out->status = VIRTIO_BLK_S_IOERR;
+	out->written = 1;
+	out->status_ptr = status_byte(c);
+	if (!out->status_ptr || c->readable_len < sizeof(h) ||
+	    virtq_chain_read(c, 0, &h, sizeof(h)) != sizeof(h))
+		return;
+	out->type = le32toh(h.type);
+	uint64_t sector = le64toh(h.sector);
+	/* Bytes between the header and the status, on each side. */
+	uint64_t rdata = c->readable_len - sizeof(h);
+	uint64_t wdata = c->writable_len - 1;
+
+	switch (out->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT: {
+		bool in = out->type == VIRTIO_BLK_T_IN;
+		data = in ? wdata : rdata;
+		if (data % BLK_SECTOR_SIZE || data > BLK_MAX_REQ_BYTES || !in_disk(d, sector, data))
+			return;
+		if (!in && d->ro)
+			return;
+		n = chain_iov(c, in, in ? 0 : sizeof(h), data, iov, iov_max);
+		if (n < 0)
+			return;
+		out->op = in ? IO_OP_READ : IO_OP_WRITE;
+		out->iovcnt = n;
+		out->offset = sector * BLK_SECTOR_SIZE;
+		out->len = data;
+		out->needs_io = data > 0;
+		out->written = in ? (uint32_t)data + 1 : 1;
+		break;
+	}
+	case VIRTIO_BLK_T_FLUSH:
+		/* Nothing of a read-only image can be dirty. */
+		out->op = IO_OP_FLUSH;
+		out->needs_io = !d->ro;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		/* The caller copies the id; fewer than 20 bytes of room get a truncated id. */
+		out->written = (uint32_t)(wdata < BLK_ID_BYTES ? wdata : BLK_ID_BYTES) + 1;
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		bool discard = out->type == VIRTIO_BLK_T_DISCARD;
+		if (d->ro || rdata == 0 || rdata % sizeof(seg))
+			return;
+		if (rdata / sizeof(seg) > BLK_MAX_DISCARD_SEG)
+			return;
+		if (virtq_chain_read(c, sizeof(h), &seg, sizeof(seg)) != sizeof(seg))
+			return;
+		uint32_t flags = le32toh(seg.flags);
+		uint64_t s = le64toh(seg.sector), ns = le32toh(seg.num_sectors);
+		/* Discard has no flags; write-zeroes only "unmap allowed". */
+		if ((discard && flags) || (flags & ~(uint32_t)VIRTIO_BLK_WZ_F_UNMAP)) {
+			out->status = VIRTIO_BLK_S_UNSUPP;
+			return;
+		}
+		if (ns > BLK_MAX_DISCARD_SECTORS || !in_disk(d, s, ns * BLK_SECTOR_SIZE))
+			return;
+		/* A punched hole reads back as zeroes, so it also serves write-zeroes + unmap. */
+		out->op = discard || (flags & VIRTIO_BLK_WZ_F_UNMAP) ? IO_OP_DISCARD
+								     : IO_OP_WRITE_ZEROES;
+		out->offset = s * BLK_SECTOR_SIZE;
+		out->len = ns * BLK_SECTOR_SIZE;
+		out->needs_io = ns > 0;
+		break;
+	}
+	default:
+		out->status = VIRTIO_BLK_S_UNSUPP;
+		return;
+	}
+	out->status = VIRTIO_BLK_S_OK;
+}
+
+/* ---- the device ---- */
+
+struct blk_req {
+	struct io_request io;
+	struct blk *blk;
+	struct blk_req *next_free;
+	uint16_t head;
+	uint32_t type;
+	uint8_t *status_ptr;
+	uint32_t written;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+};
+
+struct blk {
+	struct virtio_dev dev;
+	struct blk_disk disk;
+	struct io_loop *loop;
+	int file;
+	atomic_bool active;             /* DRIVER_OK and not being reset */
+
+	/* I/O thread only (and the vCPU thread while active is false and nothing is in flight). */
+	struct virtq_chain chain;
+	struct blk_req *pool;
+	uint16_t pool_size;
+	struct blk_req *free;
+	bool stalled;                   /* the pool ran dry with requests left in the ring */
+	unsigned long host_errors;
+
+	pthread_mutex_t lock;           /* inflight, for reset */
+	pthread_cond_t idle;
+	unsigned inflight;
+
+	bool fail_set;                  /* test-only error injection */
+	uint64_t fail_sector;
+};
+
+static const struct virtio_dev_ops blk_ops;
+
+static void blk_process(struct blk *b);
+
+/* Answer a request: status byte, used ring. The caller notifies. */
+static void finish(struct blk *b, uint16_t head, uint8_t *status_ptr, uint8_t status, uint32_t written)
+{
+	*status_ptr = status;
+	virtq_push(&b->dev.vq[0], head, status == VIRTIO_BLK_S_OK ? written : 1);
+}
+
+static void req_free(struct blk *b, struct blk_req *r)
+{
+	r->next_free = b->free;
+	b->free = r;
+}
+
+static bool injected_failure(const struct blk *b, const struct blk_req *r)
+{
+	if (!b->fail_set || (r->io.op != IO_OP_READ && r->io.op != IO_OP_WRITE))
+		return false;
+	uint64_t first = r->io.offset / BLK_SECTOR_SIZE;
+	return b->fail_sector >= first && b->fail_sector - first < r->io.len / BLK_SECTOR_SIZE;
+}
+
+/* (io) A host operation finished. */
+static void req_done(struct io_request *io, int64_t res)
+{
+	struct blk_req *r = io->priv;
+	struct blk *b = r->blk;
+
+	if (res >= 0 && injected_failure(b, r))
+		res = -EIO;
+	if (res == -EOPNOTSUPP && io->op == IO_OP_WRITE_ZEROES) {
+		/* The file system cannot zero a range in place: a punched hole reads as zeroes. */
+		io->op = IO_OP_DISCARD;
+		if (io_loop_submit(b->loop, io) == 0)
+			return;
+	} else if (res == -EOPNOTSUPP && r->type == VIRTIO_BLK_T_DISCARD) {
+		res = 0; /* discard is a hint */
+	}
+	if (res < 0) {
+		b->host_errors++;
+		if (b->host_errors == 1)
+			log_warn("virtio-blk: host I/O error (%s); the guest gets IOERR (further errors at debug level)",
+				 strerror((int)-res));
+		else
+			log_debug("virtio-blk: host I/O error: %s", strerror((int)-res));
+	}
+	if (atomic_load(&b->active)) {
+		finish(b, r->head, r->status_ptr, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+		       r->written);
+		b->dev.notify_used(&b->dev, 0);
+	}
+	req_free(b, r);
+	pthread_mutex_lock(&b->lock);
+	if (--b->inflight == 0)
+		pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->lock);
+	if (atomic_load(&b->active) && b->stalled) {
+		b->stalled = false;
+		blk_process(b);
+	}
+}
+
+/* (io) Handle one chain. Returns true if it was answered at once (used ring changed). */
+static bool handle_chain(struct blk *b, struct blk_req *r)
+{
+	struct blk_parsed p;
+	const struct virtq_chain *c = &b->chain;
+
+	blk_parse(&b->disk, c, r->iov, VIRTQ_MAX_SIZE, &p);
+	if (!p.status_ptr) {
+		log_debug("virtio-blk: request without a status byte");
+		virtq_push(&b->dev.vq[0], c->head, 0);
+		req_free(b, r);
+		return true;
+	}
+	if (p.status == VIRTIO_BLK_S_OK && p.type == VIRTIO_BLK_T_GET_ID)
+		virtq_chain_write(c, 0, b->disk.id, p.written - 1);
+	if (p.status != VIRTIO_BLK_S_OK || !p.needs_io) {
+		finish(b, c->head, p.status_ptr, p.status, p.written);
+		req_free(b, r);
+		return true;
+	}
+	r->head = c->head;
+	r->type = p.type;
+	r->status_ptr = p.status_ptr;
+	r->written = p.written;
+	r->io = (struct io_request){
+		.op = p.op,
+		.file = b->file,
+		.iov = r->iov,
+		.iovcnt = p.iovcnt,
+		.offset = p.offset,
+		.len = p.len,
+		.done = req_done,
+		.priv = r,
+	};
+	pthread_mutex_lock(&b->lock);
+	b->inflight++;
+	pthread_mutex_unlock(&b->lock);
+	if (io_loop_submit(b->loop, &r->io) < 0) {
+		pthread_mutex_lock(&b->lock);
+		b->inflight--;
+		pthread_mutex_unlock(&b->lock);
+		finish(b, c->head, p.status_ptr, VIRTIO_BLK_S_IOERR, 1);
+		req_free(b, r);
+		return true;
+	}
+	return false;
+}
+
+/* (io) Take every available request and submit it; stop when the ring is empty or the pool is. */
+static void blk_process(struct blk *b)
+{
+	struct virtq *vq = &b->dev.vq[0];
+	bool pushed = false;
+
+	if (!atomic_load(&b->active) || !vq->ready)
+		return;
+	virtq_enable_notify(vq, false);
+	for (;;) {
+		if (!b->free) {
+			/* Completions free requests and look again; kicks meanwhile are not needed. */
+			b->stalled = true;
+			break;
+		}
+		int ret = virtq_pop(vq, &b->chain);
+		if (ret < 0) {
+			atomic_store(&b->active, false);
+			b->dev.needs_reset(&b->dev, "malformed request queue");
+			break;
+		}
+		if (ret == 0) {
+			if (!virtq_enable_notify(vq, true))
+				break;
+			virtq_enable_notify(vq, false);
+			continue;
+		}
+		struct blk_req *r = b->free;
+		b->free = r->next_free;
+		pushed |= handle_chain(b, r);
+	}
+	if (pushed)
+		b->dev.notify_used(&b->dev, 0);
+}
+
+static uint64_t blk_dev_features(struct virtio_dev *dev)
+{
+	return blk_features(&((struct blk *)dev->priv)->disk);
+}
+
+static void blk_config_read(struct virtio_dev *dev, uint64_t offset, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk_config cfg;
+
+	blk_config_fill(&((struct blk *)dev->priv)->disk, &cfg);
+	memset(data, 0, len);
+	if (offset < sizeof(cfg) && len <= sizeof(cfg) - offset)
+		memcpy(data, (uint8_t *)&cfg + offset, len);
+}
+
+static void blk_config_write(struct virtio_dev *dev, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	(void)dev, (void)offset, (void)data, (void)len; /* nothing is writable (no CONFIG_WCE) */
+}
+
+static int blk_activate(struct virtio_dev *dev)
+{
+	struct blk *b = dev->priv;
+	uint16_t size = dev->vq[0].size ? dev->vq[0].size : VIRTQ_MAX_SIZE;
+
+	/* One request per descriptor at most: the pool never limits a well-behaved driver. */
+	if (b->pool_size != size) {
+		free(b->pool);
+		b->pool = calloc(size, sizeof(*b->pool));
+		b->pool_size = b->pool ? size : 0;
+		if (!b->pool)
+			return -ENOMEM;
+	}
+	b->free = NULL;
+	for (uint16_t i = 0; i < size; i++) {
+		b->pool[i].blk = b;
+		req_free(b, &b->pool[i]);
+	}
+	b->stalled = false;
+	atomic_store(&b->active, true);
+	return 0;
+}
+
+static void blk_queue_notify(struct virtio_dev *dev, uint16_t q)
+{
+	if (q == 0)
+		blk_process(dev->priv);
+}
+
+/* (io) Through io_loop_call(): after this, the I/O thread takes no new request. */
+static void blk_quiesce(void *arg)
+{
+	struct blk *b = arg;
+
+	atomic_store(&b->active, false);
+	b->stalled = false;
+}
+
+static void blk_reset(struct virtio_dev *dev)
+{
+	struct blk *b = dev->priv;
+
+	io_loop_call(b->loop, blk_quiesce, b);
+	/* In-flight requests may still write guest memory: wait until they are all done. */
+	pthread_mutex_lock(&b->lock);
+	while (b->inflight)
+		pthread_cond_wait(&b->idle, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.name = "virtio-blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.num_queues = 1,
+	.features = blk_dev_features,
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.activate = blk_activate,
+	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
+};
+
+static void fail_from_env(struct blk *b)
+{
+	const char *v = getenv(BLK_FAIL_ENV);
+	char *end;
+
+	if (!v || strncmp(v, "eio:", 4))
+		return;
+	errno = 0;
+	unsigned long long s = strtoull(v + 4, &end, 0);
+	if (errno || end == v + 4 || *end) {
+		log_warn("%s=%s ignored (expected eio:SECTOR)", BLK_FAIL_ENV, v);
+		return;
+	}
+	b->fail_set = true;
+	b->fail_sector = s;
+	log_warn("TEST ONLY: %s: I/O touching sector %llu fails with EIO", BLK_FAIL_ENV, s);
+}
+
+int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop, int file)
+{
+	struct blk *b = calloc(1, sizeof(*b));
+
+	*out = NULL;
+	if (!b)
+		return err_set(ENOMEM, "virtio-blk: out of memory");
+	b->disk = *d;
+	b->loop = loop;
+	b->file = file;
+	b->dev.ops = &blk_ops;
+	b->dev.priv = b;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->idle, NULL);
+	fail_from_env(b);
+	*out = b;
+	return 0;
+}
+
+struct virtio_dev *blk_virtio_dev(struct blk *b)
+{
+	return &b->dev;
+}
+
+void blk_destroy(struct blk *b)
+{
+	if (!b)
+		return;
+	pthread_cond_destroy(&b->idle);
+	pthread_mutex_destroy(&b->lock);
+	free(b->pool);
+	free(b);
+}

@@ -1,0 +1,902 @@
+/*
+ * blk.c - a minimal virtio-mmio (version 2) + virtio-blk driver for the blk.* checks.
+ *
+ * Written from the virtio 1.2 specification: 2.1-2.7 (status, features,
+ * split virtqueues), 4.2 (virtio-mmio), 5.2 (block device). One queue per
+ * device, no interrupts (the IOAPIC pins stay masked): requests are completed
+ * by polling the used ring with a bounded wait. Every register access is an
+ * exit to microvm, and guest code is emulated here, so each check does few
+ * requests and the data patterns are cheap to make and compare.
+ */
+#include "guest.h"
+
+/* virtio-mmio registers (4.2.2). */
+#define VM_MAGIC           0x000
+#define VM_VERSION         0x004
+#define VM_DEVICE_ID       0x008
+#define VM_VENDOR_ID       0x00c
+#define VM_DEVICE_FEATURES 0x010
+#define VM_DEVICE_FEAT_SEL 0x014
+#define VM_DRIVER_FEATURES 0x020
+#define VM_DRIVER_FEAT_SEL 0x024
+#define VM_QUEUE_SEL       0x030
+#define VM_QUEUE_NUM_MAX   0x034
+#define VM_QUEUE_NUM       0x038
+#define VM_QUEUE_READY     0x044
+#define VM_QUEUE_NOTIFY    0x050
+#define VM_IRQ_STATUS      0x060
+#define VM_IRQ_ACK         0x064
+#define VM_STATUS          0x070
+#define VM_QUEUE_DESC      0x080   /* low, high at +4 */
+#define VM_QUEUE_DRIVER    0x090
+#define VM_QUEUE_DEVICE    0x0a0
+#define VM_CONFIG_GEN      0x0fc
+#define VM_CONFIG          0x100
+#define VIRTIO_MAGIC       0x74726976  /* "virt" */
+
+/* Device status (2.1). */
+#define ST_ACK          1
+#define ST_DRIVER       2
+#define ST_DRIVER_OK    4
+#define ST_FEATURES_OK  8
+#define ST_NEEDS_RESET  64
+#define ST_FAILED       128
+
+/* Feature bits (5.2.3, 6). */
+#define F_SIZE_MAX   1
+#define F_SEG_MAX    2
+#define F_RO         5
+#define F_BLK_SIZE   6
+#define F_FLUSH      9
+#define F_VERSION_1  32
+#define F_WANTED ((1ULL << F_SIZE_MAX) | (1ULL << F_SEG_MAX) | (1ULL << F_RO) | \
+		  (1ULL << F_BLK_SIZE) | (1ULL << F_FLUSH) | (1ULL << F_VERSION_1))
+
+/* Block config (5.2.4) offsets. */
+#define CFG_CAPACITY 0
+#define CFG_SIZE_MAX 8
+#define CFG_SEG_MAX  12
+#define CFG_BLK_SIZE 20
+
+/* Requests (5.2.6). */
+#define T_IN     0
+#define T_OUT    1
+#define T_FLUSH  4
+#define T_GET_ID 8
+#define S_OK     0
+#define S_IOERR  1
+#define S_UNSUPP 2
+#define S_NONE   0xff  /* our marker: the device has not written the status */
+
+#define DESC_F_NEXT     1
+#define DESC_F_WRITE    2
+#define DESC_F_INDIRECT 4
+
+#define QSIZE_MAX  32   /* 8 requests of 3 descriptors in flight */
+#define MAX_DISKS  4
+#define MAX_OPS    16
+#define MAX_REQS   8    /* requests in flight at once */
+#define BUF_SECTORS 16  /* data buffer: 8 KiB */
+#define SECTOR     512
+#define WAIT_TSC   4000000000ULL  /* bounded wait for a completion or a status change */
+#define WAIT_SPINS 2000000u
+
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+struct req_hdr {
+	uint32_t type, reserved;
+	uint64_t sector;
+};
+
+/* One device's rings and request headers, in our own (identity mapped) image. */
+struct ring {
+	struct desc desc[QSIZE_MAX];                       /* align 16 */
+	struct { uint16_t flags, idx, ring[QSIZE_MAX], used_event; } avail __attribute__((aligned(16)));
+	struct { uint16_t flags, idx; struct { uint32_t id, len; } ring[QSIZE_MAX]; uint16_t avail_event; }
+		used __attribute__((aligned(16)));
+	struct req_hdr hdr[MAX_REQS];
+	uint8_t status[MAX_REQS];
+} __attribute__((aligned(64)));
+
+struct disk {
+	uint64_t base;
+	uint32_t irq;
+	uint64_t features;         /* offered by the device */
+	uint64_t capacity;         /* sectors */
+	uint16_t qsize;
+	uint16_t avail_idx;        /* our next avail index */
+	uint16_t used_seen;        /* used entries consumed */
+	bool ok;                   /* set up, DRIVER_OK */
+	bool irq_checked;
+};
+
+enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE };
+enum hostile { H_NEXT, H_ADDR, H_WRAP, H_LOOP, H_AVAIL, H_INDIRECT, H_LEN };
+static const char *const hostile_names[] = { "next", "addr", "wrap", "loop", "avail", "indirect", "len" };
+
+struct op {
+	enum op_kind kind;
+	int disk;
+	uint64_t sector, seed, count;
+	const char *str;           /* blk.id */
+	size_t str_len;
+};
+
+enum find { FIND_AUTO, FIND_FDT, FIND_ACPI, FIND_PROBE };
+
+static struct {
+	bool any;                  /* some blk.* key was given */
+	enum find find;
+	bool want_count;
+	uint64_t count;
+	bool cmdline_devices;
+	int nr_ops;
+	struct op ops[MAX_OPS];
+} cfg;
+
+static struct ring rings[MAX_DISKS] __attribute__((aligned(4096)));
+static uint8_t buf[BUF_SECTORS * SECTOR] __attribute__((aligned(4096)));
+static struct disk disks[MAX_DISKS];
+static int nr_disks;
+static const struct boot_info *boot;
+
+/* ---- command line ---- */
+
+/* Split v at ':' into up to max numbers; returns how many, or -1 if one is malformed. */
+static int split_nums(const char *v, size_t n, uint64_t *out, int max)
+{
+	int k = 0;
+	size_t s = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && v[i] != ':')
+			continue;
+		if (k == max || !parse_num(v + s, i - s, false, &out[k]))
+			return -1;
+		k++;
+		s = i + 1;
+	}
+	return k;
+}
+
+/* A disk: 0, 1, ... or vda, vdb, ... */
+static bool parse_disk(const char *v, size_t n, int *disk)
+{
+	uint64_t d;
+
+	if (n == 3 && v[0] == 'v' && v[1] == 'd' && v[2] >= 'a' && v[2] < 'a' + MAX_DISKS) {
+		*disk = v[2] - 'a';
+		return true;
+	}
+	if (!parse_num(v, n, false, &d) || d >= MAX_DISKS)
+		return false;
+	*disk = (int)d;
+	return true;
+}
+
+bool blk_wanted(void)
+{
+	return cfg.any;
+}
+
+bool blk_wants_fdt(int mode)
+{
+	return cfg.any && (cfg.find == FIND_FDT || (cfg.find == FIND_AUTO && mode == GUEST_MODE_LINUX64));
+}
+
+bool blk_wants_acpi(int mode)
+{
+	return cfg.any && (cfg.find == FIND_ACPI || (cfg.find == FIND_AUTO && mode == GUEST_MODE_PVH));
+}
+
+bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
+{
+	static const char *const names[] = { "read", "write", "multi", "ro", "id", "ioerr",
+					     "capacity", "hostile" };
+	uint64_t num[4] = { 0, 0, 0, 1 };
+	size_t colon = 0;
+
+	cfg.any = true;
+	if (mem_eq_str(key, klen, "count"))
+		return (cfg.want_count = parse_num(v, n, false, &cfg.count));
+	if (mem_eq_str(key, klen, "find")) {
+		if (mem_eq_str(v, n, "fdt"))
+			cfg.find = FIND_FDT;
+		else if (mem_eq_str(v, n, "acpi"))
+			cfg.find = FIND_ACPI;
+		else if (mem_eq_str(v, n, "probe"))
+			cfg.find = FIND_PROBE;
+		else
+			return false;
+		return true;
+	}
+	if (mem_eq_str(key, klen, "cmdline_devices")) {
+		if (!parse_num(v, n, false, &num[0]) || num[0] > 1)
+			return false;
+		cfg.cmdline_devices = num[0];
+		return true;
+	}
+	int kind = -1;
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (mem_eq_str(key, klen, names[i]))
+			kind = i;
+	if (kind < 0 || cfg.nr_ops == MAX_OPS)
+		return false;
+	struct op *o = &cfg.ops[cfg.nr_ops];
+	o->kind = (enum op_kind)kind;
+	while (colon < n && v[colon] != ':')
+		colon++;
+	if (!parse_disk(v, colon, &o->disk))
+		return false;
+	const char *rest = v + colon + 1;
+	size_t rn = colon < n ? n - colon - 1 : 0;
+	bool has_rest = colon < n;
+	int k;
+
+	switch (o->kind) {
+	case OP_READ:
+	case OP_WRITE:    /* DISK:SECTOR:SEED[:COUNT] */
+	case OP_MULTI:    /* DISK:SECTOR:SEED[:N] */
+		num[2] = o->kind == OP_MULTI ? MAX_REQS : 1;
+		k = has_rest ? split_nums(rest, rn, num, 3) : -1;
+		if (k < 2)
+			return false;
+		o->sector = num[0];
+		o->seed = num[1];
+		o->count = k == 3 ? num[2] : (o->kind == OP_MULTI ? MAX_REQS : 1);
+		if (!o->count || o->count > (o->kind == OP_MULTI ? MAX_REQS : BUF_SECTORS))
+			return false;
+		break;
+	case OP_RO:       /* DISK */
+		if (has_rest)
+			return false;
+		break;
+	case OP_ID:       /* DISK:STRING (up to 20 bytes) */
+		if (!has_rest || rn > 20)
+			return false;
+		o->str = rest;
+		o->str_len = rn;
+		break;
+	case OP_IOERR:    /* DISK:SECTOR */
+	case OP_CAPACITY: /* DISK:SECTORS */
+		if (!has_rest || split_nums(rest, rn, num, 1) != 1)
+			return false;
+		o->sector = num[0];
+		break;
+	case OP_HOSTILE:  /* DISK:KIND */
+		o->count = ~0ULL;
+		for (uint64_t i = 0; i < sizeof(hostile_names) / sizeof(hostile_names[0]); i++)
+			if (has_rest && mem_eq_str(rest, rn, hostile_names[i]))
+				o->count = i;
+		if (o->count == ~0ULL)
+			return false;
+		break;
+	}
+	cfg.nr_ops++;
+	return true;
+}
+
+/* ---- transport ---- */
+
+static uint32_t rd(const struct disk *d, uint32_t reg)
+{
+	return mmio_read32(d->base + reg);
+}
+
+static void wr(const struct disk *d, uint32_t reg, uint32_t v)
+{
+	mmio_write32(d->base + reg, v);
+}
+
+static void wr64(const struct disk *d, uint32_t reg, uint64_t v)
+{
+	wr(d, reg, (uint32_t)v);
+	wr(d, reg + 4, (uint32_t)(v >> 32));
+}
+
+static inline void barrier(void)
+{
+	__asm__ volatile("" : : : "memory");
+}
+
+/* Config fields of 32 and 64 bits are read with 32-bit accesses (4.2.2.2), stable across ConfigGeneration. */
+static uint64_t cfg_read(const struct disk *d, uint32_t off, bool wide)
+{
+	uint32_t gen, lo, hi = 0;
+	int tries = 0;
+
+	do {
+		gen = rd(d, VM_CONFIG_GEN);
+		lo = rd(d, VM_CONFIG + off);
+		if (wide)
+			hi = rd(d, VM_CONFIG + off + 4);
+	} while (rd(d, VM_CONFIG_GEN) != gen && ++tries < 4);
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* Wait (bounded) until (Status & mask) == want; returns the last status read. */
+static uint32_t wait_status(const struct disk *d, uint32_t mask, uint32_t want)
+{
+	uint64_t deadline = rdtsc() + WAIT_TSC;
+	uint32_t st;
+
+	for (uint32_t spins = 0;; spins++) {
+		st = rd(d, VM_STATUS);
+		if ((st & mask) == want || rdtsc() > deadline || spins > WAIT_SPINS)
+			return st;
+	}
+}
+
+/* Reset, then ACK, DRIVER, features, FEATURES_OK, queue 0, DRIVER_OK (3.1.1, 4.2.3). */
+static bool dev_init(struct disk *d, struct ring *r, int idx, bool quiet)
+{
+	uint32_t st;
+
+	d->ok = false;
+	wr(d, VM_STATUS, 0);
+	if ((st = wait_status(d, 0xff, 0)) != 0) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: status 0x%x after reset, expected 0", 'a' + idx, st);
+		return false;
+	}
+	wr(d, VM_STATUS, ST_ACK);
+	wr(d, VM_STATUS, ST_ACK | ST_DRIVER);
+	wr(d, VM_DEVICE_FEAT_SEL, 0);
+	uint64_t f = rd(d, VM_DEVICE_FEATURES);
+	wr(d, VM_DEVICE_FEAT_SEL, 1);
+	f |= (uint64_t)rd(d, VM_DEVICE_FEATURES) << 32;
+	d->features = f;
+	if (!(f & (1ULL << F_VERSION_1))) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: device does not offer VIRTIO_F_VERSION_1 (features 0x%lx)",
+		     'a' + idx, f);
+		wr(d, VM_STATUS, ST_FAILED);
+		return false;
+	}
+	uint64_t drv = f & F_WANTED;
+	wr(d, VM_DRIVER_FEAT_SEL, 0);
+	wr(d, VM_DRIVER_FEATURES, (uint32_t)drv);
+	wr(d, VM_DRIVER_FEAT_SEL, 1);
+	wr(d, VM_DRIVER_FEATURES, (uint32_t)(drv >> 32));
+	wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+	st = rd(d, VM_STATUS);
+	if (!(st & ST_FEATURES_OK)) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: FEATURES_OK not kept (status 0x%x, features 0x%lx)",
+		     'a' + idx, st, drv);
+		wr(d, VM_STATUS, ST_FAILED);
+		return false;
+	}
+	d->capacity = cfg_read(d, CFG_CAPACITY, true);
+
+	wr(d, VM_QUEUE_SEL, 0);
+	uint32_t ready = rd(d, VM_QUEUE_READY), max = rd(d, VM_QUEUE_NUM_MAX);
+	if (ready || !max) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: queue 0: QueueReady %u, QueueNumMax %u", 'a' + idx,
+		     ready, max);
+		wr(d, VM_STATUS, ST_FAILED);
+		return false;
+	}
+	uint16_t q = QSIZE_MAX;
+	while (q > max)
+		q >>= 1;
+	d->qsize = q;
+	d->avail_idx = d->used_seen = 0;
+	memset(r, 0, sizeof(*r));
+	wr(d, VM_QUEUE_NUM, q);
+	wr64(d, VM_QUEUE_DESC, (uint64_t)(uintptr_t)r->desc);
+	wr64(d, VM_QUEUE_DRIVER, (uint64_t)(uintptr_t)&r->avail);
+	wr64(d, VM_QUEUE_DEVICE, (uint64_t)(uintptr_t)&r->used);
+	wr(d, VM_QUEUE_READY, 1);
+	if (rd(d, VM_QUEUE_READY) != 1) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: QueueReady reads 0 after setting it", 'a' + idx);
+		wr(d, VM_STATUS, ST_FAILED);
+		return false;
+	}
+	wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+	st = rd(d, VM_STATUS);
+	if (st != (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK)) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: status 0x%x after DRIVER_OK", 'a' + idx, st);
+		return false;
+	}
+	d->ok = true;
+	if (!quiet) {
+		uint32_t seg = f & (1ULL << F_SEG_MAX) ? (uint32_t)cfg_read(d, CFG_SEG_MAX, false) : 0;
+		uint32_t bs = f & (1ULL << F_BLK_SIZE) ? (uint32_t)cfg_read(d, CFG_BLK_SIZE, false) : 0;
+		gprintf("blk: vd%c at 0x%lx irq %u: features 0x%lx (ro %u flush %u), %lu sectors, "
+			"seg_max %u, blk_size %u, queue %u of %u\n",
+			'a' + idx, d->base, d->irq, f, (unsigned)(f >> F_RO) & 1,
+			(unsigned)(f >> F_FLUSH) & 1, d->capacity, seg, bs, q, max);
+	}
+	return true;
+}
+
+/* ---- requests ---- */
+
+/* Put request slot s (3 descriptors from 3*s, or 2 without data) in the avail ring; no notify. */
+static void queue_req(struct disk *d, struct ring *r, int s, uint32_t type, uint64_t sector,
+		      void *data, uint32_t len, bool dev_writes)
+{
+	uint16_t h = (uint16_t)(3 * s);
+	struct desc *dd = r->desc;
+
+	r->hdr[s] = (struct req_hdr){ type, 0, sector };
+	r->status[s] = S_NONE;
+	dd[h] = (struct desc){ (uint64_t)(uintptr_t)&r->hdr[s], sizeof(struct req_hdr), DESC_F_NEXT,
+			       (uint16_t)(h + 1) };
+	uint16_t last = h;
+	if (len) {
+		dd[h + 1] = (struct desc){ (uint64_t)(uintptr_t)data, len,
+					   (uint16_t)(DESC_F_NEXT | (dev_writes ? DESC_F_WRITE : 0)),
+					   (uint16_t)(h + 2) };
+		last = (uint16_t)(h + 1);
+	}
+	dd[last].next = (uint16_t)(last + 1);
+	dd[last + 1] = (struct desc){ (uint64_t)(uintptr_t)&r->status[s], 1, DESC_F_WRITE, 0 };
+	r->avail.ring[d->avail_idx % d->qsize] = h;
+	d->avail_idx++;
+}
+
+static void kick(struct disk *d, struct ring *r)
+{
+	barrier();
+	*(volatile uint16_t *)&r->avail.idx = d->avail_idx;
+	barrier();
+	wr(d, VM_QUEUE_NOTIFY, 0);
+}
+
+/*
+ * Wait for n completions of slots 0..n-1 (any order). want_len[s]: the used
+ * length each must report. Returns false (after fail()) on a timeout or a
+ * malformed used entry.
+ */
+static bool wait_used(struct disk *d, struct ring *r, int idx, int n, const uint32_t *want_len)
+{
+	uint64_t deadline = rdtsc() + WAIT_TSC;
+	uint32_t done = 0;
+	int got = 0;
+
+	for (uint32_t spins = 0; got < n; spins++) {
+		uint16_t used = *(volatile uint16_t *)&r->used.idx;
+		if (used == d->used_seen) {
+			if (rdtsc() > deadline || spins > WAIT_SPINS) {
+				uint32_t st = rd(d, VM_STATUS);
+				fail(FAIL_BLK_IO, "blk: vd%c: %d of %d requests completed in the bounded wait "
+				     "(used idx %u, device status 0x%x)", 'a' + idx, got, n, used, st);
+				return false;
+			}
+			continue;
+		}
+		barrier();
+		uint32_t id = r->used.ring[d->used_seen % d->qsize].id;
+		uint32_t len = r->used.ring[d->used_seen % d->qsize].len;
+		d->used_seen++;
+		got++;
+		int s = (int)(id / 3);
+		if (id % 3 || s >= n || (done & (1u << s))) {
+			fail(FAIL_BLK_USED, "blk: vd%c: used ring entry id %u is not a request in flight",
+			     'a' + idx, id);
+			return false;
+		}
+		done |= 1u << s;
+		if (want_len && len != want_len[s] && r->status[s] == S_OK) {
+			fail(FAIL_BLK_USED, "blk: vd%c: used len %u for a request that wrote %u bytes",
+			     'a' + idx, len, want_len[s]);
+			return false;
+		}
+	}
+	if (!d->irq_checked) {
+		/* Interrupts were not suppressed: the device must have set InterruptStatus bit 0. */
+		uint32_t is = rd(d, VM_IRQ_STATUS);
+		d->irq_checked = true;
+		if (!(is & 1)) {
+			fail(FAIL_BLK_USED, "blk: vd%c: InterruptStatus 0x%x after a used buffer, expected bit 0",
+			     'a' + idx, is);
+			return false;
+		}
+		wr(d, VM_IRQ_ACK, is);
+	}
+	return true;
+}
+
+/* One request, waited for; returns its status byte, or -1 after a failure. */
+static int request(int idx, uint32_t type, uint64_t sector, void *data, uint32_t len, bool dev_writes)
+{
+	struct disk *d = &disks[idx];
+	struct ring *r = &rings[idx];
+	uint32_t want = 1 + (dev_writes ? len : 0);
+
+	queue_req(d, r, 0, type, sector, data, len, dev_writes);
+	kick(d, r);
+	if (!wait_used(d, r, idx, 1, &want))
+		return -1;
+	return r->status[0];
+}
+
+/* The pattern: each little-endian u64 at disk byte 8*w holds w ^ seed * golden ratio. */
+static uint64_t seed_mix(uint64_t seed)
+{
+	return seed * 0x9e3779b97f4a7c15ULL;
+}
+
+static void fill(uint64_t *p, uint64_t sector, uint64_t count, uint64_t seed)
+{
+	uint64_t m = seed_mix(seed), w = sector * (SECTOR / 8);
+
+	for (uint64_t i = 0; i < count * (SECTOR / 8); i++)
+		p[i] = (w + i) ^ m;
+}
+
+/* Compare; report the first differing word. */
+static bool verify(int idx, const uint64_t *p, uint64_t sector, uint64_t count, uint64_t seed)
+{
+	uint64_t m = seed_mix(seed), w = sector * (SECTOR / 8);
+
+	for (uint64_t i = 0; i < count * (SECTOR / 8); i++)
+		if (p[i] != ((w + i) ^ m)) {
+			fail(FAIL_BLK_DATA, "blk: vd%c: sector %lu word %lu is 0x%lx, expected 0x%lx (seed %lu)",
+			     'a' + idx, sector + i / 64, i % 64, p[i], (w + i) ^ m, seed);
+			return false;
+		}
+	return true;
+}
+
+static const char *status_name(int s)
+{
+	return s == S_OK ? "OK" : s == S_IOERR ? "IOERR" : s == S_UNSUPP ? "UNSUPP" :
+	       s == S_NONE ? "not written" : "invalid";
+}
+
+static bool expect_ok(int idx, const char *what, int st)
+{
+	if (st == S_OK)
+		return true;
+	if (st >= 0)
+		fail(FAIL_BLK_IO, "blk: vd%c: %s: status %d (%s), expected OK", 'a' + idx, what, st,
+		     status_name(st));
+	return false;
+}
+
+static void op_read(const struct op *o)
+{
+	uint32_t len = (uint32_t)o->count * SECTOR;
+
+	memset(buf, 0, len);
+	if (expect_ok(o->disk, "read", request(o->disk, T_IN, o->sector, buf, len, true)) &&
+	    verify(o->disk, (const uint64_t *)buf, o->sector, o->count, o->seed))
+		gprintf("blk: vd%c: read %lu sectors at %lu: pattern %lu ok\n", 'a' + o->disk, o->count,
+			o->sector, o->seed);
+}
+
+static void op_write(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+	uint32_t len = (uint32_t)o->count * SECTOR;
+
+	if (!(d->features & (1ULL << F_FLUSH))) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: no VIRTIO_BLK_F_FLUSH, cannot make a write durable",
+		     'a' + o->disk);
+		return;
+	}
+	fill((uint64_t *)buf, o->sector, o->count, o->seed);
+	if (!expect_ok(o->disk, "write", request(o->disk, T_OUT, o->sector, buf, len, false)) ||
+	    !expect_ok(o->disk, "flush", request(o->disk, T_FLUSH, 0, NULL, 0, false)))
+		return;
+	memset(buf, 0, len);
+	if (expect_ok(o->disk, "read back", request(o->disk, T_IN, o->sector, buf, len, true)) &&
+	    verify(o->disk, (const uint64_t *)buf, o->sector, o->count, o->seed))
+		gprintf("blk: vd%c: wrote and flushed %lu sectors at %lu: pattern %lu, read back ok\n",
+			'a' + o->disk, o->count, o->sector, o->seed);
+}
+
+/* N one-sector reads of consecutive sectors, all in the avail ring before the first completion is looked at. */
+static void op_multi(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+	struct ring *r = &rings[o->disk];
+	int n = (int)o->count;
+	uint32_t want[MAX_REQS];
+
+	if (3 * n > d->qsize) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: queue size %u too small for %d requests", 'a' + o->disk,
+		     d->qsize, n);
+		return;
+	}
+	memset(buf, 0, (size_t)n * SECTOR);
+	for (int s = 0; s < n; s++) {
+		queue_req(d, r, s, T_IN, o->sector + (uint64_t)s, buf + s * SECTOR, SECTOR, true);
+		want[s] = SECTOR + 1;
+	}
+	kick(d, r);
+	if (!wait_used(d, r, o->disk, n, want))
+		return;
+	for (int s = 0; s < n; s++)
+		if (!expect_ok(o->disk, "read in flight", r->status[s]))
+			return;
+	if (verify(o->disk, (const uint64_t *)buf, o->sector, (uint64_t)n, o->seed))
+		gprintf("blk: vd%c: %d reads in flight at %lu: pattern %lu ok\n", 'a' + o->disk, n,
+			o->sector, o->seed);
+}
+
+static void op_ro(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+
+	if (!(d->features & (1ULL << F_RO))) {
+		fail(FAIL_BLK_RO, "blk: vd%c: VIRTIO_BLK_F_RO not offered", 'a' + o->disk);
+		return;
+	}
+	fill((uint64_t *)buf, 0, 1, 0xbad);
+	int st = request(o->disk, T_OUT, 0, buf, SECTOR, false);
+	if (st < 0)
+		return;
+	if (st != S_IOERR) {
+		fail(FAIL_BLK_RO, "blk: vd%c: write to a read-only disk: status %d (%s), expected IOERR",
+		     'a' + o->disk, st, status_name(st));
+		return;
+	}
+	gprintf("blk: vd%c: read-only, write refused with IOERR\n", 'a' + o->disk);
+}
+
+static void op_id(const struct op *o)
+{
+	char id[21];
+
+	memset(buf, 0xee, 20);
+	if (!expect_ok(o->disk, "GET_ID", request(o->disk, T_GET_ID, 0, buf, 20, true)))
+		return;
+	/* 20 bytes, NUL terminated only if shorter (5.2.6). */
+	memcpy(id, buf, 20);
+	id[20] = '\0';
+	size_t l = strlen(id);
+	if (l != o->str_len || memcmp(id, o->str, l)) {
+		fail(FAIL_BLK_ID, "blk: vd%c: GET_ID is '%s', expected '%.*s'", 'a' + o->disk, id,
+		     (int)o->str_len, o->str);
+		return;
+	}
+	gprintf("blk: vd%c: id '%s'\n", 'a' + o->disk, id);
+}
+
+static void op_ioerr(const struct op *o)
+{
+	int st = request(o->disk, T_IN, o->sector, buf, SECTOR, true);
+
+	if (st < 0)
+		return;
+	if (st != S_IOERR) {
+		fail(FAIL_BLK_IOERR, "blk: vd%c: read at %lu: status %d (%s), expected IOERR",
+		     'a' + o->disk, o->sector, st, status_name(st));
+		return;
+	}
+	/* The device carries on: another sector reads fine. */
+	uint64_t other = o->sector ? 0 : 1;
+	if (expect_ok(o->disk, "read after IOERR", request(o->disk, T_IN, other, buf, SECTOR, true)))
+		gprintf("blk: vd%c: read at %lu got IOERR, then sector %lu read ok\n", 'a' + o->disk,
+			o->sector, other);
+}
+
+static void op_capacity(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+
+	if (d->capacity != o->sector)
+		fail(FAIL_BLK_CAPACITY, "blk: vd%c: capacity %lu sectors, expected %lu", 'a' + o->disk,
+		     d->capacity, o->sector);
+	else
+		gprintf("blk: vd%c: capacity %lu sectors\n", 'a' + o->disk, d->capacity);
+}
+
+/*
+ * A request that breaks the rules: the device must set DEVICE_NEEDS_RESET
+ * and not use the chain. Then we reset it, set it up again and read sector 0.
+ */
+static void op_hostile(const struct op *o)
+{
+	int idx = o->disk;
+	struct disk *d = &disks[idx];
+	struct ring *r = &rings[idx];
+	enum hostile h = (enum hostile)o->count;
+	struct desc *dd = r->desc;
+	uint16_t used_before = r->used.idx;
+
+	queue_req(d, r, 0, T_IN, 0, buf, SECTOR, true);
+	switch (h) {
+	case H_NEXT:      /* header's next out of range */
+		dd[0].next = (uint16_t)(d->qsize + 7);
+		break;
+	case H_ADDR:      /* data buffer far beyond RAM */
+		dd[1].addr = 0x7f0000000000ULL;
+		break;
+	case H_WRAP:      /* data buffer wraps around the address space */
+		dd[1].addr = 0xfffffffffffffe00ULL;
+		dd[1].len = 0x400;
+		break;
+	case H_LOOP:      /* data points back at the header */
+		dd[1].next = 0;
+		break;
+	case H_AVAIL:     /* avail idx more than queue size ahead */
+		d->avail_idx = (uint16_t)(d->avail_idx + d->qsize + 1);
+		break;
+	case H_INDIRECT:  /* INDIRECT without VIRTIO_RING_F_INDIRECT_DESC negotiated */
+		dd[0].flags = DESC_F_INDIRECT;
+		dd[0].len = 48;
+		break;
+	case H_LEN:       /* a 4 GiB - 1 data buffer */
+		dd[1].len = 0xffffffffu;
+		break;
+	}
+	kick(d, r);
+	uint32_t st = wait_status(d, ST_NEEDS_RESET, ST_NEEDS_RESET);
+	if (!(st & ST_NEEDS_RESET)) {
+		fail(FAIL_BLK_HOSTILE, "blk: vd%c: hostile '%s': status 0x%x, no DEVICE_NEEDS_RESET "
+		     "(used idx %u -> %u)", 'a' + idx, hostile_names[h], st, used_before,
+		     *(volatile uint16_t *)&r->used.idx);
+		return;
+	}
+	uint32_t is = rd(d, VM_IRQ_STATUS);
+	gprintf("blk: vd%c: hostile '%s': status 0x%x (DEVICE_NEEDS_RESET), interrupt status 0x%x\n",
+		'a' + idx, hostile_names[h], st, is);
+	if (is)
+		wr(d, VM_IRQ_ACK, is);
+	d->irq_checked = true;   /* after a reset the first completion need not be re-checked */
+	if (!dev_init(d, r, idx, true))
+		return;
+	if (expect_ok(idx, "read after reset", request(idx, T_IN, 0, buf, SECTOR, true)))
+		gprintf("blk: vd%c: reset and set up again, sector 0 read ok\n", 'a' + idx);
+}
+
+/* ---- discovery ---- */
+
+static void probe(const struct virtio_mmio_loc *locs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct disk t = { .base = locs[i].base, .irq = locs[i].irq };
+		if (locs[i].size < VM_CONFIG + 0x20 || !phys_ok(t.base, locs[i].size)) {
+			fail(FAIL_BLK_FIND, "blk: virtio-mmio window 0x%lx size 0x%lx is unusable", t.base,
+			     locs[i].size);
+			continue;
+		}
+		uint32_t magic = rd(&t, VM_MAGIC), ver = rd(&t, VM_VERSION), id = rd(&t, VM_DEVICE_ID);
+		if (magic != VIRTIO_MAGIC || ver != 2) {
+			fail(FAIL_BLK_FIND, "blk: virtio-mmio at 0x%lx: magic 0x%x version %u, expected "
+			     "0x%x version 2", t.base, magic, ver, VIRTIO_MAGIC);
+			continue;
+		}
+		if (id != 2)          /* not a block device (0: placeholder) */
+			continue;
+		if (nr_disks == MAX_DISKS)
+			break;
+		disks[nr_disks++] = t;
+	}
+}
+
+/* "4K@0xd0000000:5": size with an optional K/M suffix, base, irq. */
+static bool parse_cmdline_dev(const char *v, size_t n, struct virtio_mmio_loc *out)
+{
+	size_t at = 0, colon;
+	uint64_t mult = 1;
+
+	while (at < n && v[at] != '@')
+		at++;
+	colon = at;
+	while (colon < n && v[colon] != ':')
+		colon++;
+	if (at == n || colon == n || at == 0)
+		return false;
+	size_t sl = at;
+	if (v[sl - 1] == 'K' || v[sl - 1] == 'k')
+		mult = 1024, sl--;
+	else if (v[sl - 1] == 'M' || v[sl - 1] == 'm')
+		mult = 1024 * 1024, sl--;
+	uint64_t irq;
+	if (!parse_num(v, sl, false, &out->size) || !parse_num(v + at + 1, colon - at - 1, false, &out->base) ||
+	    !parse_num(v + colon + 1, n - colon - 1, false, &irq))
+		return false;
+	out->size *= mult;
+	out->irq = (uint32_t)irq;
+	return true;
+}
+
+/* blk.cmdline_devices=1: one virtio_mmio.device= token per device found, same window and IRQ, in order. */
+static void check_cmdline_devices(const struct virtio_mmio_loc *locs, int n)
+{
+	static const char key[] = "virtio_mmio.device=";
+	const char *s = boot->cmdline;
+	int k = 0;
+
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		const char *t = s;
+		while (*s && *s != ' ')
+			s++;
+		if (s == t || !starts_with(t, key))
+			continue;
+		const char *v = t + sizeof(key) - 1;
+		struct virtio_mmio_loc c;
+		if (!parse_cmdline_dev(v, (size_t)(s - v), &c)) {
+			fail(FAIL_BLK_CMDLINE, "blk: malformed '%.*s'", (int)(s - t), t);
+			return;
+		}
+		if (k >= n || c.base != locs[k].base || c.size != locs[k].size || c.irq != locs[k].irq) {
+			fail(FAIL_BLK_CMDLINE, "blk: '%.*s' does not match device %d of %d from the firmware "
+			     "tables", (int)(s - t), t, k, n);
+			return;
+		}
+		k++;
+	}
+	if (k != n || !n)
+		fail(FAIL_BLK_CMDLINE, "blk: %d virtio_mmio.device= on the command line, %d devices in "
+		     "the firmware tables", k, n);
+	else
+		gprintf("blk: command line describes all %d virtio-mmio devices\n", n);
+}
+
+void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai)
+{
+	static struct virtio_mmio_loc scan[VIRTIO_MMIO_MAX];
+	const struct virtio_mmio_loc *locs;
+	const char *from;
+	int n;
+
+	boot = bi;
+	if (blk_wants_fdt(bi->mode) && fi->ok) {
+		locs = fi->virtio;
+		n = fi->nr_virtio;
+		from = "FDT";
+	} else if (blk_wants_acpi(bi->mode) && ai->ok) {
+		locs = ai->virtio;
+		n = ai->nr_virtio;
+		from = "DSDT";
+	} else if (cfg.find != FIND_AUTO && cfg.find != FIND_PROBE) {
+		fail(FAIL_BLK_FIND, "blk: no valid %s to find the devices in",
+		     cfg.find == FIND_FDT ? "device tree" : "ACPI DSDT");
+		return;
+	} else {
+		/* No tables: try the known windows for the magic. */
+		n = 0;
+		for (int i = 0; i < VIRTIO_MMIO_MAX; i++) {
+			uint64_t base = 0xd0000000ULL + 0x1000ULL * (uint64_t)i;
+			if (mmio_read32(base + VM_MAGIC) == VIRTIO_MAGIC)
+				scan[n++] = (struct virtio_mmio_loc){ base, 0x1000, 0 };
+		}
+		locs = scan;
+		from = "probing";
+	}
+	gprintf("blk: %d virtio-mmio devices from the %s\n", n, from);
+	if (cfg.cmdline_devices)
+		check_cmdline_devices(locs, n);
+	probe(locs, n);
+	gprintf("blk: %d block devices\n", nr_disks);
+	if (cfg.want_count && (uint64_t)nr_disks != cfg.count)
+		fail(FAIL_BLK_FIND, "blk: %d block devices, expected %lu", nr_disks, cfg.count);
+
+	/* Set up every disk an op names (in order, so vda's line comes first). */
+	for (int i = 0; i < nr_disks; i++) {
+		bool used = false;
+		for (int k = 0; k < cfg.nr_ops; k++)
+			used |= cfg.ops[k].disk == i;
+		if (used)
+			dev_init(&disks[i], &rings[i], i, false);
+	}
+	for (int k = 0; k < cfg.nr_ops; k++) {
+		const struct op *o = &cfg.ops[k];
+		if (o->disk >= nr_disks) {
+			fail(FAIL_BLK_FIND, "blk: no vd%c (%d block devices)", 'a' + o->disk, nr_disks);
+			continue;
+		}
+		if (!disks[o->disk].ok)
+			continue;
+		switch (o->kind) {
+		case OP_READ: op_read(o); break;
+		case OP_WRITE: op_write(o); break;
+		case OP_MULTI: op_multi(o); break;
+		case OP_RO: op_ro(o); break;
+		case OP_ID: op_id(o); break;
+		case OP_IOERR: op_ioerr(o); break;
+		case OP_CAPACITY: op_capacity(o); break;
+		case OP_HOSTILE: op_hostile(o); break;
+		}
+	}
+}

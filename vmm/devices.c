@@ -1,0 +1,239 @@
+/* devices.c - open the disk images and wire virtio-blk + virtio-mmio into the VM and the I/O thread (see devices.h). */
+#include "vmm/devices.h"
+#include "vmm/err.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Open one image with the checks a user needs to hear about before the guest starts. */
+static int open_disk(struct vdisk *v, const struct disk_config *dc)
+{
+	const char *p = dc->path;
+	int flags = (dc->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (dc->direct ? O_DIRECT : 0);
+	struct stat st;
+	int fd, ret;
+
+	fd = open(p, flags);
+	if (fd < 0) {
+		int e = errno;
+		if (e == EISDIR)
+			return err_set(e, "--disk %s: is a directory, not a disk image", p);
+		if (e == EINVAL && dc->direct)
+			return err_set(e, "--disk %s: the file system does not support O_DIRECT (drop ,direct)",
+				       p);
+		if ((e == EACCES || e == EROFS || e == EPERM) && !dc->ro)
+			return err_set(e, "--disk %s: %s (cannot open it for writing; add ,ro for a read-only disk)",
+				       p, strerror(e));
+		return err_set(e, "--disk %s: %s", p, strerror(e));
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(errno, "--disk %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = err_set(EISDIR, "--disk %s: is a directory, not a disk image", p);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		ret = err_set(EINVAL, "--disk %s: not a regular file or block device", p);
+		goto fail;
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size < 0) {
+		ret = err_set(errno, "--disk %s: cannot find its size: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (size == 0) {
+		ret = err_set(EINVAL, "--disk %s: the image is empty (size 0)", p);
+		goto fail;
+	}
+	if (size % BLK_SECTOR_SIZE) {
+		ret = err_set(EINVAL, "--disk %s: size %lld is not a multiple of %d bytes", p,
+			      (long long)size, BLK_SECTOR_SIZE);
+		goto fail;
+	}
+	/* Several VMs may share a read-only image; a writer needs it alone. */
+	if (flock(fd, (dc->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			ret = err_set(EBUSY, "--disk %s: image is locked: another VM has it open%s", p,
+				      dc->ro ? " for writing" : "");
+		else
+			ret = err_set(errno, "--disk %s: cannot lock it: %s", p, strerror(errno));
+		goto fail;
+	}
+	v->cfg = dc;
+	v->fd = fd;
+	v->size = (uint64_t)size;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+/* Is `word` one of the space-separated words of s? */
+static bool has_word(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = s; (p = strstr(p, word)); p++)
+		if ((p == s || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+			return true;
+	return false;
+}
+
+static int compose_cmdline(struct vdevs *d, const struct vmm_config *cfg, const struct machine *m)
+{
+	bool add = cfg->cmdline_devices || has_word(cfg->cmdline, "acpi=off");
+	size_t len = strlen(cfg->cmdline) + 1, used;
+
+	if (add)
+		len += (size_t)m->nr_mmio_devs * 64;
+	d->cmdline = malloc(len);
+	if (!d->cmdline)
+		return err_set(ENOMEM, "out of memory");
+	used = (size_t)snprintf(d->cmdline, len, "%s", cfg->cmdline);
+	for (int i = 0; add && i < m->nr_mmio_devs; i++) {
+		const struct mmio_dev *md = &m->mmio_devs[i];
+		used += (size_t)snprintf(d->cmdline + used, len - used, "%svirtio_mmio.device=%lluK@0x%llx:%u",
+					 used ? " " : "", (unsigned long long)(md->size >> 10),
+					 (unsigned long long)md->base, md->irq);
+	}
+	return 0;
+}
+
+int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	for (int i = 0; i < cfg->nr_disks; i++) {
+		struct vdisk *v = &d->disks[i];
+		if ((ret = open_disk(v, &cfg->disks[i])) < 0)
+			return ret;
+		d->nr_disks = i + 1;
+		if ((ret = machine_add_mmio_dev(m, MMIO_DEV_VIRTIO_BLK)) < 0)
+			return err_prefix(-ret, "--disk %s", cfg->disks[i].path);
+		v->mmio_idx = ret;
+	}
+	return compose_cmdline(d, cfg, m);
+}
+
+/* (io) A queue-notify eventfd fired. */
+static void kicked(void *arg)
+{
+	struct vdisk_kick *k = arg;
+
+	virtio_mmio_queue_kicked(k->m, k->q);
+}
+
+/* The GET_ID answer: --disk ...,id=NAME, else the image's file name (its first 20 bytes). */
+static void disk_id(const struct disk_config *dc, char id[BLK_ID_BYTES])
+{
+	const char *src = dc->id[0] ? dc->id : dc->path;
+	const char *slash = strrchr(src, '/');
+
+	if (!dc->id[0] && slash && slash[1])
+		src = slash + 1;
+	memset(id, 0, BLK_ID_BYTES);
+	memcpy(id, src, strnlen(src, BLK_ID_BYTES));
+}
+
+static int create_disk(struct vdevs *d, struct vdisk *v, const struct machine *m, struct vm *vm,
+		       struct bus *mmio, const struct guest_mem *mem)
+{
+	const struct mmio_dev *md = &m->mmio_devs[v->mmio_idx];
+	struct blk_disk bd = { .sectors = v->size / BLK_SECTOR_SIZE, .ro = v->cfg->ro };
+	int ret;
+
+	disk_id(v->cfg, bd.id);
+	if ((ret = io_loop_register_file(d->loop, v->fd)) < 0)
+		return ret;
+	v->file = ret;
+	if ((ret = blk_create(&v->blk, &bd, d->loop, v->file)) < 0)
+		return ret;
+	struct virtio_dev *dev = blk_virtio_dev(v->blk);
+	if ((ret = virtio_mmio_init(&v->mmio, dev, mem)) < 0)
+		return ret;
+	v->mmio_ready = true;
+	if ((ret = bus_register(mmio, md->base, md->size, virtio_mmio_io, &v->mmio, "virtio-blk")) < 0)
+		return ret;
+	if ((ret = vm_irqfd(vm, v->mmio.irq_fd, md->irq, false)) < 0)
+		return ret;
+	for (uint16_t q = 0; q < dev->ops->num_queues; q++) {
+		v->kick[q] = (struct vdisk_kick){ .m = &v->mmio, .q = q };
+		if ((ret = vm_ioeventfd(vm, md->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, v->mmio.notify_fd[q],
+					false, true, q, false)) < 0)
+			return ret;
+		if ((ret = io_loop_watch_eventfd(d->loop, v->mmio.notify_fd[q], kicked, &v->kick[q])) < 0)
+			return ret;
+	}
+	log_debug("--disk %s: virtio-blk at 0x%llx, IRQ %u, %llu sectors%s", v->cfg->path,
+		  (unsigned long long)md->base, md->irq, (unsigned long long)bd.sectors,
+		  bd.ro ? ", read-only" : "");
+	return 0;
+}
+
+int vdevs_create(struct vdevs *d, const struct vmm_config *cfg, const struct machine *m,
+		 struct vm *vm, struct bus *mmio, const struct guest_mem *mem)
+{
+	int ret;
+
+	if (d->nr_disks == 0)
+		return 0;
+	if ((ret = io_loop_create(&d->loop, cfg->io_engine)) < 0)
+		return ret;
+	for (int i = 0; i < d->nr_disks; i++)
+		if ((ret = create_disk(d, &d->disks[i], m, vm, mmio, mem)) < 0)
+			return ret;
+	return 0;
+}
+
+int vdevs_start(struct vdevs *d)
+{
+	int ret;
+
+	if (!d->loop)
+		return 0;
+	if ((ret = io_loop_start(d->loop)) < 0)
+		return ret;
+	log_info("disk I/O engine: %s", io_engine_name(io_loop_engine(d->loop)));
+	return 0;
+}
+
+void vdevs_stop(struct vdevs *d)
+{
+	if (!d->loop)
+		return;
+	io_loop_destroy(d->loop);
+	d->loop = NULL;
+	/* Whatever the guest did not flush itself is made durable before we exit. */
+	for (int i = 0; i < d->nr_disks; i++) {
+		struct vdisk *v = &d->disks[i];
+		if (!v->cfg->ro && fdatasync(v->fd) < 0)
+			log_warn("--disk %s: fdatasync: %s", v->cfg->path, strerror(errno));
+	}
+}
+
+void vdevs_destroy(struct vdevs *d)
+{
+	vdevs_stop(d);
+	for (int i = 0; i < d->nr_disks; i++) {
+		struct vdisk *v = &d->disks[i];
+		if (v->mmio_ready)
+			virtio_mmio_destroy(&v->mmio);
+		v->mmio_ready = false;
+		blk_destroy(v->blk);
+		v->blk = NULL;
+		close(v->fd);
+	}
+	d->nr_disks = 0;
+	free(d->cmdline);
+	d->cmdline = NULL;
+}

@@ -1,0 +1,663 @@
+/* ioloop.c - the I/O thread (see ioloop.h): an io_uring engine and a poll() + worker-pool fallback. */
+#include "vmm/ioloop.h"
+#include "vmm/err.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 256
+
+struct watch {
+	int fd;
+	void (*cb)(void *arg);
+	void *arg;
+};
+
+struct call {
+	void (*fn)(void *arg);
+	void *arg;
+	bool done;
+	struct call *next;
+};
+
+struct req_list {
+	struct io_request *head, *tail;
+};
+
+struct io_loop {
+	enum io_engine engine;
+	int files[IO_LOOP_MAX_FILES];
+	int nfiles;
+	struct watch watch[IO_LOOP_MAX_WATCHES]; /* [0] is the loop's own wake eventfd */
+	int nwatch;
+	int wake_fd;
+
+	pthread_t thread;
+	bool running;                 /* thread created and not yet joined */
+	bool exited;                  /* thread left its loop (under lock) */
+	atomic_bool stop;
+
+	pthread_mutex_t lock;         /* calls, and the sync engine's queues */
+	pthread_cond_t call_cond;
+	struct call *calls;
+
+	uint64_t inflight;            /* loop thread: submitted, done() not yet called */
+	struct req_list pending;      /* loop thread: waiting for a submission slot */
+
+	/* io_uring engine */
+	struct io_uring ring;
+	bool ring_ready, ring_disabled;
+	bool ring_live;               /* loop thread: submissions go straight to the ring */
+
+	/* sync engine */
+	pthread_t workers[IO_LOOP_SYNC_WORKERS];
+	int nworkers;
+	bool workers_stop;            /* under lock */
+	pthread_cond_t work_cond;
+	struct req_list work;         /* under lock */
+	struct req_list done;         /* under lock */
+};
+
+static void list_push(struct req_list *l, struct io_request *r)
+{
+	r->next_ = NULL;
+	if (l->tail)
+		l->tail->next_ = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+static struct io_request *list_pop(struct req_list *l)
+{
+	struct io_request *r = l->head;
+
+	if (r) {
+		l->head = r->next_;
+		if (!l->head)
+			l->tail = NULL;
+		r->next_ = NULL;
+	}
+	return r;
+}
+
+const char *io_engine_name(enum io_engine e)
+{
+	switch (e) {
+	case IO_ENGINE_AUTO:
+		return "auto";
+	case IO_ENGINE_URING:
+		return "io_uring";
+	case IO_ENGINE_SYNC:
+		return "sync";
+	}
+	return "?";
+}
+
+enum io_engine io_loop_engine(const struct io_loop *loop)
+{
+	return loop->engine;
+}
+
+static uint64_t iov_bytes(const struct iovec *iov, int cnt)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/* Skip n bytes of req's buffers (a short transfer): advance iov in place. */
+static void iov_advance(struct io_request *req, uint64_t n)
+{
+	while (n && req->iovcnt) {
+		if (n >= req->iov->iov_len) {
+			n -= req->iov->iov_len;
+			req->iov++;
+			req->iovcnt--;
+		} else {
+			req->iov->iov_base = (char *)req->iov->iov_base + n;
+			req->iov->iov_len -= n;
+			n = 0;
+		}
+	}
+	/* Drop empty entries so a zero-length remainder means "done". */
+	while (req->iovcnt && req->iov->iov_len == 0) {
+		req->iov++;
+		req->iovcnt--;
+	}
+}
+
+static int fallocate_mode(enum io_op op)
+{
+	return op == IO_OP_DISCARD ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+				   : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+}
+
+/*
+ * Account one host completion of req (res = syscall result). Returns true when
+ * the request is finished (req->res_ holds the final result), false when the
+ * rest of a short transfer must be submitted again.
+ */
+static bool account(struct io_request *req, int64_t res)
+{
+	if (req->op != IO_OP_READ && req->op != IO_OP_WRITE) {
+		req->res_ = res < 0 ? res : 0;
+		return true;
+	}
+	if (res < 0) {
+		req->res_ = res;
+		return true;
+	}
+	if (res == 0 && iov_bytes(req->iov, req->iovcnt) > 0) {
+		/* End of file or no progress: never report a partial transfer as done. */
+		req->res_ = -EIO;
+		return true;
+	}
+	req->xfer_ += (uint64_t)res;
+	iov_advance(req, (uint64_t)res);
+	if (req->iovcnt == 0) {
+		req->res_ = (int64_t)req->xfer_;
+		return true;
+	}
+	return false;
+}
+
+static void complete(struct io_loop *loop, struct io_request *req)
+{
+	loop->inflight--;
+	req->done(req, req->res_);
+}
+
+/* ---- io_uring engine ---- */
+
+#define WATCH_TAG(i) (((uint64_t)(i) << 1) | 1)
+
+static bool uring_prep(struct io_loop *loop, struct io_request *req)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+	uint64_t off = req->offset + req->xfer_;
+
+	if (!sqe)
+		return false;
+	switch (req->op) {
+	case IO_OP_READ:
+		io_uring_prep_readv(sqe, req->file, req->iov, (unsigned)req->iovcnt, off);
+		break;
+	case IO_OP_WRITE:
+		io_uring_prep_writev(sqe, req->file, req->iov, (unsigned)req->iovcnt, off);
+		break;
+	case IO_OP_FLUSH:
+		io_uring_prep_fsync(sqe, req->file, IORING_FSYNC_DATASYNC);
+		break;
+	case IO_OP_DISCARD:
+	case IO_OP_WRITE_ZEROES:
+		io_uring_prep_fallocate(sqe, req->file, fallocate_mode(req->op), (off_t)req->offset,
+					(off_t)req->len);
+		break;
+	}
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, req);
+	return true;
+}
+
+static void uring_flush_pending(struct io_loop *loop)
+{
+	while (loop->pending.head) {
+		if (!uring_prep(loop, loop->pending.head)) {
+			/* Ring full: hand what we have to the kernel and try once more. */
+			io_uring_submit(&loop->ring);
+			if (!uring_prep(loop, loop->pending.head))
+				return;
+		}
+		list_pop(&loop->pending);
+	}
+}
+
+static void uring_arm_watch(struct io_loop *loop, int i)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+
+	if (!sqe) {
+		io_uring_submit(&loop->ring);
+		sqe = io_uring_get_sqe(&loop->ring);
+	}
+	if (!sqe) {
+		log_error("I/O loop: no submission slot to watch eventfd %d", loop->watch[i].fd);
+		return;
+	}
+	/* Fixed-file index: the registered files come first, then the watched eventfds. */
+	io_uring_prep_poll_add(sqe, loop->nfiles + i, POLLIN);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, WATCH_TAG(i));
+}
+
+/* ---- the parts both engines share ---- */
+
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/* The wake eventfd fired: finished sync requests, calls from other threads, stop. */
+static void handle_wake(struct io_loop *loop)
+{
+	struct req_list done;
+	struct call *calls;
+
+	pthread_mutex_lock(&loop->lock);
+	done = loop->done;
+	loop->done = (struct req_list){ 0 };
+	calls = loop->calls;
+	loop->calls = NULL;
+	pthread_mutex_unlock(&loop->lock);
+
+	for (struct io_request *r; (r = list_pop(&done));)
+		complete(loop, r);
+	/* Calls were pushed LIFO; order between threads does not matter. */
+	while (calls) {
+		struct call *c = calls;
+		calls = c->next;
+		c->fn(c->arg);
+		pthread_mutex_lock(&loop->lock);
+		c->done = true;
+		pthread_cond_broadcast(&loop->call_cond);
+		pthread_mutex_unlock(&loop->lock);
+	}
+}
+
+static void fire_watch(struct io_loop *loop, int i)
+{
+	drain_eventfd(loop->watch[i].fd);
+	if (i == 0)
+		handle_wake(loop);
+	else if (!atomic_load(&loop->stop))
+		loop->watch[i].cb(loop->watch[i].arg);
+}
+
+static bool finished(struct io_loop *loop)
+{
+	return atomic_load(&loop->stop) && loop->inflight == 0;
+}
+
+static void uring_run(struct io_loop *loop)
+{
+	loop->ring_live = true;
+	for (int i = 0; i < loop->nwatch; i++)
+		uring_arm_watch(loop, i);
+	uring_flush_pending(loop);
+	while (!finished(loop)) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int ret = io_uring_submit_and_wait(&loop->ring, 1);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			log_error("I/O loop: io_uring_enter: %s", strerror(-ret));
+			break;
+		}
+		io_uring_for_each_cqe(&loop->ring, head, cqe) {
+			uint64_t ud = io_uring_cqe_get_data64(cqe);
+			n++;
+			if (ud & 1) {
+				int i = (int)(ud >> 1);
+				if (cqe->res < 0 && cqe->res != -ECANCELED)
+					log_warn("I/O loop: polling eventfd %d: %s", loop->watch[i].fd,
+						 strerror(-cqe->res));
+				if (cqe->res >= 0)
+					fire_watch(loop, i);
+				if (!atomic_load(&loop->stop) || i == 0)
+					uring_arm_watch(loop, i);
+				continue;
+			}
+			struct io_request *req = (struct io_request *)(uintptr_t)ud;
+			if (account(req, cqe->res))
+				complete(loop, req);
+			else
+				list_push(&loop->pending, req);
+		}
+		io_uring_cq_advance(&loop->ring, n);
+		uring_flush_pending(loop);
+	}
+}
+
+static int uring_create(struct io_loop *loop)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED };
+	static const int needed[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
+				      IORING_OP_FALLOCATE, IORING_OP_POLL_ADD };
+	int ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
+
+	if (ret == -EINVAL) {
+		/* Kernel older than 5.10: no disabled start, so no restrictions either. */
+		memset(&p, 0, sizeof(p));
+		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
+	} else if (ret == 0) {
+		loop->ring_disabled = true;
+	}
+	if (ret < 0)
+		return err_set(-ret, "io_uring: %s", strerror(-ret));
+	loop->ring_ready = true;
+
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
+	if (probe) {
+		for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+			if (!io_uring_opcode_supported(probe, needed[i])) {
+				io_uring_free_probe(probe);
+				return err_set(EOPNOTSUPP, "io_uring: the kernel lacks opcode %d",
+					       needed[i]);
+			}
+		}
+		io_uring_free_probe(probe);
+	}
+	return 0;
+}
+
+/*
+ * io_uring_register(2) directly: liburing 2.3 as packaged declares
+ * io_uring_register_restrictions() and io_uring_enable_rings() but does not
+ * export them. Returns 0 or -errno.
+ */
+static int uring_register(struct io_loop *loop, unsigned op, void *arg, unsigned nr)
+{
+	long r = syscall(__NR_io_uring_register, loop->ring.ring_fd, op, arg, nr);
+
+	return r < 0 ? -errno : 0;
+}
+
+static int uring_start(struct io_loop *loop)
+{
+	int fds[IO_LOOP_MAX_FILES + IO_LOOP_MAX_WATCHES];
+	int n = 0, ret;
+
+	for (int i = 0; i < loop->nfiles; i++)
+		fds[n++] = loop->files[i];
+	for (int i = 0; i < loop->nwatch; i++)
+		fds[n++] = loop->watch[i].fd;
+	if ((ret = io_uring_register_files(&loop->ring, fds, (unsigned)n)) < 0)
+		return err_set(-ret, "io_uring: registering files: %s", strerror(-ret));
+	if (!loop->ring_disabled)
+		return 0;
+
+	struct io_uring_restriction res[] = {
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FALLOCATE },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_POLL_ADD },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED, .sqe_flags = IOSQE_FIXED_FILE },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
+	};
+	ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, sizeof(res) / sizeof(res[0]));
+	if (ret < 0)
+		log_debug("io_uring: ring not locked down (%s)", strerror(-ret));
+	if ((ret = uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
+		return err_set(-ret, "io_uring: enabling the ring: %s", strerror(-ret));
+	return 0;
+}
+
+/* ---- sync engine ---- */
+
+static int64_t sync_do(struct io_loop *loop, struct io_request *req)
+{
+	int fd = loop->files[req->file];
+	int64_t r;
+
+	for (;;) {
+		switch (req->op) {
+		case IO_OP_READ:
+			r = preadv(fd, req->iov, req->iovcnt, (off_t)(req->offset + req->xfer_));
+			break;
+		case IO_OP_WRITE:
+			r = pwritev(fd, req->iov, req->iovcnt, (off_t)(req->offset + req->xfer_));
+			break;
+		case IO_OP_FLUSH:
+			r = fdatasync(fd);
+			break;
+		default:
+			r = fallocate(fd, fallocate_mode(req->op), (off_t)req->offset, (off_t)req->len);
+			break;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (account(req, r < 0 ? -errno : r))
+			return req->res_;
+	}
+}
+
+static void *sync_worker(void *arg)
+{
+	struct io_loop *loop = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&loop->lock);
+	for (;;) {
+		struct io_request *req = list_pop(&loop->work);
+		if (!req) {
+			if (loop->workers_stop)
+				break;
+			pthread_cond_wait(&loop->work_cond, &loop->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&loop->lock);
+		sync_do(loop, req);
+		pthread_mutex_lock(&loop->lock);
+		list_push(&loop->done, req);
+		if (write(loop->wake_fd, &one, sizeof(one)) < 0)
+			log_warn("I/O worker: waking the loop: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&loop->lock);
+	return NULL;
+}
+
+static void sync_run(struct io_loop *loop)
+{
+	struct pollfd p[IO_LOOP_MAX_WATCHES];
+
+	while (!finished(loop)) {
+		/* Once stopping, only the wake eventfd (completions, calls) matters. */
+		int n = atomic_load(&loop->stop) ? 1 : loop->nwatch;
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = loop->watch[i].fd, .events = POLLIN };
+		if (poll(p, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("I/O loop: poll: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			if (p[i].revents & (POLLIN | POLLERR | POLLHUP))
+				fire_watch(loop, i);
+	}
+}
+
+/* ---- the public interface ---- */
+
+static void *loop_thread(void *arg)
+{
+	struct io_loop *loop = arg;
+
+	if (loop->engine == IO_ENGINE_URING)
+		uring_run(loop);
+	else
+		sync_run(loop);
+	/* Calls that raced with the end run here; later ones run in their caller. */
+	pthread_mutex_lock(&loop->lock);
+	loop->exited = true;
+	pthread_mutex_unlock(&loop->lock);
+	handle_wake(loop);
+	return NULL;
+}
+
+int io_loop_create(struct io_loop **out, enum io_engine want)
+{
+	struct io_loop *loop = calloc(1, sizeof(*loop));
+	int ret;
+
+	*out = NULL;
+	if (!loop)
+		return err_set(ENOMEM, "I/O loop: out of memory");
+	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->call_cond, NULL);
+	pthread_cond_init(&loop->work_cond, NULL);
+	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->wake_fd < 0) {
+		ret = err_set(errno, "I/O loop: eventfd: %s", strerror(errno));
+		io_loop_destroy(loop);
+		return ret;
+	}
+	loop->watch[0] = (struct watch){ .fd = loop->wake_fd };
+	loop->nwatch = 1;
+
+	loop->engine = want == IO_ENGINE_SYNC ? IO_ENGINE_SYNC : IO_ENGINE_URING;
+	if (loop->engine == IO_ENGINE_URING && (ret = uring_create(loop)) < 0) {
+		if (want == IO_ENGINE_URING) {
+			err_prefix(-ret, "--io-engine uring");
+			io_loop_destroy(loop);
+			return ret;
+		}
+		log_info("%s: using the sync I/O engine (thread pool) instead", err_msg());
+		err_clear();
+		if (loop->ring_ready)
+			io_uring_queue_exit(&loop->ring);
+		loop->ring_ready = false;
+		loop->engine = IO_ENGINE_SYNC;
+	}
+	*out = loop;
+	return 0;
+}
+
+int io_loop_watch_eventfd(struct io_loop *loop, int fd, void (*cb)(void *arg), void *arg)
+{
+	if (loop->running)
+		return err_set(EBUSY, "I/O loop: eventfds must be watched before the start");
+	if (loop->nwatch >= IO_LOOP_MAX_WATCHES)
+		return err_set(ENOSPC, "I/O loop: more than %d eventfds", IO_LOOP_MAX_WATCHES - 1);
+	loop->watch[loop->nwatch++] = (struct watch){ .fd = fd, .cb = cb, .arg = arg };
+	return 0;
+}
+
+int io_loop_register_file(struct io_loop *loop, int fd)
+{
+	if (loop->running)
+		return err_set(EBUSY, "I/O loop: files must be registered before the start");
+	if (loop->nfiles >= IO_LOOP_MAX_FILES)
+		return err_set(ENOSPC, "I/O loop: more than %d files", IO_LOOP_MAX_FILES);
+	loop->files[loop->nfiles] = fd;
+	return loop->nfiles++;
+}
+
+int io_loop_start(struct io_loop *loop)
+{
+	int e, ret;
+
+	if (loop->running)
+		return err_set(EBUSY, "I/O loop: already started");
+	if (loop->engine == IO_ENGINE_URING && (ret = uring_start(loop)) < 0)
+		return ret;
+	if (loop->engine == IO_ENGINE_SYNC) {
+		for (int i = 0; i < IO_LOOP_SYNC_WORKERS; i++) {
+			if ((e = pthread_create(&loop->workers[i], NULL, sync_worker, loop)))
+				return err_set(e, "I/O loop: starting a worker thread: %s", strerror(e));
+			loop->nworkers = i + 1;
+		}
+	}
+	/* Set first: the thread's own io_loop_call() must see itself as running. */
+	pthread_mutex_lock(&loop->lock);
+	loop->running = true;
+	e = pthread_create(&loop->thread, NULL, loop_thread, loop);
+	if (e)
+		loop->running = false;
+	pthread_mutex_unlock(&loop->lock);
+	if (e)
+		return err_set(e, "I/O loop: starting the I/O thread: %s", strerror(e));
+	return 0;
+}
+
+int io_loop_submit(struct io_loop *loop, struct io_request *req)
+{
+	if (req->file < 0 || req->file >= loop->nfiles || req->op > IO_OP_WRITE_ZEROES ||
+	    !req->done)
+		return -EINVAL;
+	if ((req->op == IO_OP_READ || req->op == IO_OP_WRITE) && req->iovcnt < 0)
+		return -EINVAL;
+	req->xfer_ = 0;
+	req->res_ = 0;
+	loop->inflight++;
+	if (loop->engine == IO_ENGINE_URING) {
+		/* Batched: the loop hands the queue to the kernel before it sleeps. */
+		if (!loop->ring_live || loop->pending.head || !uring_prep(loop, req))
+			list_push(&loop->pending, req);
+		return 0;
+	}
+	pthread_mutex_lock(&loop->lock);
+	list_push(&loop->work, req);
+	pthread_cond_signal(&loop->work_cond);
+	pthread_mutex_unlock(&loop->lock);
+	return 0;
+}
+
+int io_loop_call(struct io_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	struct call c = { .fn = fn, .arg = arg };
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&loop->lock);
+	if (!loop->running || loop->exited || pthread_equal(pthread_self(), loop->thread)) {
+		pthread_mutex_unlock(&loop->lock);
+		fn(arg);
+		return 0;
+	}
+	c.next = loop->calls;
+	loop->calls = &c;
+	pthread_mutex_unlock(&loop->lock);
+	if (write(loop->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("I/O loop: waking the loop: %s", strerror(errno));
+	pthread_mutex_lock(&loop->lock);
+	while (!c.done)
+		pthread_cond_wait(&loop->call_cond, &loop->lock);
+	pthread_mutex_unlock(&loop->lock);
+	return 0;
+}
+
+void io_loop_destroy(struct io_loop *loop)
+{
+	uint64_t one = 1;
+
+	if (!loop)
+		return;
+	if (loop->running) {
+		atomic_store(&loop->stop, true);
+		if (write(loop->wake_fd, &one, sizeof(one)) < 0)
+			log_warn("I/O loop: waking the loop: %s", strerror(errno));
+		pthread_join(loop->thread, NULL);
+		loop->running = false;
+	}
+	pthread_mutex_lock(&loop->lock);
+	loop->workers_stop = true;
+	pthread_cond_broadcast(&loop->work_cond);
+	pthread_mutex_unlock(&loop->lock);
+	for (int i = 0; i < loop->nworkers; i++)
+		pthread_join(loop->workers[i], NULL);
+	if (loop->ring_ready)
+		io_uring_queue_exit(&loop->ring);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	pthread_cond_destroy(&loop->work_cond);
+	pthread_cond_destroy(&loop->call_cond);
+	pthread_mutex_destroy(&loop->lock);
+	free(loop);
+}
