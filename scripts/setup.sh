@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
   libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev \
-  acpica-tools gzip lz4 zstd xz-utils"
+  acpica-tools gzip lz4 zstd xz-utils iproute2"
 
 missing=""
 for p in $PACKAGES; do

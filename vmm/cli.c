@@ -93,6 +93,109 @@ int parse_disk(const char *val, struct disk_config *d)
 	return 0;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	uint8_t m[6];
+
+	if (len != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		int hi = hexval(p[0]), lo = hexval(p[1]);
+		if (hi < 0 || lo < 0 || (i < 5 && p[2] != ':'))
+			return -EINVAL;
+		m[i] = (uint8_t)(hi << 4 | lo);
+	}
+	memcpy(mac, m, 6);
+	return 0;
+}
+
+/* Linux accepts almost any byte in a name; we take the portable subset, so names survive shells and logs. */
+static bool ifname_char_ok(char c)
+{
+	return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
+}
+
+#define NET_USE "use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]"
+
+int parse_net(const char *val, struct net_config *n)
+{
+	bool have_tap = false, have_mac = false;
+	const char *opt = val;
+
+	memset(n, 0, sizeof(*n));
+	if (!*val)
+		return err_set(EINVAL, "--net: empty value (%s)", NET_USE);
+	for (;;) {
+		const char *comma = strchr(opt, ',');
+		size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+
+		if (len >= 4 && !strncmp(opt, "tap=", 4)) {
+			const char *name = opt + 4;
+			size_t nlen = len - 4;
+			if (have_tap)
+				return err_set(EINVAL, "--net %s: tap= given twice (one tap per --net)", val);
+			have_tap = true;
+			if (nlen == 0)
+				return err_set(EINVAL, "--net %s: empty tap name (%s)", val, NET_USE);
+			if (nlen > CLI_TAP_NAME_MAX)
+				return err_set(EINVAL, "--net %s: tap name longer than %d characters", val,
+					       CLI_TAP_NAME_MAX);
+			for (size_t i = 0; i < nlen; i++)
+				if (!ifname_char_ok(name[i]))
+					return err_set(EINVAL,
+						       "--net %s: tap name '%.*s' may only contain letters, digits, '-', '_' and '.'",
+						       val, (int)nlen, name);
+			if ((nlen == 1 && name[0] == '.') || (nlen == 2 && !strncmp(name, "..", 2)))
+				return err_set(EINVAL, "--net %s: '%.*s' is not a valid interface name", val,
+					       (int)nlen, name);
+			memcpy(n->tap, name, nlen);
+			n->tap[nlen] = '\0';
+		} else if (len >= 4 && !strncmp(opt, "mac=", 4)) {
+			const char *m = opt + 4;
+			size_t mlen = len - 4;
+			if (have_mac)
+				return err_set(EINVAL, "--net %s: mac= given twice", val);
+			have_mac = true;
+			if (mlen == 6 && !strncmp(m, "random", 6)) {
+				n->random_mac = true;
+			} else if (parse_mac(m, mlen, n->mac) < 0) {
+				return err_set(EINVAL,
+					       "--net %s: bad MAC '%.*s' (use six hex pairs like 02:00:00:00:00:01, or mac=random)",
+					       val, (int)mlen, m);
+			} else if (n->mac[0] & 1) {
+				return err_set(EINVAL,
+					       "--net %s: MAC %.*s is a multicast address (the first octet must be even, e.g. 02)",
+					       val, (int)mlen, m);
+			} else if (!(n->mac[0] | n->mac[1] | n->mac[2] | n->mac[3] | n->mac[4] | n->mac[5])) {
+				return err_set(EINVAL, "--net %s: MAC %.*s is all zeros, not a usable address", val,
+					       (int)mlen, m);
+			} else {
+				n->has_mac = true;
+			}
+		} else {
+			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s)", val, (int)len, opt,
+				       NET_USE);
+		}
+		if (!comma)
+			break;
+		opt = comma + 1;
+	}
+	if (!have_tap)
+		return err_set(EINVAL, "--net %s: missing tap=NAME (%s)", val, NET_USE);
+	return 0;
+}
+
 void cli_usage(FILE *out)
 {
 	fprintf(out,
@@ -112,8 +215,15 @@ void cli_usage(FILE *out)
 		"                   raw disk image as a virtio-blk device; repeatable (at most\n"
 		"                   %d), in order /dev/vda, vdb, ... ro: read-only; direct:\n"
 		"                   O_DIRECT; id: serial the guest sees (at most 20 bytes)\n"
-		"  --io-engine E    disk I/O engine: auto (io_uring if the host allows it,\n"
-		"                   else sync), uring, or sync (thread pool) (default auto)\n"
+		"  --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]\n"
+		"                   a virtio-net interface on host tap NAME; repeatable (at\n"
+		"                   most %d), in order eth0, eth1, ... An existing tap is\n"
+		"                   attached; a missing one is created (needs CAP_NET_ADMIN)\n"
+		"                   and removed at exit. Default MAC: 02:.. derived from NAME\n"
+		"                   and the interface's position (stable across boots)\n"
+		"  --io-engine E    how disk and tap I/O is done: auto (io_uring if the host\n"
+		"                   allows it, else sync), uring, or sync (thread pool)\n"
+		"                   (default auto)\n"
 		"  --cmdline-devices\n"
 		"                   also list the virtio-mmio devices on the kernel command\n"
 		"                   line (virtio_mmio.device=...); automatic with acpi=off\n"
@@ -133,7 +243,7 @@ void cli_usage(FILE *out)
 		"  microvm --kernel bzImage --mem 512M --cpus 2 --cmdline \"console=ttyS0\"\n",
 		CLI_DEFAULT_CMDLINE, (unsigned long long)(MV_MEM_DEFAULT >> 20),
 		(unsigned long long)(MV_MEM_MIN >> 20), (unsigned long long)(MV_MEM_MAX >> 30),
-		MV_MAX_VCPUS, CLI_MAX_DISKS, MV_PORT_EXIT);
+		MV_MAX_VCPUS, CLI_MAX_DISKS, CLI_MAX_NICS, MV_PORT_EXIT);
 }
 
 static bool flag_is(const char *arg, const char *name, const char **inline_val)
@@ -164,7 +274,7 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		const char **target = NULL;
-		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_ENGINE } kind = V_NONE;
+		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_NET, V_ENGINE } kind = V_NONE;
 		const char *name = a;
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -199,6 +309,8 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			name = "--cpus", kind = V_CPUS;
 		} else if (flag_is(a, "--disk", &val)) {
 			name = "--disk", kind = V_DISK;
+		} else if (flag_is(a, "--net", &val)) {
+			name = "--net", kind = V_NET;
 		} else if (flag_is(a, "--io-engine", &val)) {
 			name = "--io-engine", kind = V_ENGINE;
 		} else {
@@ -244,6 +356,24 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			if ((ret = parse_disk(val, &cfg->disks[cfg->nr_disks])) < 0)
 				return ret;
 			cfg->nr_disks++;
+			break;
+		}
+		case V_NET: {
+			int ret;
+			if (cfg->nr_nics >= CLI_MAX_NICS)
+				return err_set(EINVAL, "--net %s: at most %d interfaces", val, CLI_MAX_NICS);
+			struct net_config *n = &cfg->nics[cfg->nr_nics];
+			if ((ret = parse_net(val, n)) < 0)
+				return ret;
+			for (int j = 0; j < cfg->nr_nics; j++) {
+				const struct net_config *o = &cfg->nics[j];
+				if (!strcmp(o->tap, n->tap))
+					return err_set(EINVAL, "--net %s: tap %s is already used by an earlier --net",
+						       val, n->tap);
+				if (o->has_mac && n->has_mac && !memcmp(o->mac, n->mac, 6))
+					return err_set(EINVAL, "--net %s: same MAC as --net tap=%s", val, o->tap);
+			}
+			cfg->nr_nics++;
 			break;
 		}
 		case V_ENGINE:

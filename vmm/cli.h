@@ -12,6 +12,8 @@
 #define CLI_DEFAULT_CMDLINE "console=ttyS0"
 #define CLI_MAX_DISKS 8
 #define CLI_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
+#define CLI_MAX_NICS 4
+#define CLI_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
 
 /* One --disk PATH[,ro][,direct][,id=NAME]. */
 struct disk_config {
@@ -19,6 +21,14 @@ struct disk_config {
 	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
 	bool direct;           /* O_DIRECT */
 	char id[CLI_DISK_ID_MAX + 1]; /* "" : derived from the file name */
+};
+
+/* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]. */
+struct net_config {
+	char tap[CLI_TAP_NAME_MAX + 1]; /* host interface name */
+	bool has_mac;          /* mac= given: use mac[] */
+	bool random_mac;       /* mac=random: a fresh locally administered unicast MAC */
+	uint8_t mac[6];        /* valid with has_mac: unicast, not all zero */
 };
 
 struct vmm_config {
@@ -30,6 +40,8 @@ struct vmm_config {
 	int verbosity;         /* -1 quiet, 0 normal, 1 verbose */
 	int nr_disks;          /* --disk, in order: vda, vdb, ... */
 	struct disk_config disks[CLI_MAX_DISKS];
+	int nr_nics;           /* --net, in order: eth0, eth1, ... (after the disks) */
+	struct net_config nics[CLI_MAX_NICS];
 	enum io_engine io_engine;  /* --io-engine, default AUTO */
 	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
 };
@@ -47,6 +59,21 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out);
  * 20 bytes or not printable ASCII, path too long).
  */
 int parse_disk(const char *val, struct disk_config *d);
+
+/*
+ * Parse a --net value "tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]" (options
+ * in any order) into n. Returns 0 or -EINVAL with err_msg() (tap= missing,
+ * name empty, longer than 15 bytes or with characters other than letters,
+ * digits, '-', '_', '.'; bad MAC syntax, a multicast or all-zero MAC; an
+ * unknown or repeated option). Duplicates across flags are cli_parse()'s.
+ */
+int parse_net(const char *val, struct net_config *n);
+
+/*
+ * Parse "XX:XX:XX:XX:XX:XX" (hex, either case, exactly two digits per
+ * octet) into mac. Returns 0 or -EINVAL; no message, no check of the bits.
+ */
+int parse_mac(const char *s, size_t len, uint8_t mac[6]);
 
 /*
  * Parse a size: a decimal number with an optional suffix K, M, G, T (powers of

@@ -1,4 +1,4 @@
-/* devices.c - open the disk images and wire virtio-blk + virtio-mmio into the VM and the I/O thread (see devices.h). */
+/* devices.c - open the disk images and taps, wire virtio-blk/virtio-net + virtio-mmio into the VM and the I/O thread (see devices.h). */
 #include "vmm/devices.h"
 #include "vmm/err.h"
 #include "vmm/log.h"
@@ -122,15 +122,76 @@ int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
 			return err_prefix(-ret, "--disk %s", cfg->disks[i].path);
 		v->mmio_idx = ret;
 	}
+	/* Taps after the disks, so both kinds of error come before /dev/kvm is touched. */
+	for (int i = 0; i < cfg->nr_nics; i++) {
+		const struct net_config *nc = &cfg->nics[i];
+		struct vnet *v = &d->nics[i];
+		char mac[18];
+		if ((ret = tap_open(&v->tap, nc->tap)) < 0)
+			return ret;
+		v->cfg = nc;
+		d->nr_nics = i + 1;
+		if (nc->has_mac) {
+			memcpy(v->mac, nc->mac, sizeof(v->mac));
+		} else if (nc->random_mac) {
+			if ((ret = tap_random_mac(v->mac)) < 0)
+				return err_prefix(-ret, "--net tap=%s", nc->tap);
+		} else {
+			tap_default_mac(nc->tap, (unsigned int)i, v->mac);
+		}
+		if ((ret = machine_add_mmio_dev(m, MMIO_DEV_VIRTIO_NET)) < 0)
+			return err_prefix(-ret, "--net tap=%s", nc->tap);
+		v->mmio_idx = ret;
+		log_info("--net tap=%s: MAC %s%s", nc->tap, mac_format(v->mac, mac),
+			 nc->has_mac ? "" : nc->random_mac ? " (random)" : " (derived from the tap name)");
+	}
 	return compose_cmdline(d, cfg, m);
 }
 
 /* (io) A queue-notify eventfd fired. */
 static void kicked(void *arg)
 {
-	struct vdisk_kick *k = arg;
+	struct vdev_kick *k = arg;
 
 	virtio_mmio_queue_kicked(k->m, k->q);
+}
+
+/*
+ * Put dev behind a virtio-mmio transport at md and connect it, the same way
+ * for every device type: the 4 KiB window on the MMIO bus, the transport's
+ * interrupt eventfd as a KVM irqfd on md->irq, and per queue a KVM
+ * ioeventfd on QueueNotify (datamatch = queue index) watched by the I/O
+ * thread, so a guest kick never exits to the vCPU thread.
+ */
+static int wire_virtio(struct vdevs *d, struct vwire *w, struct virtio_dev *dev,
+		       const struct mmio_dev *md, struct vm *vm, struct bus *mmio,
+		       const struct guest_mem *mem)
+{
+	int ret;
+
+	if ((ret = virtio_mmio_init(&w->mmio, dev, mem)) < 0)
+		return ret;
+	w->mmio_ready = true;
+	if ((ret = bus_register(mmio, md->base, md->size, virtio_mmio_io, &w->mmio, dev->ops->name)) < 0)
+		return ret;
+	if ((ret = vm_irqfd(vm, w->mmio.irq_fd, md->irq, false)) < 0)
+		return ret;
+	for (uint16_t q = 0; q < dev->ops->num_queues; q++) {
+		w->kick[q] = (struct vdev_kick){ .m = &w->mmio, .q = q };
+		if ((ret = vm_ioeventfd(vm, md->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, w->mmio.notify_fd[q],
+					false, true, q, false)) < 0)
+			return ret;
+		if ((ret = io_loop_watch_eventfd(d->loop, w->mmio.notify_fd[q], kicked, &w->kick[q])) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static void unwire_virtio(struct vwire *w)
+{
+	if (w->mmio_ready)
+		virtio_mmio_destroy(&w->mmio);
+	w->mmio_ready = false;
 }
 
 /* The GET_ID answer: --disk ...,id=NAME, else the image's file name (its first 20 bytes). */
@@ -158,25 +219,35 @@ static int create_disk(struct vdevs *d, struct vdisk *v, const struct machine *m
 	v->file = ret;
 	if ((ret = blk_create(&v->blk, &bd, d->loop, v->file)) < 0)
 		return ret;
-	struct virtio_dev *dev = blk_virtio_dev(v->blk);
-	if ((ret = virtio_mmio_init(&v->mmio, dev, mem)) < 0)
+	if ((ret = wire_virtio(d, &v->wire, blk_virtio_dev(v->blk), md, vm, mmio, mem)) < 0)
 		return ret;
-	v->mmio_ready = true;
-	if ((ret = bus_register(mmio, md->base, md->size, virtio_mmio_io, &v->mmio, "virtio-blk")) < 0)
-		return ret;
-	if ((ret = vm_irqfd(vm, v->mmio.irq_fd, md->irq, false)) < 0)
-		return ret;
-	for (uint16_t q = 0; q < dev->ops->num_queues; q++) {
-		v->kick[q] = (struct vdisk_kick){ .m = &v->mmio, .q = q };
-		if ((ret = vm_ioeventfd(vm, md->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, v->mmio.notify_fd[q],
-					false, true, q, false)) < 0)
-			return ret;
-		if ((ret = io_loop_watch_eventfd(d->loop, v->mmio.notify_fd[q], kicked, &v->kick[q])) < 0)
-			return ret;
-	}
 	log_debug("--disk %s: virtio-blk at 0x%llx, IRQ %u, %llu sectors%s", v->cfg->path,
 		  (unsigned long long)md->base, md->irq, (unsigned long long)bd.sectors,
 		  bd.ro ? ", read-only" : "");
+	return 0;
+}
+
+static int create_nic(struct vdevs *d, struct vnet *v, const struct machine *m, struct vm *vm,
+		      struct bus *mmio, const struct guest_mem *mem)
+{
+	const struct mmio_dev *md = &m->mmio_devs[v->mmio_idx];
+	struct net_backend be = {
+		.fd = v->tap.fd,
+		.offloads = v->tap.offloads,
+		.set_offload = tap_set_offload,
+		.ctx = &v->tap,
+		.name = v->tap.name,
+	};
+	char mac[18];
+	int ret;
+
+	memcpy(be.mac, v->mac, sizeof(be.mac));
+	if ((ret = net_create(&v->net, &be, d->loop)) < 0)
+		return ret;
+	if ((ret = wire_virtio(d, &v->wire, net_virtio_dev(v->net), md, vm, mmio, mem)) < 0)
+		return ret;
+	log_debug("--net tap=%s: virtio-net at 0x%llx, IRQ %u, MAC %s, tap offloads 0x%x", v->tap.name,
+		  (unsigned long long)md->base, md->irq, mac_format(v->mac, mac), v->tap.offloads);
 	return 0;
 }
 
@@ -185,12 +256,15 @@ int vdevs_create(struct vdevs *d, const struct vmm_config *cfg, const struct mac
 {
 	int ret;
 
-	if (d->nr_disks == 0)
+	if (d->nr_disks == 0 && d->nr_nics == 0)
 		return 0;
 	if ((ret = io_loop_create(&d->loop, cfg->io_engine)) < 0)
 		return ret;
 	for (int i = 0; i < d->nr_disks; i++)
 		if ((ret = create_disk(d, &d->disks[i], m, vm, mmio, mem)) < 0)
+			return ret;
+	for (int i = 0; i < d->nr_nics; i++)
+		if ((ret = create_nic(d, &d->nics[i], m, vm, mmio, mem)) < 0)
 			return ret;
 	return 0;
 }
@@ -203,7 +277,8 @@ int vdevs_start(struct vdevs *d)
 		return 0;
 	if ((ret = io_loop_start(d->loop)) < 0)
 		return ret;
-	log_info("disk I/O engine: %s", io_engine_name(io_loop_engine(d->loop)));
+	d->started = true;
+	log_info("I/O engine: %s", io_engine_name(io_loop_engine(d->loop)));
 	return 0;
 }
 
@@ -219,6 +294,19 @@ void vdevs_stop(struct vdevs *d)
 		if (!v->cfg->ro && fdatasync(v->fd) < 0)
 			log_warn("--disk %s: fdatasync: %s", v->cfg->path, strerror(errno));
 	}
+	/* The thread is gone: the counters are final. */
+	for (int i = 0; d->started && i < d->nr_nics; i++) {
+		struct vnet *v = &d->nics[i];
+		struct net_stats st;
+		if (!v->net)
+			continue;
+		net_get_stats(v->net, &st);
+		log_info("net %s: rx %llu frames (%llu bytes), tx %llu frames (%llu bytes), dropped rx %llu tx %llu",
+			 v->tap.name, (unsigned long long)st.rx_frames, (unsigned long long)st.rx_bytes,
+			 (unsigned long long)st.tx_frames, (unsigned long long)st.tx_bytes,
+			 (unsigned long long)st.rx_dropped, (unsigned long long)st.tx_dropped);
+	}
+	d->started = false;
 }
 
 void vdevs_destroy(struct vdevs *d)
@@ -226,14 +314,21 @@ void vdevs_destroy(struct vdevs *d)
 	vdevs_stop(d);
 	for (int i = 0; i < d->nr_disks; i++) {
 		struct vdisk *v = &d->disks[i];
-		if (v->mmio_ready)
-			virtio_mmio_destroy(&v->mmio);
-		v->mmio_ready = false;
+		unwire_virtio(&v->wire);
 		blk_destroy(v->blk);
 		v->blk = NULL;
 		close(v->fd);
 	}
 	d->nr_disks = 0;
+	for (int i = 0; i < d->nr_nics; i++) {
+		struct vnet *v = &d->nics[i];
+		unwire_virtio(&v->wire);
+		if (v->net)
+			net_destroy(v->net);
+		v->net = NULL;
+		tap_close(&v->tap);
+	}
+	d->nr_nics = 0;
 	free(d->cmdline);
 	d->cmdline = NULL;
 }

@@ -1,4 +1,4 @@
-/* devices.h - a VM's virtio devices: disk images, virtio-blk models, virtio-mmio transports and the I/O loop. */
+/* devices.h - a VM's virtio devices: disk images and taps, virtio-blk and virtio-net models, virtio-mmio transports and the I/O loop. */
 #ifndef MICROVM_DEVICES_H
 #define MICROVM_DEVICES_H
 
@@ -7,17 +7,30 @@
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/net.h"
 #include "driver/kvm.h"
 #include "firmware/machine.h"
 #include "vmm/bus.h"
 #include "vmm/cli.h"
 #include "vmm/guest_mem.h"
 #include "vmm/ioloop.h"
+#include "vmm/tap.h"
 
 /* What the I/O thread needs to forward a queue kick to the transport. */
-struct vdisk_kick {
+struct vdev_kick {
 	struct virtio_mmio *m;
 	uint16_t q;
+};
+
+/*
+ * A device model's transport and its wiring, the same for every device
+ * type: the virtio-mmio window on the bus, the irqfd, one ioeventfd per
+ * queue and its watch on the I/O loop.
+ */
+struct vwire {
+	struct virtio_mmio mmio;
+	bool mmio_ready;
+	struct vdev_kick kick[VIRTIO_MAX_QUEUES];
 };
 
 struct vdisk {
@@ -27,23 +40,34 @@ struct vdisk {
 	int mmio_idx;                  /* index in machine.mmio_devs */
 	int file;                      /* I/O loop file index */
 	struct blk *blk;
-	struct virtio_mmio mmio;
-	bool mmio_ready;
-	struct vdisk_kick kick[VIRTIO_MAX_QUEUES];
+	struct vwire wire;
+};
+
+struct vnet {
+	const struct net_config *cfg;
+	struct tap tap;                /* open (tap.fd >= 0) from vdevs_open() on */
+	uint8_t mac[6];                /* --net mac=, else random or tap_default_mac() */
+	int mmio_idx;
+	struct net *net;
+	struct vwire wire;
 };
 
 struct vdevs {
 	int nr_disks;
 	struct vdisk disks[CLI_MAX_DISKS];
-	struct io_loop *loop;          /* NULL without disks */
+	int nr_nics;
+	struct vnet nics[CLI_MAX_NICS];
+	struct io_loop *loop;          /* NULL without disks and NICs */
+	bool started;                  /* the I/O thread ran: counters are worth logging */
 	char *cmdline;                 /* the kernel command line to use (owned) */
 };
 
 /*
  * Open and check every --disk image of cfg (missing, directory, unreadable,
- * empty, size not a multiple of 512, locked by another VM: one clear message)
- * and add one virtio-mmio device per disk to m, so the firmware tables
- * rendered afterwards describe them. Then compose the kernel command line
+ * empty, size not a multiple of 512, locked by another VM: one clear message),
+ * then open (or create) every --net tap (see tap_open()) and pick each MAC,
+ * and add one virtio-mmio device per disk, then per NIC, to m, so the
+ * firmware tables rendered afterwards describe them (vda.. then eth0..). Then compose the kernel command line
  * (d->cmdline): cfg->cmdline plus, with --cmdline-devices or acpi=off, one
  * virtio_mmio.device=4K@0xBASE:IRQ per device. No KVM needed. Returns 0 or
  * -errno with err_msg(); vdevs_destroy() must be called either way.
@@ -51,8 +75,8 @@ struct vdevs {
 int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m);
 
 /*
- * Once the VM exists: create the I/O loop (cfg->io_engine), the virtio-blk
- * models and their transports, register each 4 KiB window on mmio, connect
+ * Once the VM exists: create the I/O loop (cfg->io_engine) if there are
+ * disks or NICs, the virtio-blk and virtio-net models and their transports, register each 4 KiB window on mmio, connect
  * the irqfd and one ioeventfd per queue, watch the notify eventfds.
  * Returns 0 or -errno with err_msg().
  */
@@ -64,11 +88,12 @@ int vdevs_start(struct vdevs *d);
 
 /*
  * After the vCPUs stopped: finish every request in flight, stop the I/O
- * thread, then fdatasync each writable image. Safe to call twice.
+ * thread, then fdatasync each writable image and log each NIC's counters
+ * (once, if the thread ran). Safe to call twice.
  */
 void vdevs_stop(struct vdevs *d);
 
-/* Stop if needed and free everything; safe on a zeroed or partly built struct. */
+/* Stop if needed and free everything, closing the taps (a tap microvm created goes away); safe on a zeroed or partly built struct. */
 void vdevs_destroy(struct vdevs *d);
 
 #endif

@@ -17,11 +17,21 @@
 
 #define RING_ENTRIES 256
 
+/* Sub-polls of an fd watch on io_uring: one POLL_ADD per event kind, so a mask change never needs POLL_REMOVE. */
+#define SUB_IN 0
+#define SUB_OUT 1
+
 struct watch {
 	int fd;
-	void (*cb)(void *arg);
+	void (*cb)(void *arg);                  /* eventfd watch */
+	void (*fd_cb)(void *arg, short revents); /* fd watch (io_loop_watch_fd) */
 	void *arg;
+	short want;                             /* fd watch: armed events, 0 = disarmed (loop thread) */
+	bool polling[2];                        /* io_uring: a POLL_ADD for POLLIN / POLLOUT is outstanding */
 };
+
+#define WATCH_EVENTS (POLLIN | POLLOUT)
+#define ALWAYS_REPORTED (POLLERR | POLLHUP | POLLNVAL)
 
 struct call {
 	void (*fn)(void *arg);
@@ -182,7 +192,8 @@ static void complete(struct io_loop *loop, struct io_request *req)
 
 /* ---- io_uring engine ---- */
 
-#define WATCH_TAG(i) (((uint64_t)(i) << 1) | 1)
+/* user_data of a watch's POLL_ADD: odd (requests are aligned pointers), then the sub-poll, then the index. */
+#define WATCH_TAG(i, sub) (((uint64_t)(i) << 2) | ((uint64_t)(sub) << 1) | 1)
 
 static bool uring_prep(struct io_loop *loop, struct io_request *req)
 {
@@ -225,7 +236,7 @@ static void uring_flush_pending(struct io_loop *loop)
 	}
 }
 
-static void uring_arm_watch(struct io_loop *loop, int i)
+static bool uring_poll(struct io_loop *loop, int i, int sub, unsigned mask)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
 
@@ -234,13 +245,36 @@ static void uring_arm_watch(struct io_loop *loop, int i)
 		sqe = io_uring_get_sqe(&loop->ring);
 	}
 	if (!sqe) {
-		log_error("I/O loop: no submission slot to watch eventfd %d", loop->watch[i].fd);
-		return;
+		log_error("I/O loop: no submission slot to watch fd %d", loop->watch[i].fd);
+		return false;
 	}
-	/* Fixed-file index: the registered files come first, then the watched eventfds. */
-	io_uring_prep_poll_add(sqe, loop->nfiles + i, POLLIN);
+	/* Fixed-file index: the registered files come first, then the watched fds. */
+	io_uring_prep_poll_add(sqe, loop->nfiles + i, mask);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data64(sqe, WATCH_TAG(i));
+	io_uring_sqe_set_data64(sqe, WATCH_TAG(i, sub));
+	return true;
+}
+
+static void uring_arm_watch(struct io_loop *loop, int i)
+{
+	uring_poll(loop, i, SUB_IN, POLLIN);
+}
+
+/*
+ * Make the outstanding sub-polls of fd watch i cover what it wants. A sub-poll
+ * no longer wanted stays outstanding: when it completes it is ignored (or,
+ * if wanted again by then, reported), so no wake-up is lost and none spins.
+ */
+static void uring_fd_update(struct io_loop *loop, int i)
+{
+	struct watch *w = &loop->watch[i];
+
+	if (!loop->ring_live || atomic_load(&loop->stop))
+		return;
+	if ((w->want & POLLIN) && !w->polling[SUB_IN])
+		w->polling[SUB_IN] = uring_poll(loop, i, SUB_IN, POLLIN);
+	if ((w->want & POLLOUT) && !w->polling[SUB_OUT])
+		w->polling[SUB_OUT] = uring_poll(loop, i, SUB_OUT, POLLOUT);
 }
 
 /* ---- the parts both engines share ---- */
@@ -280,6 +314,18 @@ static void handle_wake(struct io_loop *loop)
 	}
 }
 
+/* fd watch i reported revents: disarm it, then call back if it was armed for them. */
+static void fire_fd_watch(struct io_loop *loop, int i, short revents)
+{
+	struct watch *w = &loop->watch[i];
+	short fired = revents & (w->want | ALWAYS_REPORTED);
+
+	if (!w->want || !fired || atomic_load(&loop->stop))
+		return;
+	w->want = 0;
+	w->fd_cb(w->arg, fired);
+}
+
 static void fire_watch(struct io_loop *loop, int i)
 {
 	drain_eventfd(loop->watch[i].fd);
@@ -297,8 +343,12 @@ static bool finished(struct io_loop *loop)
 static void uring_run(struct io_loop *loop)
 {
 	loop->ring_live = true;
-	for (int i = 0; i < loop->nwatch; i++)
-		uring_arm_watch(loop, i);
+	for (int i = 0; i < loop->nwatch; i++) {
+		if (loop->watch[i].fd_cb)
+			uring_fd_update(loop, i);
+		else
+			uring_arm_watch(loop, i);
+	}
 	uring_flush_pending(loop);
 	while (!finished(loop)) {
 		struct io_uring_cqe *cqe;
@@ -312,8 +362,19 @@ static void uring_run(struct io_loop *loop)
 		io_uring_for_each_cqe(&loop->ring, head, cqe) {
 			uint64_t ud = io_uring_cqe_get_data64(cqe);
 			n++;
+			if ((ud & 1) && loop->watch[ud >> 2].fd_cb) {
+				int i = (int)(ud >> 2);
+				loop->watch[i].polling[(ud >> 1) & 1] = false;
+				if (cqe->res < 0 && cqe->res != -ECANCELED)
+					log_warn("I/O loop: polling fd %d: %s", loop->watch[i].fd,
+						 strerror(-cqe->res));
+				if (cqe->res >= 0)
+					fire_fd_watch(loop, i, (short)cqe->res);
+				uring_fd_update(loop, i);
+				continue;
+			}
 			if (ud & 1) {
-				int i = (int)(ud >> 1);
+				int i = (int)(ud >> 2);
 				if (cqe->res < 0 && cqe->res != -ECANCELED)
 					log_warn("I/O loop: polling eventfd %d: %s", loop->watch[i].fd,
 						 strerror(-cqe->res));
@@ -470,17 +531,26 @@ static void sync_run(struct io_loop *loop)
 	while (!finished(loop)) {
 		/* Once stopping, only the wake eventfd (completions, calls) matters. */
 		int n = atomic_load(&loop->stop) ? 1 : loop->nwatch;
-		for (int i = 0; i < n; i++)
-			p[i] = (struct pollfd){ .fd = loop->watch[i].fd, .events = POLLIN };
+		for (int i = 0; i < n; i++) {
+			const struct watch *w = &loop->watch[i];
+			if (w->fd_cb) /* a negative fd is skipped by poll(): a disarmed watch */
+				p[i] = (struct pollfd){ .fd = w->want ? w->fd : -1, .events = w->want };
+			else
+				p[i] = (struct pollfd){ .fd = w->fd, .events = POLLIN };
+		}
 		if (poll(p, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("I/O loop: poll: %s", strerror(errno));
 			break;
 		}
-		for (int i = 0; i < n; i++)
-			if (p[i].revents & (POLLIN | POLLERR | POLLHUP))
+		/* A callback may re-arm or disarm other watches: fire_fd_watch() looks at want again. */
+		for (int i = 0; i < n; i++) {
+			if (loop->watch[i].fd_cb)
+				fire_fd_watch(loop, i, p[i].revents);
+			else if (p[i].revents & (POLLIN | POLLERR | POLLHUP))
 				fire_watch(loop, i);
+		}
 	}
 }
 
@@ -548,6 +618,44 @@ int io_loop_watch_eventfd(struct io_loop *loop, int fd, void (*cb)(void *arg), v
 		return err_set(ENOSPC, "I/O loop: more than %d eventfds", IO_LOOP_MAX_WATCHES - 1);
 	loop->watch[loop->nwatch++] = (struct watch){ .fd = fd, .cb = cb, .arg = arg };
 	return 0;
+}
+
+int io_loop_watch_fd(struct io_loop *loop, int fd, void (*cb)(void *arg, short revents), void *arg)
+{
+	if (loop->running)
+		return err_set(EBUSY, "I/O loop: fds must be watched before the start");
+	if (fd < 0 || !cb)
+		return err_set(EINVAL, "I/O loop: watching fd %d without a callback", fd);
+	if (loop->nwatch >= IO_LOOP_MAX_WATCHES)
+		return err_set(ENOSPC, "I/O loop: more than %d watched fds", IO_LOOP_MAX_WATCHES - 1);
+	loop->watch[loop->nwatch] = (struct watch){ .fd = fd, .fd_cb = cb, .arg = arg };
+	return loop->nwatch++;
+}
+
+/* Is the caller allowed to touch loop-thread state: the I/O thread, or no thread running? */
+static bool on_loop_thread(struct io_loop *loop)
+{
+	bool ok;
+
+	pthread_mutex_lock(&loop->lock);
+	ok = !loop->running || loop->exited || pthread_equal(pthread_self(), loop->thread);
+	pthread_mutex_unlock(&loop->lock);
+	return ok;
+}
+
+void io_loop_arm(struct io_loop *loop, int id, short events)
+{
+	if (id <= 0 || id >= loop->nwatch || !loop->watch[id].fd_cb) {
+		log_error("I/O loop: arming watch %d, which is not an fd watch", id);
+		return;
+	}
+	if (!on_loop_thread(loop)) {
+		log_error("I/O loop: watch %d armed from outside the I/O thread (ignored)", id);
+		return;
+	}
+	loop->watch[id].want = events & WATCH_EVENTS;
+	if (loop->engine == IO_ENGINE_URING)
+		uring_fd_update(loop, id);
 }
 
 int io_loop_register_file(struct io_loop *loop, int fd)

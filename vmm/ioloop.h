@@ -66,6 +66,30 @@ const char *io_engine_name(enum io_engine e);
  */
 int io_loop_watch_eventfd(struct io_loop *loop, int fd, void (*cb)(void *arg), void *arg);
 
+/*
+ * Before io_loop_start(): watch a non-blocking fd (a tap, a socket) for
+ * readiness, one shot at a time. The watch starts disarmed; io_loop_arm()
+ * says which events to wait for. When one of them (or POLLERR / POLLHUP) is
+ * reported, the watch is disarmed first and then cb(arg, revents) runs on the
+ * I/O thread, with revents limited to the armed events plus POLLERR, POLLHUP
+ * and POLLNVAL. cb may call io_loop_arm() again. After io_loop_destroy()
+ * started stopping, cb is no longer called. Returns a watch id >= 0, or
+ * -errno with err_msg(): EBUSY after the start, ENOSPC when
+ * IO_LOOP_MAX_WATCHES (eventfd and fd watches together) are taken. fd stays
+ * the caller's and must stay open until io_loop_destroy() returns.
+ */
+int io_loop_watch_fd(struct io_loop *loop, int fd, void (*cb)(void *arg, short revents), void *arg);
+
+/*
+ * I/O thread only (or before io_loop_start()): arm watch `id` for events, a
+ * combination of POLLIN and POLLOUT (other bits are ignored), replacing what
+ * was armed; 0 disarms it (cb is not called until it is armed again). Arming
+ * an fd that is already ready makes cb run on the next loop iteration, so
+ * no readiness is ever lost between a callback and the next arm. Cheap when
+ * the mask does not change. A bad id is logged and ignored.
+ */
+void io_loop_arm(struct io_loop *loop, int id, short events);
+
 /* Before io_loop_start(): register a file for requests; returns its index or -errno. fd stays the caller's. */
 int io_loop_register_file(struct io_loop *loop, int fd);
 
@@ -92,7 +116,7 @@ int io_loop_submit(struct io_loop *loop, struct io_request *req);
 int io_loop_call(struct io_loop *loop, void (*fn)(void *arg), void *arg);
 
 /*
- * Stop: stop watching eventfds, finish every request in flight (their done()
+ * Stop: stop watching eventfds and fds (armed fd watches are dropped), finish every request in flight (their done()
  * runs on the I/O thread), join the thread, free everything. NULL is ignored.
  */
 void io_loop_destroy(struct io_loop *loop);

@@ -234,7 +234,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 
 	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
 		return ret;
-	/* Disks join the machine before the firmware tables describe it. */
+	/* Disks and NICs join the machine before the firmware tables describe it; taps open before /dev/kvm. */
 	if ((ret = vdevs_open(&vmm->vdevs, cfg, &vmm->machine)) < 0)
 		return ret;
 	for (int i = 0; i < vmm->machine.nr_ram; i++) {
@@ -377,7 +377,7 @@ int vmm_run(struct vmm *vmm)
 	vmm->serial.ops.out_ctx = &vmm->console;
 	pthread_mutex_unlock(&vmm->serial.lock);
 
-	/* The I/O thread serves the disks before any vCPU can kick a queue. */
+	/* The I/O thread serves the disks and taps before any vCPU can kick a queue. */
 	if (vdevs_start(&vmm->vdevs) < 0) {
 		log_error("%s", err_msg());
 		console_stop(&vmm->console);
@@ -420,7 +420,7 @@ int vmm_run(struct vmm *vmm)
 			break;
 	}
 	stop_vcpus(vmm);
-	/* No vCPU can add requests now: finish those in flight and sync the images. */
+	/* No vCPU can add requests now: finish those in flight, sync the images, log the NIC counters. */
 	vdevs_stop(&vmm->vdevs);
 	console_stop(&vmm->console);
 	close(sfd);

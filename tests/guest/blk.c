@@ -8,39 +8,7 @@
  * exit to microvm, and guest code is emulated here, so each check does few
  * requests and the data patterns are cheap to make and compare.
  */
-#include "guest.h"
-
-/* virtio-mmio registers (4.2.2). */
-#define VM_MAGIC           0x000
-#define VM_VERSION         0x004
-#define VM_DEVICE_ID       0x008
-#define VM_VENDOR_ID       0x00c
-#define VM_DEVICE_FEATURES 0x010
-#define VM_DEVICE_FEAT_SEL 0x014
-#define VM_DRIVER_FEATURES 0x020
-#define VM_DRIVER_FEAT_SEL 0x024
-#define VM_QUEUE_SEL       0x030
-#define VM_QUEUE_NUM_MAX   0x034
-#define VM_QUEUE_NUM       0x038
-#define VM_QUEUE_READY     0x044
-#define VM_QUEUE_NOTIFY    0x050
-#define VM_IRQ_STATUS      0x060
-#define VM_IRQ_ACK         0x064
-#define VM_STATUS          0x070
-#define VM_QUEUE_DESC      0x080   /* low, high at +4 */
-#define VM_QUEUE_DRIVER    0x090
-#define VM_QUEUE_DEVICE    0x0a0
-#define VM_CONFIG_GEN      0x0fc
-#define VM_CONFIG          0x100
-#define VIRTIO_MAGIC       0x74726976  /* "virt" */
-
-/* Device status (2.1). */
-#define ST_ACK          1
-#define ST_DRIVER       2
-#define ST_DRIVER_OK    4
-#define ST_FEATURES_OK  8
-#define ST_NEEDS_RESET  64
-#define ST_FAILED       128
+#include "virtio.h"
 
 /* Feature bits (5.2.3, 6). */
 #define F_SIZE_MAX   1
@@ -48,7 +16,6 @@
 #define F_RO         5
 #define F_BLK_SIZE   6
 #define F_FLUSH      9
-#define F_VERSION_1  32
 #define F_WANTED ((1ULL << F_SIZE_MAX) | (1ULL << F_SEG_MAX) | (1ULL << F_RO) | \
 		  (1ULL << F_BLK_SIZE) | (1ULL << F_FLUSH) | (1ULL << F_VERSION_1))
 
@@ -68,24 +35,12 @@
 #define S_UNSUPP 2
 #define S_NONE   0xff  /* our marker: the device has not written the status */
 
-#define DESC_F_NEXT     1
-#define DESC_F_WRITE    2
-#define DESC_F_INDIRECT 4
-
 #define QSIZE_MAX  32   /* 8 requests of 3 descriptors in flight */
 #define MAX_DISKS  4
 #define MAX_OPS    16
 #define MAX_REQS   8    /* requests in flight at once */
 #define BUF_SECTORS 16  /* data buffer: 8 KiB */
 #define SECTOR     512
-#define WAIT_TSC   4000000000ULL  /* bounded wait for a completion or a status change */
-#define WAIT_SPINS 2000000u
-
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
 
 struct req_hdr {
 	uint32_t type, reserved;
@@ -126,11 +81,9 @@ struct op {
 	size_t str_len;
 };
 
-enum find { FIND_AUTO, FIND_FDT, FIND_ACPI, FIND_PROBE };
-
 static struct {
 	bool any;                  /* some blk.* key was given */
-	enum find find;
+	enum vfind find;
 	bool want_count;
 	uint64_t count;
 	bool cmdline_devices;
@@ -185,12 +138,12 @@ bool blk_wanted(void)
 
 bool blk_wants_fdt(int mode)
 {
-	return cfg.any && (cfg.find == FIND_FDT || (cfg.find == FIND_AUTO && mode == GUEST_MODE_LINUX64));
+	return cfg.any && vfind_fdt(cfg.find, mode);
 }
 
 bool blk_wants_acpi(int mode)
 {
-	return cfg.any && (cfg.find == FIND_ACPI || (cfg.find == FIND_AUTO && mode == GUEST_MODE_PVH));
+	return cfg.any && vfind_acpi(cfg.find, mode);
 }
 
 bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
@@ -203,17 +156,8 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 	cfg.any = true;
 	if (mem_eq_str(key, klen, "count"))
 		return (cfg.want_count = parse_num(v, n, false, &cfg.count));
-	if (mem_eq_str(key, klen, "find")) {
-		if (mem_eq_str(v, n, "fdt"))
-			cfg.find = FIND_FDT;
-		else if (mem_eq_str(v, n, "acpi"))
-			cfg.find = FIND_ACPI;
-		else if (mem_eq_str(v, n, "probe"))
-			cfg.find = FIND_PROBE;
-		else
-			return false;
-		return true;
-	}
+	if (mem_eq_str(key, klen, "find"))
+		return vfind_parse(v, n, &cfg.find);
 	if (mem_eq_str(key, klen, "cmdline_devices")) {
 		if (!parse_num(v, n, false, &num[0]) || num[0] > 1)
 			return false;
@@ -284,51 +228,29 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 
 static uint32_t rd(const struct disk *d, uint32_t reg)
 {
-	return mmio_read32(d->base + reg);
+	return vm_rd(d->base, reg);
 }
 
 static void wr(const struct disk *d, uint32_t reg, uint32_t v)
 {
-	mmio_write32(d->base + reg, v);
+	vm_wr(d->base, reg, v);
 }
 
 static void wr64(const struct disk *d, uint32_t reg, uint64_t v)
 {
-	wr(d, reg, (uint32_t)v);
-	wr(d, reg + 4, (uint32_t)(v >> 32));
+	vm_wr64(d->base, reg, v);
 }
 
-static inline void barrier(void)
-{
-	__asm__ volatile("" : : : "memory");
-}
+#define barrier compiler_barrier
 
-/* Config fields of 32 and 64 bits are read with 32-bit accesses (4.2.2.2), stable across ConfigGeneration. */
 static uint64_t cfg_read(const struct disk *d, uint32_t off, bool wide)
 {
-	uint32_t gen, lo, hi = 0;
-	int tries = 0;
-
-	do {
-		gen = rd(d, VM_CONFIG_GEN);
-		lo = rd(d, VM_CONFIG + off);
-		if (wide)
-			hi = rd(d, VM_CONFIG + off + 4);
-	} while (rd(d, VM_CONFIG_GEN) != gen && ++tries < 4);
-	return (uint64_t)hi << 32 | lo;
+	return vm_cfg_read(d->base, off, wide);
 }
 
-/* Wait (bounded) until (Status & mask) == want; returns the last status read. */
 static uint32_t wait_status(const struct disk *d, uint32_t mask, uint32_t want)
 {
-	uint64_t deadline = rdtsc() + WAIT_TSC;
-	uint32_t st;
-
-	for (uint32_t spins = 0;; spins++) {
-		st = rd(d, VM_STATUS);
-		if ((st & mask) == want || rdtsc() > deadline || spins > WAIT_SPINS)
-			return st;
-	}
+	return vm_wait_status(d->base, mask, want);
 }
 
 /* Reset, then ACK, DRIVER, features, FEATURES_OK, queue 0, DRIVER_OK (3.1.1, 4.2.3). */
@@ -344,10 +266,7 @@ static bool dev_init(struct disk *d, struct ring *r, int idx, bool quiet)
 	}
 	wr(d, VM_STATUS, ST_ACK);
 	wr(d, VM_STATUS, ST_ACK | ST_DRIVER);
-	wr(d, VM_DEVICE_FEAT_SEL, 0);
-	uint64_t f = rd(d, VM_DEVICE_FEATURES);
-	wr(d, VM_DEVICE_FEAT_SEL, 1);
-	f |= (uint64_t)rd(d, VM_DEVICE_FEATURES) << 32;
+	uint64_t f = vm_device_features(d->base);
 	d->features = f;
 	if (!(f & (1ULL << F_VERSION_1))) {
 		fail(FAIL_BLK_INIT, "blk: vd%c: device does not offer VIRTIO_F_VERSION_1 (features 0x%lx)",
@@ -356,10 +275,7 @@ static bool dev_init(struct disk *d, struct ring *r, int idx, bool quiet)
 		return false;
 	}
 	uint64_t drv = f & F_WANTED;
-	wr(d, VM_DRIVER_FEAT_SEL, 0);
-	wr(d, VM_DRIVER_FEATURES, (uint32_t)drv);
-	wr(d, VM_DRIVER_FEAT_SEL, 1);
-	wr(d, VM_DRIVER_FEATURES, (uint32_t)(drv >> 32));
+	vm_driver_features(d->base, drv);
 	wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
 	st = rd(d, VM_STATUS);
 	if (!(st & ST_FEATURES_OK)) {
@@ -751,23 +667,12 @@ static void op_hostile(const struct op *o)
 static void probe(const struct virtio_mmio_loc *locs, int n)
 {
 	for (int i = 0; i < n; i++) {
-		struct disk t = { .base = locs[i].base, .irq = locs[i].irq };
-		if (locs[i].size < VM_CONFIG + 0x20 || !phys_ok(t.base, locs[i].size)) {
-			fail(FAIL_BLK_FIND, "blk: virtio-mmio window 0x%lx size 0x%lx is unusable", t.base,
-			     locs[i].size);
-			continue;
-		}
-		uint32_t magic = rd(&t, VM_MAGIC), ver = rd(&t, VM_VERSION), id = rd(&t, VM_DEVICE_ID);
-		if (magic != VIRTIO_MAGIC || ver != 2) {
-			fail(FAIL_BLK_FIND, "blk: virtio-mmio at 0x%lx: magic 0x%x version %u, expected "
-			     "0x%x version 2", t.base, magic, ver, VIRTIO_MAGIC);
-			continue;
-		}
-		if (id != 2)          /* not a block device (0: placeholder) */
+		int id = virtio_window_id(&locs[i], FAIL_BLK_FIND, "blk");
+		if (id != VIRTIO_ID_BLK)   /* not a block device (0: placeholder), or unusable */
 			continue;
 		if (nr_disks == MAX_DISKS)
 			break;
-		disks[nr_disks++] = t;
+		disks[nr_disks++] = (struct disk){ .base = locs[i].base, .irq = locs[i].irq };
 	}
 }
 
@@ -835,34 +740,15 @@ static void check_cmdline_devices(const struct virtio_mmio_loc *locs, int n)
 
 void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai)
 {
-	static struct virtio_mmio_loc scan[VIRTIO_MMIO_MAX];
 	const struct virtio_mmio_loc *locs;
 	const char *from;
-	int n;
 
 	boot = bi;
-	if (blk_wants_fdt(bi->mode) && fi->ok) {
-		locs = fi->virtio;
-		n = fi->nr_virtio;
-		from = "FDT";
-	} else if (blk_wants_acpi(bi->mode) && ai->ok) {
-		locs = ai->virtio;
-		n = ai->nr_virtio;
-		from = "DSDT";
-	} else if (cfg.find != FIND_AUTO && cfg.find != FIND_PROBE) {
+	int n = virtio_locate(bi, fi, ai, cfg.find, &locs, &from);
+	if (n < 0) {
 		fail(FAIL_BLK_FIND, "blk: no valid %s to find the devices in",
-		     cfg.find == FIND_FDT ? "device tree" : "ACPI DSDT");
+		     cfg.find == VFIND_FDT ? "device tree" : "ACPI DSDT");
 		return;
-	} else {
-		/* No tables: try the known windows for the magic. */
-		n = 0;
-		for (int i = 0; i < VIRTIO_MMIO_MAX; i++) {
-			uint64_t base = 0xd0000000ULL + 0x1000ULL * (uint64_t)i;
-			if (mmio_read32(base + VM_MAGIC) == VIRTIO_MAGIC)
-				scan[n++] = (struct virtio_mmio_loc){ base, 0x1000, 0 };
-		}
-		locs = scan;
-		from = "probing";
 	}
 	gprintf("blk: %d virtio-mmio devices from the %s\n", n, from);
 	if (cfg.cmdline_devices)

@@ -68,6 +68,14 @@ enum fail_code {
 	FAIL_BLK_HOSTILE = 108, /* blk.hostile: no DEVICE_NEEDS_RESET, or no recovery after reset */
 	FAIL_BLK_CMDLINE = 109, /* blk.cmdline_devices: virtio_mmio.device= tokens differ from the devices */
 	FAIL_BLK_USED = 110,    /* used ring entry malformed (unknown id, wrong len) or InterruptStatus not set */
+	FAIL_NET_FIND = 111,    /* net.count differs; no such ethN; bad magic or version */
+	FAIL_NET_INIT = 112,    /* feature negotiation (VERSION_1, MAC, MRG_RXBUF) or queue setup refused */
+	FAIL_NET_MAC = 113,     /* net.mac: config MAC differs */
+	FAIL_NET_TX = 114,      /* a frame was not sent (bounded wait) or its used entry is malformed */
+	FAIL_NET_ARP = 115,     /* no ARP reply from the peer (bounded wait), or a malformed one */
+	FAIL_NET_PING = 116,    /* no echo reply (bounded wait), or a wrong one (checksums, id/seq, data) */
+	FAIL_NET_RX = 117,      /* malformed used entry or header, or InterruptStatus not set */
+	FAIL_NET_LINK = 118,    /* net.link: no VIRTIO_NET_F_STATUS or link down */
 };
 
 /* ---- port and MMIO access ---- */
@@ -238,6 +246,14 @@ bool blk_wants_acpi(int mode);  /* ... in the DSDT (PVH mode default) */
 /* Find the devices (FDT, DSDT, or probing), run the blk.* checks in command-line order. */
 void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
 bool parse_num(const char *p, size_t len, bool hex, uint64_t *out);
+
+/* ---- net.c: virtio-net driver (net.* keys) ---- */
+bool net_parse(const char *key, size_t klen, const char *v, size_t n);
+bool net_wanted(void);
+bool net_wants_fdt(int mode);
+bool net_wants_acpi(int mode);
+/* Find the network devices, set each up, run the net.* checks in command-line order. */
+void net_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
 
 /* ---- smp.c ---- */
 uint64_t lapic_base(void);

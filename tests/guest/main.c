@@ -139,8 +139,10 @@ static void parse_token(struct config *c, const char *t, size_t len)
 		ok = parse_action(c, v, n);
 	} else if (ok && starts_with(t, "blk.")) {
 		ok = blk_parse(t + 4, k - 4, v, n);
+	} else if (ok && starts_with(t, "net.")) {
+		ok = net_parse(t + 4, k - 4, v, n);
 	} else if (starts_with(t, "expect.") || starts_with(t, "check.") || starts_with(t, "action") ||
-		   starts_with(t, "blk.")) {
+		   starts_with(t, "blk.") || starts_with(t, "net.")) {
 		ok = false;
 	} else {
 		return;
@@ -278,10 +280,10 @@ void guest_main(int mode, uint64_t params)
 		check_initrd(&bi, c.want_initrd_size, c.initrd_size, c.want_initrd_sum, c.initrd_sum);
 	ai.s5_slp_typ = 0xff;
 	/* Other users of the tables (CPU list, ports, IOAPIC) fall back to defaults without them. */
-	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) ||
+	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) || net_wants_acpi(mode) ||
 				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO)))
 		acpi_read(bi.rsdp, &ai);
-	if (!c.fdt && blk_wants_fdt(mode))
+	if (!c.fdt && (blk_wants_fdt(mode) || net_wants_fdt(mode)))
 		fdt_read(&bi, &fi);
 	if (c.fdt) {
 		fdt_read(&bi, &fi);
@@ -308,6 +310,8 @@ void guest_main(int mode, uint64_t params)
 		check_smap();
 	if (blk_wanted())
 		blk_run(&bi, &fi, &ai);
+	if (net_wanted())
+		net_run(&bi, &fi, &ai);
 
 	if (first_failure()) {
 		gprintf("FAIL: exit status %d\n", first_failure());

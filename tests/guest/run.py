@@ -38,6 +38,23 @@ these arguments before the run and waits until its output matches
 (default "quit\n") and must exit within --timeout, else it is killed. A
 test of two VMs sharing a resource (a locked disk image).
 
+--netns runs microvm (and the --hold VM) in a network namespace of its own,
+made for this run (microvm-test-PID) and always deleted afterwards, with lo
+up. --tap NAME[:ADDR/PREFIX] (repeatable; implies --netns) first creates a
+persistent tap NAME in it, disables IPv6 on it (no neighbour discovery
+noise), adds the address and sets it up. After the run --expect-link NAME
+checks that the link still exists in the namespace, --expect-no-link NAME
+that it is gone (a tap microvm created must be removed at exit). Without
+root, `ip` or /dev/net/tun such a test is skipped (exit 77) with the reason.
+
+--repeat N runs microvm N times (in the same namespace); every run must pass
+the checks. --same RE: RE's first group must be found in every run's stdout
+and be the same each time (e.g. a MAC address that must be stable);
+--differ RE: ... and be different each time (a random MAC).
+
+--wrap ARG (repeatable) puts ARG before microvm's path in the command (after
+`ip netns exec NS`), e.g. setpriv to run it without a capability.
+
 Exit status: 0 pass, 1 fail, 77 skip (no usable /dev/kvm; meson's skip code).
 """
 
@@ -47,6 +64,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -202,6 +220,64 @@ def kvm_usable():
     return None
 
 
+def netns_missing():
+    """Why a network-namespace test cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "not root (network namespaces and taps need CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+    if not shutil.which("ip"):
+        return "no `ip` command (install iproute2)"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    return None
+
+
+class NetNs:
+    """A network namespace of our own, with lo up; delete() removes it and every tap in it."""
+
+    def __init__(self):
+        self.name = f"microvm-test-{os.getpid()}"
+        self.created = False
+        self.log = []
+
+    def create(self):
+        # A namespace left over by a killed run with the same pid: start afresh.
+        subprocess.run(["ip", "netns", "del", self.name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        self.ip("netns", "add", self.name, ns=False)
+        self.created = True
+        self.ip("link", "set", "lo", "up")
+
+    def ip(self, *args, ns=True, check=True):
+        cmd = ["ip"] + (["-n", self.name] if ns else []) + list(args)
+        self.log.append(" ".join(cmd))
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        if check and r.returncode:
+            raise RuntimeError(f"{' '.join(cmd)}: exit status {r.returncode}: {r.stderr.strip()}")
+        return r
+
+    def exec_prefix(self):
+        return ["ip", "netns", "exec", self.name]
+
+    def add_tap(self, spec):
+        name, _, addr = spec.partition(":")
+        self.ip("tuntap", "add", "dev", name, "mode", "tap")
+        # Fewer unrelated frames for the guest: no IPv6 (router solicitations, MLD, DAD).
+        cmd = self.exec_prefix() + ["sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1"]
+        self.log.append(" ".join(cmd))
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if addr:
+            self.ip("addr", "add", addr, "dev", name)
+        self.ip("link", "set", name, "up")
+
+    def has_link(self, name):
+        return self.ip("link", "show", "dev", name, check=False).returncode == 0
+
+    def delete(self):
+        if self.created:
+            self.ip("netns", "del", self.name, ns=False, check=False)
+            self.created = False
+
+
 class Run:
     """microvm as a child process, stdout/stderr collected by threads."""
 
@@ -330,6 +406,14 @@ def main(argv):
     ap.add_argument("--hold", action="append", default=[], metavar="ARG")
     ap.add_argument("--hold-ready", default="^echo: ready")
     ap.add_argument("--hold-stdin", default="quit\\n")
+    ap.add_argument("--netns", action="store_true")
+    ap.add_argument("--tap", action="append", default=[], metavar="NAME[:ADDR/PREFIX]")
+    ap.add_argument("--expect-link", action="append", default=[], metavar="NAME")
+    ap.add_argument("--expect-no-link", action="append", default=[], metavar="NAME")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N")
+    ap.add_argument("--same", metavar="RE")
+    ap.add_argument("--differ", metavar="RE")
+    ap.add_argument("--wrap", action="append", default=[], metavar="ARG")
     ap.add_argument("args", nargs=argparse.REMAINDER)
     opt = ap.parse_args(argv)
     args = opt.args[1:] if opt.args[:1] == ["--"] else opt.args
@@ -339,9 +423,20 @@ def main(argv):
         if why:
             print(f"SKIP: {why}; guest tests need a usable /dev/kvm")
             return SKIP
+    use_netns = opt.netns or opt.tap or opt.expect_link or opt.expect_no_link
+    if use_netns:
+        why = netns_missing()
+        if why:
+            print(f"SKIP: {why}; this test runs microvm in a network namespace")
+            return SKIP
 
+    # meson sends SIGTERM on a timeout: clean up (VMs, namespace, files) on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     problems = []
     hold = None
+    netns = None
+    runs = []
+    prefix = []
     tmp = tempfile.mkdtemp(prefix="microvm-guest-test-")
     try:
         files = {}
@@ -355,16 +450,24 @@ def main(argv):
             for e in opt.env:
                 k, _, v = expand(e, files).partition("=")
                 env[k] = v
+        if use_netns:
+            netns = NetNs()
+            netns.create()
+            for t in opt.tap:
+                netns.add_tap(t)
+            prefix = netns.exec_prefix()
+            print("network namespace: " + "; ".join(netns.log))
         if opt.hold:
-            hcmd = [opt.microvm] + [expand(a, files) for a in opt.hold]
+            hcmd = prefix + [opt.microvm] + [expand(a, files) for a in opt.hold]
             print("hold command: " + " ".join(hcmd))
             hold = Hold(hcmd, env)
             if not hold.wait_ready(opt.hold_ready, opt.timeout):
                 problems.append(f"the first VM did not print /{opt.hold_ready}/ "
                                 f"(exit status {hold.proc.poll()})")
-        cmd = [opt.microvm] + [expand(a, files) for a in args]
+        cmd = prefix + opt.wrap + [opt.microvm] + [expand(a, files) for a in args]
         stdin_text = codecs.decode(opt.stdin, "unicode_escape") if opt.stdin is not None else None
-        run = Run(cmd, stdin_text, opt.stdin_after, opt.timeout, env)
+        for _ in range(max(1, opt.repeat)):
+            runs.append(Run(cmd, stdin_text, opt.stdin_after, opt.timeout, env))
         if hold:
             hcode = hold.finish(codecs.decode(opt.hold_stdin, "unicode_escape"), opt.timeout)
             if hcode != 0:
@@ -382,41 +485,83 @@ def main(argv):
                             min(len(got), len(want)))
                 problems.append(f"image {name}: {len(got)} bytes, expected {len(want)}; first "
                                 f"difference at byte {diff} (sector {diff // SECTOR})")
+        for name in opt.expect_link:
+            if not netns.has_link(name):
+                problems.append(f"link {name} does not exist in the namespace after the run")
+        for name in opt.expect_no_link:
+            if netns.has_link(name):
+                problems.append(f"link {name} still exists in the namespace after the run")
+    except RuntimeError as e:
+        problems.append(str(e))
     finally:
         if hold and hold.proc.poll() is None:
             hold.proc.kill()
             hold.proc.wait()
+        for r in runs:
+            if r.proc.poll() is None:
+                r.proc.kill()
+                r.proc.wait()
+        if netns:
+            netns.delete()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    out = run.out.decode(errors="replace")
-    err = run.err.decode(errors="replace")
-    if run.timed_out:
-        problems.append(f"timed out after {opt.timeout:g} s (killed)")
-    if run.code != opt.exit_code:
-        problems.append(f"exit status {run.code}, expected {opt.exit_code}")
-    for name, text, pats, want in (("stdout", out, opt.stdout, True),
-                                   ("stderr", err, opt.stderr, True),
-                                   ("stdout", out, opt.no_stdout, False),
-                                   ("stderr", err, opt.no_stderr, False)):
-        for p in pats:
-            if bool(re.search(p, text, re.M)) != want:
-                problems.append(f"{name} {'does not match' if want else 'matches'} /{p}/")
+    if not runs:
+        print("FAILED:\n  " + "\n  ".join(problems))
+        return 1
+    same, differ = [], []
+    for i, run in enumerate(runs):
+        tag = f"run {i + 1}: " if len(runs) > 1 else ""
+        out = run.out.decode(errors="replace")
+        err = run.err.decode(errors="replace")
+        if run.timed_out:
+            problems.append(f"{tag}timed out after {opt.timeout:g} s (killed)")
+        if run.code != opt.exit_code:
+            problems.append(f"{tag}exit status {run.code}, expected {opt.exit_code}")
+        for name, text, pats, want in (("stdout", out, opt.stdout, True),
+                                       ("stderr", err, opt.stderr, True),
+                                       ("stdout", out, opt.no_stdout, False),
+                                       ("stderr", err, opt.no_stderr, False)):
+            for p in pats:
+                if bool(re.search(p, text, re.M)) != want:
+                    problems.append(f"{tag}{name} {'does not match' if want else 'matches'} /{p}/")
+        if opt.same:
+            m = re.search(opt.same, out, re.M)
+            if not m:
+                problems.append(f"{tag}stdout does not match /{opt.same}/")
+            else:
+                same.append(m.group(1))
+        if opt.differ:
+            m = re.search(opt.differ, out, re.M)
+            if not m:
+                problems.append(f"{tag}stdout does not match /{opt.differ}/")
+            else:
+                differ.append(m.group(1))
+    if len(set(same)) > 1:
+        problems.append(f"/{opt.same}/ differs between runs: " + ", ".join(same))
+    if len(set(differ)) < len(differ):
+        problems.append(f"/{opt.differ}/ is the same in two runs: " + ", ".join(differ))
 
     def show(a):
         return a if len(a) <= 200 and not re.search(r"\s", a) else repr(a[:200] + ("..." if len(a) > 200 else ""))
 
     print("command: " + " ".join(show(a) for a in cmd))
-    print(f"exit status {run.code}, {run.elapsed:.2f} s")
+    for i, run in enumerate(runs):
+        tag = f"run {i + 1}: " if len(runs) > 1 else ""
+        print(f"{tag}exit status {run.code}, {run.elapsed:.2f} s")
     if problems:
         print("FAILED:\n  " + "\n  ".join(problems))
-        print("---- stdout (guest serial) ----\n" + out.rstrip())
-        print("---- stderr (microvm log) ----\n" + err.rstrip())
+        for i, run in enumerate(runs):
+            tag = f" (run {i + 1})" if len(runs) > 1 else ""
+            print(f"---- stdout (guest serial){tag} ----\n" + run.out.decode(errors="replace").rstrip())
+            print(f"---- stderr (microvm log){tag} ----\n" + run.err.decode(errors="replace").rstrip())
         if hold:
             print("---- first VM stdout ----\n" + hold.out.decode(errors="replace").rstrip())
             print("---- first VM stderr ----\n" + hold.err.decode(errors="replace").rstrip())
         return 1
-    print("---- stdout ----\n" + out.rstrip())
-    print("---- stderr ----\n" + err.rstrip())
+    for i, run in enumerate(runs):
+        tag = f" (run {i + 1})" if len(runs) > 1 else ""
+        print(f"---- stdout{tag} ----\n" + run.out.decode(errors="replace").rstrip())
+        print(f"---- stderr{tag} ----\n" + run.err.decode(errors="replace").rstrip())
     print("ok")
     return 0
 

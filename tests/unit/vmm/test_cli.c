@@ -227,3 +227,116 @@ Test(cli, help_mentions_disks)
 	cr_assert(strstr(buf, "--io-engine"));
 	cr_assert(strstr(buf, "--cmdline-devices"));
 }
+
+Test(cli, nics_in_order_with_macs)
+{
+	static struct vmm_config cfg;
+	char *argv[] = { "microvm", "--kernel", "k", "--net", "tap=tap0", "--net=tap=vm-1.b_2,mac=02:AB:cd:00:00:01",
+			 "--net", "mac=random,tap=x", "--disk", "d.img", NULL };
+
+	cr_assert_eq(parse(&cfg, 10, argv), 0, "%s", err_msg());
+	cr_assert_eq(cfg.nr_nics, 3);
+	cr_assert_eq(cfg.nr_disks, 1);
+	cr_assert_str_eq(cfg.nics[0].tap, "tap0");
+	cr_assert_not(cfg.nics[0].has_mac);
+	cr_assert_not(cfg.nics[0].random_mac);
+	cr_assert_str_eq(cfg.nics[1].tap, "vm-1.b_2");
+	cr_assert(cfg.nics[1].has_mac);
+	const uint8_t want[6] = { 0x02, 0xab, 0xcd, 0x00, 0x00, 0x01 };
+	cr_assert_arr_eq(cfg.nics[1].mac, want, 6);
+	cr_assert_str_eq(cfg.nics[2].tap, "x");
+	cr_assert(cfg.nics[2].random_mac);
+	cr_assert_not(cfg.nics[2].has_mac);
+
+	/* 15 characters is the longest interface name. */
+	struct net_config n;
+	cr_assert_eq(parse_net("tap=123456789012345", &n), 0, "%s", err_msg());
+	cr_assert_str_eq(n.tap, "123456789012345");
+	/* A locally administered unicast MAC other than 02:.. */
+	cr_assert_eq(parse_net("tap=t,mac=fe:ff:ff:ff:ff:ff", &n), 0, "%s", err_msg());
+}
+
+Test(cli, net_errors_name_the_value)
+{
+	static struct vmm_config cfg;
+	static const struct {
+		const char *val, *msg;
+	} bad[] = {
+		{ "", "--net: empty value (use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random])" },
+		{ "tap0", "--net tap0: unknown option 'tap0'" },
+		{ "mac=02:00:00:00:00:01", "--net mac=02:00:00:00:00:01: missing tap=NAME" },
+		{ "tap=", "--net tap=: empty tap name" },
+		{ "tap=,mac=random", "--net tap=,mac=random: empty tap name" },
+		{ "tap=1234567890123456", "--net tap=1234567890123456: tap name longer than 15 characters" },
+		{ "tap=a/b", "--net tap=a/b: tap name 'a/b' may only contain letters, digits, '-', '_' and '.'" },
+		{ "tap=a b", "may only contain" },
+		{ "tap=a:1", "may only contain" },
+		{ "tap=tap%d", "may only contain" },
+		{ "tap=..", "--net tap=..: '..' is not a valid interface name" },
+		{ "tap=t,mac=02:00:00:00:00", "--net tap=t,mac=02:00:00:00:00: bad MAC '02:00:00:00:00' (use six hex pairs" },
+		{ "tap=t,mac=02:00:00:00:00:0g", "bad MAC '02:00:00:00:00:0g'" },
+		{ "tap=t,mac=02-00-00-00-00-01", "bad MAC" },
+		{ "tap=t,mac=2:0:0:0:0:1", "bad MAC" },
+		{ "tap=t,mac=02:00:00:00:00:01:", "bad MAC" },
+		{ "tap=t,mac=", "bad MAC ''" },
+		{ "tap=t,mac=01:00:5e:00:00:01", "--net tap=t,mac=01:00:5e:00:00:01: MAC 01:00:5e:00:00:01 is a multicast address" },
+		{ "tap=t,mac=ff:ff:ff:ff:ff:ff", "is a multicast address" },
+		{ "tap=t,mac=00:00:00:00:00:00", "--net tap=t,mac=00:00:00:00:00:00: MAC 00:00:00:00:00:00 is all zeros" },
+		{ "tap=t,mtu=9000", "--net tap=t,mtu=9000: unknown option 'mtu=9000'" },
+		{ "tap=t,", "--net tap=t,: unknown option ''" },
+		{ "tap=a,tap=b", "tap= given twice" },
+		{ "tap=a,mac=random,mac=random", "mac= given twice" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "microvm", "--kernel", "k", "--net", (char *)bad[i].val, NULL };
+		err_clear();
+		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "--net '%s' accepted", bad[i].val);
+		cr_assert_not_null(strstr(err_msg(), bad[i].msg), "--net '%s': got '%s', want '%s'", bad[i].val,
+				   err_msg(), bad[i].msg);
+	}
+	char *argv[] = { "microvm", "--kernel", "k", "--net", NULL };
+	cr_assert_eq(parse(&cfg, 4, argv), -EINVAL);
+	cr_assert(strstr(err_msg(), "--net needs a value"), "%s", err_msg());
+}
+
+Test(cli, net_duplicates_across_flags)
+{
+	static struct vmm_config cfg;
+	char *dup_tap[] = { "microvm", "--kernel", "k", "--net", "tap=t0", "--net", "tap=t0,mac=random", NULL };
+	char *dup_mac[] = { "microvm", "--kernel", "k", "--net", "tap=a,mac=02:00:00:00:00:01",
+			    "--net", "tap=b,mac=02:00:00:00:00:01", NULL };
+
+	cr_assert_eq(parse(&cfg, 7, dup_tap), -EINVAL);
+	cr_assert_str_eq(err_msg(), "--net tap=t0,mac=random: tap t0 is already used by an earlier --net");
+	cr_assert_eq(parse(&cfg, 7, dup_mac), -EINVAL);
+	cr_assert_str_eq(err_msg(), "--net tap=b,mac=02:00:00:00:00:01: same MAC as --net tap=a");
+}
+
+Test(cli, too_many_nics)
+{
+	static struct vmm_config cfg;
+	static char names[CLI_MAX_NICS + 1][16];
+	char *argv[3 + 2 * (CLI_MAX_NICS + 1) + 1] = { "microvm", "--kernel", "k" };
+	int argc = 3;
+
+	for (int i = 0; i <= CLI_MAX_NICS; i++) {
+		snprintf(names[i], sizeof(names[i]), "tap=t%d", i);
+		argv[argc++] = "--net";
+		argv[argc++] = names[i];
+	}
+	cr_assert_eq(parse(&cfg, argc - 2, argv), 0, "%s", err_msg());
+	cr_assert_eq(cfg.nr_nics, CLI_MAX_NICS);
+	cr_assert_eq(parse(&cfg, argc, argv), -EINVAL);
+	cr_assert(strstr(err_msg(), "at most 4 interfaces"), "%s", err_msg());
+}
+
+Test(cli, help_mentions_net)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	cli_usage(f);
+	fclose(f);
+	cr_assert(strstr(buf, "--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]"));
+}
