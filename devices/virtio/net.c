@@ -227,37 +227,6 @@ static void broken(struct net *n, const char *why)
 	n->dev.needs_reset(&n->dev, why);
 }
 
-/*
- * Return cnt chains with one used-index update. virtq_push() publishes one
- * element at a time; a driver polling the used ring could then see a
- * mergeable frame's first buffer (num_buffers = cnt) before the others and
- * drop the frame. The used ring was validated with the queue; the layout is
- * virtqueue.c's (le32 id, le32 len after flags and idx).
- */
-static void used_push_n(struct virtq *q, const uint16_t *head, const uint32_t *len, int cnt)
-{
-	uint8_t *used;
-
-	if (cnt == 1) {
-		virtq_push(q, head[0], len[0]);
-		return;
-	}
-	if (!q->ready || virtq_validate(q) != 0)
-		return;
-	used = gpa_to_host(q->mem, q->used, 6 + 8ULL * q->size);
-	if (!used)
-		return;
-	for (int i = 0; i < cnt; i++) {
-		uint32_t e[2] = { htole32(head[i]), htole32(len[i]) };
-		uint16_t slot = (uint16_t)(q->used_idx + i) & (q->size - 1);
-
-		memcpy(used + 4 + 8 * (size_t)slot, e, sizeof(e));
-	}
-	q->used_idx = (uint16_t)(q->used_idx + cnt);
-	/* Release: every element is visible before the index that publishes them. */
-	__atomic_store_n((uint16_t *)(void *)(used + 2), htole16(q->used_idx), __ATOMIC_RELEASE);
-}
-
 /* ---- RX: host -> guest ---- */
 
 /* Give every held chain back unused (length 0). */
@@ -266,7 +235,7 @@ static void rx_release(struct net *n)
 	for (int i = 0; i < n->rx_n; i++)
 		n->rx_take[i] = 0;
 	if (n->rx_n)
-		used_push_n(&n->dev.vq[NET_RXQ], n->rx_head, n->rx_take, n->rx_n);
+		virtq_push_n(&n->dev.vq[NET_RXQ], n->rx_head, n->rx_take, n->rx_n);
 	n->rx_n = 0;
 }
 
@@ -321,7 +290,7 @@ static void rx_complete(struct net *n, int k)
 	/* k == rx_n always (a frame completes in the chain just popped); extra chains go back empty. */
 	for (int i = k; i < n->rx_n; i++)
 		n->rx_take[i] = 0;
-	used_push_n(vq, n->rx_head, n->rx_take, n->rx_n);
+	virtq_push_n(vq, n->rx_head, n->rx_take, n->rx_n);
 	pthread_mutex_lock(&n->stats_lock);
 	n->stats.rx_frames++;
 	n->stats.rx_bytes += n->rx_len - NET_HDR_LEN;

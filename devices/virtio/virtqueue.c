@@ -183,17 +183,24 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+void virtq_push_n(struct virtq *q, const uint16_t *head, const uint32_t *written, int n)
 {
 	struct rings r;
-	uint32_t elem[2] = { htole32(head), htole32(written) };
 
-	if (!map_rings(q, &r))
+	if (n <= 0 || !map_rings(q, &r))
 		return;
-	memcpy(used_elem(&r, q->used_idx & (q->size - 1)), elem, sizeof(elem));
-	q->used_idx++;
-	/* Release: the element is visible before the index that publishes it. */
+	for (int i = 0; i < n; i++) {
+		uint32_t elem[2] = { htole32(head[i]), htole32(written[i]) };
+		memcpy(used_elem(&r, (uint16_t)(q->used_idx + i) & (q->size - 1)), elem, sizeof(elem));
+	}
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	/* Release: every element is visible before the index that publishes them. */
 	st16(used_idx(&r), q->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+{
+	virtq_push_n(q, &head, &written, 1);
 }
 
 /* virtio 1.2 2.7.10: notify iff new_idx has passed event_idx since old_idx. */

@@ -94,6 +94,12 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 
 /*
+ * Return n chains at once (head[i] with written[i] bytes) with one used-index
+ * update, so the driver sees all of them or none (a mergeable RX frame).
+ */
+void virtq_push_n(struct virtq *q, const uint16_t *head, const uint32_t *written, int n);
+
+/*
  * After one or more virtq_push() calls: does the driver want an interrupt?
  * Honours VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX.
  */

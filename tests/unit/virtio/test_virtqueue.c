@@ -211,6 +211,25 @@ Test(virtq, many_chains_and_index_wrap)
 	cr_assert_eq(get16(USED + 2), 3);
 }
 
+Test(virtq, push_n_publishes_all_at_once_across_wrap)
+{
+	uint16_t heads[3] = { 5, 2, 7 };
+	uint32_t lens[3] = { 100, 0, 4096 };
+
+	q.used_idx = 65534;     /* the three entries straddle both wraps */
+	set16(USED + 2, 65534);
+	virtq_push_n(&q, heads, lens, 3);
+	cr_assert_eq(get16(USED + 2), 1, "one index update covering all three");
+	cr_assert_eq(q.used_idx, 1);
+	for (int i = 0; i < 3; i++) {
+		uint16_t slot = (uint16_t)(65534 + i) % QS;
+		cr_assert_eq(get32(USED + 4 + 8 * slot), heads[i], "entry %d id", i);
+		cr_assert_eq(get32(USED + 8 + 8 * slot), lens[i], "entry %d len", i);
+	}
+	virtq_push_n(&q, heads, lens, 0);
+	cr_assert_eq(get16(USED + 2), 1, "n = 0 publishes nothing");
+}
+
 Test(virtq, full_ring_of_size_descriptors)
 {
 	for (uint16_t i = 0; i < QS; i++)
