@@ -24,20 +24,32 @@ static const struct {
 	{ KVM_CAP_NR_MEMSLOTS, "KVM_CAP_NR_MEMSLOTS" },
 };
 
+int kvm_dev_open(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e == ENOENT || e == ENXIO || e == ENODEV)
+		return err_set(e, "%s: %s (is KVM enabled? load kvm_intel or kvm_amd, "
+			       "or enable virtualization in the firmware)", path, strerror(e));
+	if (e == EACCES || e == EPERM)
+		return err_set(e, "%s: %s (are you in the kvm group? try: "
+			       "sudo usermod -aG kvm $USER, then log in again)", path, strerror(e));
+	return err_set(e, "%s: %s", path, strerror(e));
+}
+
 int kvm_open(struct kvm *kvm, const char *path)
 {
+	int ret;
+
 	memset(kvm, 0, sizeof(*kvm));
-	kvm->fd = open(path, O_RDWR | O_CLOEXEC);
-	if (kvm->fd < 0) {
-		int e = errno;
-		if (e == ENOENT || e == ENXIO || e == ENODEV)
-			return err_set(e, "%s: %s (is KVM enabled? load kvm_intel or kvm_amd, "
-				       "or enable virtualization in the firmware)", path, strerror(e));
-		if (e == EACCES || e == EPERM)
-			return err_set(e, "%s: %s (are you in the kvm group? try: "
-				       "sudo usermod -aG kvm $USER, then log in again)", path, strerror(e));
-		return err_set(e, "%s: %s", path, strerror(e));
+	if ((ret = kvm_dev_open(path)) < 0) {
+		kvm->fd = -1;
+		return ret;
 	}
+	kvm->fd = ret;
 	kvm->api_version = ioctl(kvm->fd, KVM_GET_API_VERSION, 0);
 	if (kvm->api_version != KVM_API_VERSION) {
 		int v = kvm->api_version;

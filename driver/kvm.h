@@ -30,6 +30,15 @@ struct vm {
  * capability.
  */
 int kvm_open(struct kvm *kvm, const char *path);
+
+#define KVM_DEV_PATH "/dev/kvm"
+
+/*
+ * Open path read-write; the descriptor, or -errno with err_msg() naming path
+ * and what to do ("is KVM enabled?", "are you in the kvm group?"). kvm_open()
+ * and the host probe use it.
+ */
+int kvm_dev_open(const char *path);
 void kvm_close(struct kvm *kvm);
 
 /* Create a VM with the in-kernel PIC, IOAPIC, LAPICs and PIT (speaker port off). */

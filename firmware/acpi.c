@@ -285,6 +285,20 @@ static long build_dsdt(const struct machine *m, uint8_t *buf, size_t room)
 	aml_name_resources(&a, "_CRS", &r);
 	aml_end(&a, dev);
 
+	/*
+	 * pvpanic at QEMU's ISA port: Linux's pvpanic-mmio driver (CONFIG_PVPANIC_MMIO)
+	 * binds to QEMU0001 and accepts an IO resource as well as a memory one.
+	 */
+	dev = aml_device_begin(&a, "PEVT");
+	aml_name(&a, "_HID");
+	aml_string(&a, "QEMU0001");
+	aml_name(&a, "_UID");
+	aml_integer(&a, 0);
+	aml_res_init(&r);
+	aml_res_io16(&r, MV_PORT_PVPANIC, MV_PORT_PVPANIC, 1, 1);
+	aml_name_resources(&a, "_CRS", &r);
+	aml_end(&a, dev);
+
 	for (int i = 0; i < m->nr_mmio_devs; i++) {
 		const struct mmio_dev *d = &m->mmio_devs[i];
 

@@ -56,6 +56,10 @@
 #define MV_PORT_COM1          0x3f8  /* 16550A, 8 ports */
 #define MV_PORT_I8042_DATA    0x60
 #define MV_PORT_I8042_CMD     0x64   /* write 0xfe: reset */
+#define MV_PORT_PVPANIC       0x505  /* pvpanic (QEMU's ISA port; ACPI QEMU0001): 1 byte */
+#define MV_PVPANIC_PANICKED     (1u << 0) /*   guest wrote: kernel panicked; read: event supported */
+#define MV_PVPANIC_CRASH_LOADED (1u << 1) /*   guest wrote: panicked, a kdump kernel takes over */
+#define MV_PVPANIC_EVENTS       (MV_PVPANIC_PANICKED | MV_PVPANIC_CRASH_LOADED) /* what a read returns */
 #define MV_PORT_EXIT          0x510  /* guest exit status: write N (8/16/32 bit), microvm exits with N & 0xff */
 #define MV_PORT_ACPI_SLEEP_CTL 0x600 /* FADT SLEEP_CONTROL_REG (1 byte) */
 #define MV_PORT_ACPI_SLEEP_STS 0x601 /* FADT SLEEP_STATUS_REG (1 byte) */

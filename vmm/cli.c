@@ -53,6 +53,22 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int parse_timeout(const char *s, uint64_t *ms)
+{
+	char *end;
+
+	/* Digits and at most one '.': no sign, exponent, hex, inf or nan from strtod. */
+	if (!s || !*s || strspn(s, "0123456789.") != strlen(s) || strchr(s, '.') != strrchr(s, '.'))
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > CLI_TIMEOUT_MAX_S)
+		return -EINVAL;
+	double m = v * 1000.0;
+	*ms = m < 1.0 ? 1 : (uint64_t)(m + 0.5);
+	return 0;
+}
+
 int parse_disk(const char *val, struct disk_config *d)
 {
 	const char *comma = strchr(val, ',');
@@ -227,6 +243,23 @@ void cli_usage(FILE *out)
 		"  --cmdline-devices\n"
 		"                   also list the virtio-mmio devices on the kernel command\n"
 		"                   line (virtio_mmio.device=...); automatic with acpi=off\n"
+		"  --host-info      print what kind of KVM host this is (a probe VM checks\n"
+		"                   whether guest kernel code is emulated and whether guest\n"
+		"                   user mode can make system calls) and the guest options\n"
+		"                   microvm would add, then exit\n"
+		"  --no-host-quirks never add host-specific options to a Linux command line\n"
+		"                   (see docs/host-quirks.md)\n"
+		"  --run SCRIPT     run SCRIPT in the guest and exit with its status: it goes\n"
+		"                   to the guest on an extra read-only disk named by\n"
+		"                   microvm.run=/dev/vdX on the kernel command line, for the\n"
+		"                   image's init (see docs/cli-runs.md)\n"
+		"  --timeout SECS   stop the VM after SECS seconds (e.g. 30 or 0.5) and exit\n"
+		"                   with status 124\n"
+		"  --stats[=text|json]\n"
+		"                   at exit, print to stderr the time to the first guest\n"
+		"                   output, to Linux's \"Run /init\" line and to exit, and\n"
+		"                   the VM exits by kind and device (json: one line for\n"
+		"                   scripts)\n"
 		"  -q, --quiet      only print warnings and errors from microvm itself\n"
 		"  -v, --verbose    print debug messages\n"
 		"  -h, --help       print this help and exit\n"
@@ -237,7 +270,9 @@ void cli_usage(FILE *out)
 		"\n"
 		"Exit status: 0 guest power-off or reset; N what the guest wrote to the\n"
 		"exit-status port 0x%x; 1 microvm error; 2 bad command line;\n"
-		"120 guest triple fault; 121 guest stopped on an error KVM cannot handle.\n"
+		"120 guest triple fault; 121 guest stopped on an error KVM cannot handle;\n"
+		"122 guest kernel panic (pvpanic); 123 --run: the guest ended without\n"
+		"reporting the script's status; 124 --timeout expired.\n"
 		"\n"
 		"Example:\n"
 		"  microvm --kernel bzImage --mem 512M --cpus 2 --cmdline \"console=ttyS0\"\n",
@@ -274,7 +309,7 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		const char **target = NULL;
-		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_NET, V_ENGINE } kind = V_NONE;
+		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_NET, V_ENGINE, V_TIMEOUT } kind = V_NONE;
 		const char *name = a;
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -297,6 +332,25 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			cfg->cmdline_devices = true;
 			continue;
 		}
+		if (!strcmp(a, "--host-info")) {
+			cfg->host_info = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-host-quirks")) {
+			cfg->no_host_quirks = true;
+			continue;
+		}
+		/* --stats takes no separate value: only --stats=FORMAT. */
+		if (!strcmp(a, "--stats") || !strcmp(a, "--stats=text")) {
+			cfg->stats = STATS_TEXT;
+			continue;
+		}
+		if (!strcmp(a, "--stats=json")) {
+			cfg->stats = STATS_JSON;
+			continue;
+		}
+		if (!strncmp(a, "--stats=", 8))
+			return err_set(EINVAL, "%s: the format must be text or json (--stats=json)", a);
 		if (flag_is(a, "--kernel", &val)) {
 			name = "--kernel", target = &cfg->kernel, kind = V_STR;
 		} else if (flag_is(a, "--initrd", &val)) {
@@ -313,6 +367,10 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			name = "--net", kind = V_NET;
 		} else if (flag_is(a, "--io-engine", &val)) {
 			name = "--io-engine", kind = V_ENGINE;
+		} else if (flag_is(a, "--timeout", &val)) {
+			name = "--timeout", kind = V_TIMEOUT;
+		} else if (flag_is(a, "--run", &val)) {
+			name = "--run", target = &cfg->run, kind = V_STR;
 		} else {
 			return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
 		}
@@ -386,11 +444,21 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			else
 				return err_set(EINVAL, "--io-engine %s: must be auto, uring or sync", val);
 			break;
+		case V_TIMEOUT:
+			if (parse_timeout(val, &cfg->timeout_ms) < 0)
+				return err_set(EINVAL,
+					       "--timeout %s: must be a positive number of seconds (e.g. 30 or 0.5), at most %.0f",
+					       val, CLI_TIMEOUT_MAX_S);
+			break;
 		default:
 			break;
 		}
 	}
-	if (!cfg->kernel)
+	if (!cfg->kernel && !cfg->host_info)
 		return err_set(EINVAL, "--kernel is required (see microvm --help)");
+	/* The script travels on one more disk after the user's. */
+	if (cfg->run && cfg->nr_disks >= CLI_MAX_DISKS)
+		return err_set(EINVAL, "--run %s: needs a disk slot of its own: at most %d --disk with --run",
+			       cfg->run, CLI_MAX_DISKS - 1);
 	return 0;
 }

@@ -31,6 +31,11 @@ struct net_config {
 	uint8_t mac[6];        /* valid with has_mac: unicast, not all zero */
 };
 
+/* --stats: what microvm prints to stderr at exit. */
+enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
+
+#define CLI_TIMEOUT_MAX_S 31536000.0  /* --timeout: at most a year */
+
 struct vmm_config {
 	const char *kernel;    /* required */
 	const char *initrd;    /* NULL: none */
@@ -44,6 +49,12 @@ struct vmm_config {
 	struct net_config nics[CLI_MAX_NICS];
 	enum io_engine io_engine;  /* --io-engine, default AUTO */
 	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
+	bool host_info;        /* --host-info: print the host profile and exit (no --kernel needed) */
+	bool no_host_quirks;   /* --no-host-quirks: never add host-specific guest options */
+	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
+	enum stats_mode stats; /* --stats[=text|json] */
+	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
+	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 };
 
 /*
@@ -81,6 +92,13 @@ int parse_mac(const char *s, size_t len, uint8_t mac[6]);
  * Returns 0 or -EINVAL/-ERANGE.
  */
 int parse_size(const char *s, uint64_t *out);
+
+/*
+ * Parse a --timeout value: a positive decimal number of seconds (fractions
+ * allowed, e.g. 0.5), at most CLI_TIMEOUT_MAX_S. Returns 0 with *ms (at least
+ * 1) or -EINVAL; no message.
+ */
+int parse_timeout(const char *s, uint64_t *ms);
 
 /* Print the help text. */
 void cli_usage(FILE *out);

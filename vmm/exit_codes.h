@@ -12,5 +12,9 @@
 #define MV_EXIT_TRIPLE_FAULT 120 /* guest triple fault (KVM shutdown exit) */
 #define MV_EXIT_GUEST_ERROR  121 /* guest stopped on something KVM or microvm cannot handle
 				  * (emulation failure, unhandled exit, failed vCPU) */
+#define MV_EXIT_GUEST_PANIC  122 /* the guest kernel reported a panic through pvpanic (port 0x505) */
+#define MV_EXIT_RUN_NO_STATUS 123 /* --run: the guest ended (power-off, reset, Ctrl-A x) without
+				   * reporting the script's status on the exit-status port */
+#define MV_EXIT_TIMEOUT      124 /* --timeout expired (as coreutils timeout); the VM was stopped cleanly */
 
 #endif

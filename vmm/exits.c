@@ -9,10 +9,18 @@
 typedef enum exit_action (*exit_handler_fn)(const struct exit_env *env, struct vcpu *vcpu,
 					     const struct vm_exit *ex);
 
-static void count(atomic_ullong *counters, unsigned int idx)
+/* This vCPU's own counters, or NULL. */
+static struct exit_stats *vstats(const struct exit_env *env, const struct vcpu *vcpu)
 {
-	if (counters)
-		atomic_fetch_add(&counters[idx], 1);
+	if (!env->stats || !vcpu || vcpu->id < 0 || vcpu->id >= env->nr_stats)
+		return NULL;
+	return &env->stats[vcpu->id];
+}
+
+/* Index of the bus range r for the per-device counters (STATS_UNMAPPED for none). */
+static unsigned int range_idx(const struct bus *bus, const struct bus_range *r)
+{
+	return r ? (unsigned int)(r - bus->range) : STATS_UNMAPPED;
 }
 
 /* Stop the VM, logging why, the vCPU's registers and the guest's last console lines. */
@@ -48,7 +56,10 @@ static enum exit_action fail(const struct exit_env *env, struct vcpu *vcpu, int 
 
 static enum exit_action on_io(const struct exit_env *env, struct vcpu *vcpu, const struct vm_exit *ex)
 {
-	(void)vcpu;
+	struct exit_stats *st = vstats(env, vcpu);
+
+	if (st)
+		st->pio[range_idx(env->pio, bus_find(env->pio, ex->io.port, ex->io.size))]++;
 	/* rep ins/outs: one access per element. */
 	for (uint32_t i = 0; i < ex->io.count; i++) {
 		uint8_t *d = ex->io.data + (size_t)i * ex->io.size;
@@ -64,7 +75,10 @@ static enum exit_action on_io(const struct exit_env *env, struct vcpu *vcpu, con
 
 static enum exit_action on_mmio(const struct exit_env *env, struct vcpu *vcpu, const struct vm_exit *ex)
 {
-	(void)vcpu;
+	struct exit_stats *st = vstats(env, vcpu);
+
+	if (st)
+		st->mmio[range_idx(env->mmio, bus_find(env->mmio, ex->mmio.addr, ex->mmio.len))]++;
 	if (!bus_access(env->mmio, ex->mmio.addr, ex->mmio.data, ex->mmio.len, ex->mmio.write)) {
 		if (env->unmapped_io)
 			atomic_fetch_add(env->unmapped_io, 1);
@@ -117,6 +131,11 @@ static enum exit_action on_emulation_failure(const struct exit_env *env, struct 
 		bool first = true;
 		if (env->quirk_counts)
 			first = atomic_fetch_add(&env->quirk_counts[q.kind], 1) == 0;
+		struct exit_stats *st = vstats(env, vcpu);
+		if (st) {
+			st->quirk[q.kind]++;
+			st->quirk_name[q.kind] = q.name;
+		}
 		if (first)
 			log_info("KVM's instruction emulator cannot run '%s' (%s); microvm completes it "
 				 "(this host runs guest kernel code in KVM's emulator; with VT-x/AMD-V "
@@ -182,8 +201,11 @@ enum exit_action exit_dispatch(const struct exit_env *env, struct vcpu *vcpu, co
 {
 	unsigned int kind = (unsigned int)ex->kind;
 
+	struct exit_stats *st = vstats(env, vcpu);
+
 	if (kind >= VMEXIT_KIND_COUNT)
 		kind = VMEXIT_UNKNOWN;
-	count(env->exit_counts, kind);
+	if (st)
+		st->kind[kind]++;
 	return handlers[kind](env, vcpu, ex);
 }

@@ -8,6 +8,7 @@
 #include "driver/vcpu.h"
 #include "vmm/bus.h"
 #include "vmm/quirks.h"
+#include "vmm/stats.h"
 
 enum exit_action { EXIT_CONTINUE, EXIT_STOP };
 
@@ -20,9 +21,14 @@ struct exit_env {
 	/* Last guest console output, for error reports (may be NULL). */
 	void (*console_tail)(void *ctx, char *buf, size_t len);
 	void *ctx;
-	/* Counters, indexed by kind (may be NULL). */
-	atomic_ullong *exit_counts;     /* VMEXIT_KIND_COUNT entries */
-	atomic_ullong *quirk_counts;    /* QUIRK_KIND_COUNT entries */
+	/*
+	 * Per-vCPU exit counters, indexed by vcpu->id (may be NULL): each vCPU
+	 * thread writes only its own, without atomics (see stats.h).
+	 */
+	struct exit_stats *stats;
+	int nr_stats;
+	/* Counters shared by all vCPUs (may be NULL). */
+	atomic_ullong *quirk_counts;    /* QUIRK_KIND_COUNT entries: the first of each kind is logged */
 	atomic_ullong *unmapped_io;     /* accesses that hit no device */
 };
 

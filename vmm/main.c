@@ -3,15 +3,42 @@
 #include "vmm/err.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
+#include "vmm/quirks.h"
+#include "vmm/run.h"
+#include "vmm/stats.h"
 #include "vmm/vm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+/*
+ * --run needs guest user programs that make system calls; where guest user
+ * mode cannot (host_probe(), docs/host-quirks.md) the script would never run
+ * and the guest would hang, so refuse before starting it.
+ */
+static int check_run_host(void)
+{
+	struct host_profile hp;
+	bool overridden;
+	int ret;
+
+	if ((ret = host_probe(&hp)) < 0)
+		return err_prefix(-ret, "--run: cannot tell whether this host runs guest user programs");
+	if ((ret = run_check_host(&hp, getenv(RUN_TEST_OVERRIDE_ENV), &overridden)) < 0)
+		return ret;
+	if (overridden)
+		log_warn("%s=1: starting --run although this host cannot run guest user programs "
+			 "(for microvm's own tests: the test guest reads the script disk itself)",
+			 RUN_TEST_OVERRIDE_ENV);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	uint64_t start_ns = stats_now_ns();
 	struct vmm_config cfg;
 	static struct vmm vmm; /* large (vCPU and console buffers): not on the stack */
+	struct run_disk run = { .path = "" };
 	int ret;
 
 	ret = cli_parse(argc, argv, &cfg, stdout);
@@ -26,12 +53,40 @@ int main(int argc, char **argv)
 	else if (cfg.verbosity > 0)
 		log_set_level(LOG_DEBUG);
 
-	if (vmm_build(&vmm, &cfg) < 0) {
+	cfg.start_ns = start_ns;
+
+	/* --host-info: the probe VM's verdict, then exit (docs/host-quirks.md). */
+	if (cfg.host_info) {
+		if (quirk_host_info(stdout) < 0) {
+			log_error("%s", err_msg());
+			return MV_EXIT_ERROR;
+		}
+		return 0;
+	}
+
+	/* --run: the script becomes one more read-only disk and a command-line key. */
+	if (cfg.run) {
+		if (run_prepare(&run, &cfg) < 0) {
+			log_error("%s", err_msg());
+			run_cleanup(&run);
+			return MV_EXIT_ERROR;
+		}
+		log_info("--run %s: the script is on %s (read-only, id %s), microvm.run=%s on the command line",
+			 cfg.run, run.dev, RUN_DISK_ID, run.dev);
+	}
+	ret = vmm_build(&vmm, &cfg);
+	/* The disk is open (or the build failed): the temporary file can go now, so no exit leaves it behind. */
+	run_remove_image(&run);
+	if (ret == 0 && cfg.run)
+		ret = check_run_host();
+	if (ret < 0) {
 		log_error("%s", err_msg());
 		vmm_destroy(&vmm);
+		run_cleanup(&run);
 		return MV_EXIT_ERROR;
 	}
 	ret = vmm_run(&vmm);
 	vmm_destroy(&vmm);
+	run_cleanup(&run);
 	return ret;
 }

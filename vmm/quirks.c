@@ -1,7 +1,12 @@
 /* quirks.c - instructions microvm completes after a KVM emulation failure (hosts without VT-x/AMD-V). */
 #include "vmm/quirks.h"
 
+#include "vmm/err.h"
+#include "vmm/log.h"
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RFLAGS_AC (1ULL << 18)
@@ -56,4 +61,184 @@ void quirk_format_bytes(const uint8_t *insn, unsigned int len, char *buf, unsign
 	buf[0] = '\0';
 	for (unsigned int i = 0; i < len && i < 15 && pos + 4 <= buflen; i++)
 		pos += (unsigned int)snprintf(buf + pos, buflen - pos, i ? " %02x" : "%02x", insn[i]);
+}
+
+/* Is `key` (klen bytes, up to '=' or the whole word) the key of some word of cmdline before "--"? */
+static bool cmdline_has_key(const char *cmdline, const char *key, size_t klen)
+{
+	const char *s = cmdline;
+
+	while (*s) {
+		while (*s == ' ' || *s == '\t' || *s == '\n')
+			s++;
+		const char *t = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\n')
+			s++;
+		size_t n = (size_t)(s - t);
+		if (n == 2 && !strncmp(t, "--", 2))
+			return false; /* init's arguments from here on */
+		size_t k = 0;
+		while (k < n && t[k] != '=')
+			k++;
+		if (k == klen && n && !strncmp(t, key, klen))
+			return true;
+	}
+	return false;
+}
+
+/* Append "word" (space-separated) to buf of size len; truncation leaves buf a valid string. */
+static void append_word(char *buf, size_t len, const char *word, size_t wlen)
+{
+	size_t used;
+
+	if (!len)
+		return;
+	used = strlen(buf);
+	snprintf(buf + used, len - used, "%s%.*s", used ? " " : "", (int)wlen, word);
+}
+
+int quirk_guest_options(const struct host_profile *p, const char *cmdline, char *added,
+			size_t added_len, char *kept, size_t kept_len)
+{
+	char tsc[32];
+	const char *opts[4];
+	int n = 0, count = 0;
+
+	if (added_len)
+		added[0] = '\0';
+	if (kept_len)
+		kept[0] = '\0';
+	if (!p->emulated_kernel)
+		return 0;
+	/* Instructions the emulator cannot run, hidden from the kernel (docs/host-quirks.md). */
+	opts[n++] = QUIRK_CLEARCPUID;
+	/* KVM paravirt features stalled a boot in kvm_hypercall2. */
+	opts[n++] = "nopv";
+	/* The crypto self-tests stalled a boot entirely under emulation. */
+	opts[n++] = "cryptomgr.notests";
+	/* The TSC frequency KVM gives the vCPU, instead of one timed against the emulated PIT. */
+	if (p->tsc_khz) {
+		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u", p->tsc_khz);
+		opts[n++] = tsc;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *eq = strchr(opts[i], '=');
+		size_t klen = eq ? (size_t)(eq - opts[i]) : strlen(opts[i]);
+		if (cmdline_has_key(cmdline, opts[i], klen)) {
+			append_word(kept, kept_len, opts[i], klen);
+			continue;
+		}
+		append_word(added, added_len, opts[i], strlen(opts[i]));
+		count++;
+	}
+	return count;
+}
+
+char *quirk_insert_options(const char *cmdline, const char *opts)
+{
+	size_t clen = strlen(cmdline), olen = strlen(opts);
+	const char *dd = NULL;
+	char *out;
+
+	/* The first " -- " word (or a leading "-- "): what follows belongs to init. */
+	for (const char *q = cmdline; (q = strstr(q, "--")); q += 2) {
+		if ((q == cmdline || q[-1] == ' ') && (q[2] == '\0' || q[2] == ' ')) {
+			dd = q;
+			break;
+		}
+	}
+	out = malloc(clen + olen + 3);
+	if (!out)
+		return NULL;
+	if (!olen) {
+		memcpy(out, cmdline, clen + 1);
+	} else if (dd) {
+		size_t head = (size_t)(dd - cmdline);
+		while (head && cmdline[head - 1] == ' ')
+			head--;
+		sprintf(out, "%.*s%s%s %s", (int)head, cmdline, head ? " " : "", opts, dd);
+	} else {
+		sprintf(out, "%s%s%s", cmdline, clen ? " " : "", opts);
+	}
+	return out;
+}
+
+bool quirk_is_linux(const void *image, size_t len)
+{
+	static const char banner[] = "Linux version ";
+
+	return image && memmem(image, len, banner, sizeof(banner) - 1) != NULL;
+}
+
+int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_len,
+			      size_t cmdline_max, bool enabled)
+{
+	struct host_profile p;
+	char added[256], kept[128];
+	char *next;
+
+	if (!enabled)
+		return 0;
+	if (!quirk_is_linux(image, image_len)) {
+		const char *t = getenv(QUIRK_TEST_LINUX_ENV);
+		if (!t || strcmp(t, "1"))
+			return 0;
+		log_info("%s=1: treating the kernel as Linux (for microvm's own tests)",
+			 QUIRK_TEST_LINUX_ENV);
+	}
+	if (host_probe(&p) < 0) {
+		log_debug("host probe: %s", err_msg()); /* kvm_open() reports it properly later */
+		return 0;
+	}
+	if (!quirk_guest_options(&p, *cmdline, added, sizeof(added), kept, sizeof(kept))) {
+		if (kept[0])
+			log_info("host runs guest kernel code in KVM's instruction emulator: the command "
+				 "line already sets %s", kept);
+		return 0;
+	}
+	if (!(next = quirk_insert_options(*cmdline, added)))
+		return err_set(ENOMEM, "kernel command line: out of memory");
+	if (strlen(next) > cmdline_max) {
+		log_warn("host runs guest kernel code in KVM's instruction emulator, but adding %s would "
+			 "make the command line longer than the kernel's %zu bytes; not added", added,
+			 cmdline_max);
+		free(next);
+		return 0;
+	}
+	log_info("host runs guest kernel code in KVM's instruction emulator: adding guest options "
+		 "%s%s%s (docs/host-quirks.md; --no-host-quirks turns this off)", added,
+		 kept[0] ? "; kept the command line's own " : "", kept);
+	free(*cmdline);
+	*cmdline = next;
+	return 0;
+}
+
+int quirk_host_info(FILE *out)
+{
+	struct host_profile p;
+	char caps[512], added[256], kept[128];
+	int ret;
+
+	if ((ret = host_probe(&p)) < 0)
+		return ret;
+	if ((ret = host_kvm_caps(caps, sizeof(caps))) < 0)
+		return ret;
+	quirk_guest_options(&p, "", added, sizeof(added), kept, sizeof(kept));
+	fprintf(out,
+		"kvm_api_version: %d\n"
+		"kvm_capabilities: %s\n"
+		"probed: %s\n"
+		"user_syscalls: %s\n"
+		"emulated_kernel: %s\n"
+		"host: %s\n"
+		"syscall_from_user_mode: %s\n"
+		"loop_cycles: cpl0 %llu, cpl3 %llu\n"
+		"tsc_khz: %u\n"
+		"probe_time_us: %u\n"
+		"guest_options: %s\n",
+		p.api_version, caps, p.probed ? "yes" : "no", p.user_syscalls ? "yes" : "no",
+		p.emulated_kernel ? "yes" : "no", p.summary, p.syscall_result,
+		(unsigned long long)p.cpl0_cycles, (unsigned long long)p.cpl3_cycles, p.tsc_khz,
+		p.probe_us, added[0] ? added : "(none)");
+	return 0;
 }

@@ -4,7 +4,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include <stddef.h>
+
+#include "driver/probe.h"
 #include "driver/vcpu.h"
 
 enum quirk_kind {
@@ -34,5 +38,53 @@ int quirk_complete(struct vcpu *vcpu, const struct quirk *q);
 
 /* Format up to 15 instruction bytes as "cc 0f 01 ..." into buf. */
 void quirk_format_bytes(const uint8_t *insn, unsigned int len, char *buf, unsigned int buflen);
+
+/*
+ * Guest kernel options for a host whose guest kernel code runs in KVM's
+ * instruction emulator (docs/host-quirks.md), in the order they are added.
+ * tsc_early_khz is added only when the TSC frequency is known.
+ */
+#define QUIRK_CLEARCPUID "clearcpuid=cx16,xsave,smap,popcnt,ssse3"
+
+/*
+ * The options microvm adds to a Linux command line on the host described by
+ * p: none unless p->emulated_kernel; then QUIRK_CLEARCPUID, "nopv",
+ * "cryptomgr.notests" and "tsc_early_khz=<p->tsc_khz>" (when known), minus
+ * every option whose key (the text before '=', or the whole word) the user's
+ * cmdline already has before any "--". Pure. Writes the added options,
+ * space-separated, to `added` and the keys left to the user to `kept` (both
+ * "" when none; truncated to their sizes). Returns how many were added.
+ */
+int quirk_guest_options(const struct host_profile *p, const char *cmdline, char *added,
+			size_t added_len, char *kept, size_t kept_len);
+
+/*
+ * A new malloc'ed command line: cmdline with opts inserted before a " -- "
+ * (the start of init's arguments) or appended. Pure. NULL when out of memory.
+ */
+char *quirk_insert_options(const char *cmdline, const char *opts);
+
+/* Tests only: =1 makes quirk_apply_guest_options() treat any kernel as Linux. */
+#define QUIRK_TEST_LINUX_ENV "MICROVM_TEST_ASSUME_LINUX"
+
+/* Does the loaded kernel image carry the Linux banner ("Linux version ")? Pure. */
+bool quirk_is_linux(const void *image, size_t len);
+
+/*
+ * If enabled and the kernel image is Linux (or QUIRK_TEST_LINUX_ENV is 1), probe the host (host_probe) and,
+ * when its guest kernel code is emulated, replace *cmdline (malloc'ed, owned
+ * by the caller) with one carrying quirk_guest_options(), logging them once
+ * at info level. Nothing is added if that would make the command line longer
+ * than cmdline_max (a warning says so). Returns 0 or -ENOMEM.
+ */
+int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_len,
+			      size_t cmdline_max, bool enabled);
+
+/*
+ * --host-info: probe the host and print its profile, the KVM API version and
+ * capabilities, and the guest options microvm would add, to out. Returns 0 or
+ * -errno with err_msg() (no usable /dev/kvm).
+ */
+int quirk_host_info(FILE *out);
 
 #endif

@@ -6,6 +6,7 @@
 #include "vmm/err.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
+#include "vmm/quirks.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -19,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KVM_DEVICE "/dev/kvm"
 #define MAX_INPUT_FILE (2ULL << 30)
 
 /* Read a whole regular file; flag is the option that named it, for messages. */
@@ -79,10 +79,21 @@ out:
 	return ret;
 }
 
+/* The status for a guest that ended the VM without an exit-status write: 0, or 123 under --run. */
+static int end_status(const struct vmm *vmm)
+{
+	return vmm->cfg.run ? MV_EXIT_RUN_NO_STATUS : MV_EXIT_POWEROFF;
+}
+
+static const char *end_note(const struct vmm *vmm)
+{
+	return vmm->cfg.run ? " before reporting the --run script's status (exit status 123)" : "";
+}
+
 static void on_sysctl(void *ctx, enum sysctl_event ev, int status)
 {
 	struct vmm *vmm = ctx;
-	char why[64];
+	char why[160];
 
 	switch (ev) {
 	case SYSCTL_EXIT_STATUS:
@@ -90,12 +101,33 @@ static void on_sysctl(void *ctx, enum sysctl_event ev, int status)
 		vmm_request_stop(vmm, status, why);
 		break;
 	case SYSCTL_POWEROFF:
-		vmm_request_stop(vmm, MV_EXIT_POWEROFF, "guest powered off (ACPI S5)");
+		snprintf(why, sizeof(why), "guest powered off (ACPI S5)%s", end_note(vmm));
+		vmm_request_stop(vmm, end_status(vmm), why);
 		break;
 	case SYSCTL_RESET:
-		vmm_request_stop(vmm, MV_EXIT_POWEROFF, "guest requested a reset; ending the VM");
+		snprintf(why, sizeof(why), "guest requested a reset; ending the VM%s", end_note(vmm));
+		vmm_request_stop(vmm, end_status(vmm), why);
 		break;
 	}
+}
+
+static void on_pvpanic(void *ctx, enum pvpanic_event ev)
+{
+	struct vmm *vmm = ctx;
+
+	if (ev == PVPANIC_EV_PANICKED)
+		vmm_request_stop(vmm, MV_EXIT_GUEST_PANIC, "guest kernel panicked (pvpanic); stopping the VM");
+	else
+		log_info("guest kernel panicked and loaded a crash kernel (pvpanic crash-loaded); the VM goes on");
+}
+
+/* serial_ops.output: note the boot milestones, then hand the bytes to the console. */
+static void serial_output(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct vmm *vmm = ctx;
+
+	boot_times_output(&vmm->times, buf, len, stats_now_ns());
+	console_output(&vmm->console, buf, len);
 }
 
 static void serial_irq(void *ctx, bool level)
@@ -108,13 +140,27 @@ static void serial_irq(void *ctx, bool level)
 
 static void console_quit(void *ctx)
 {
-	vmm_request_stop(ctx, MV_EXIT_POWEROFF, "quit from the console (Ctrl-A x)");
+	struct vmm *vmm = ctx;
+	char why[128];
+
+	snprintf(why, sizeof(why), "quit from the console (Ctrl-A x)%s", end_note(vmm));
+	vmm_request_stop(vmm, end_status(vmm), why);
 }
 
 static void exit_stop(void *ctx, int status, const char *why)
 {
-	(void)why; /* the handler logged it already */
-	vmm_request_stop(ctx, status, NULL);
+	struct vmm *vmm = ctx;
+
+	/*
+	 * Status 0 comes only from a KVM shutdown/reset system event, which the
+	 * handler does not log: the guest ended without an exit-status write.
+	 * Errors were logged by the handler already.
+	 */
+	if (status == MV_EXIT_POWEROFF) {
+		log_info("%s%s", why ? why : "guest ended", end_note(vmm));
+		status = end_status(vmm);
+	}
+	vmm_request_stop(vmm, status, NULL);
 }
 
 static void exit_console_tail(void *ctx, char *buf, size_t len)
@@ -131,6 +177,7 @@ void vmm_request_stop(struct vmm *vmm, int status, const char *why)
 {
 	if (atomic_exchange(&vmm->stop_requested, true))
 		return;
+	boot_times_guest_end(&vmm->times, stats_now_ns());
 	vmm->exit_status = status;
 	if (why)
 		log_info("%s", why);
@@ -156,6 +203,14 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	if (ret < 0)
 		return ret;
 	log_info("%s", k->how);
+	/* A Linux kernel on a host that emulates guest kernel code gets the options it needs there. */
+	uint64_t klen = k->load_end - k->load_start;
+	const void *image = gpa_to_host(&vmm->mem, k->load_start, klen);
+	size_t cmax = k->cmdline_max < MV_CMDLINE_MAX - 1 ? k->cmdline_max : MV_CMDLINE_MAX - 1;
+	if ((ret = quirk_apply_guest_options(&vmm->vdevs.cmdline, image, image ? klen : 0, cmax,
+					     !cfg->no_host_quirks)) < 0)
+		return ret;
+	cmdline = in.cmdline = vmm->vdevs.cmdline;
 	/* Before the device tree copies the command line: give the precise message. */
 	if ((ret = boot_check_cmdline(k, cmdline)) < 0)
 		return ret;
@@ -205,6 +260,7 @@ static int setup_devices(struct vmm *vmm)
 	/* Output goes nowhere until vmm_run() connects the console. */
 	serial_init(&vmm->serial, &(struct serial_ops){ .set_irq = serial_irq, .irq_ctx = vmm });
 	sysctl_init(&vmm->sysctl, &(struct sysctl_ops){ .request = on_sysctl, .ctx = vmm });
+	pvpanic_init(&vmm->pvpanic, &(struct pvpanic_ops){ .event = on_pvpanic, .ctx = vmm });
 	vmm->devices_ready = true;
 
 	if ((ret = bus_register(&vmm->pio, MV_PORT_COM1, 8, serial_io, &vmm->serial, "COM1")) < 0 ||
@@ -212,6 +268,8 @@ static int setup_devices(struct vmm *vmm)
 				"i8042")) < 0 ||
 	    (ret = bus_register(&vmm->pio, MV_PORT_EXIT, 4, sysctl_exit_port_io, &vmm->sysctl,
 				"exit-status port")) < 0 ||
+	    (ret = bus_register(&vmm->pio, MV_PORT_PVPANIC, 1, pvpanic_io, &vmm->pvpanic,
+				"pvpanic")) < 0 ||
 	    (ret = bus_register(&vmm->pio, MV_PORT_ACPI_SLEEP_CTL, 3, sysctl_acpi_io, &vmm->sysctl,
 				"ACPI sleep/reset")) < 0)
 		return ret;
@@ -227,6 +285,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 
 	memset(vmm, 0, sizeof(*vmm));
 	vmm->cfg = *cfg;
+	vmm->times.start = cfg->start_ns ? cfg->start_ns : stats_now_ns();
 	vmm->stop_efd = eventfd(0, EFD_CLOEXEC);
 	vmm->vm.fd = -1;
 	if (vmm->stop_efd < 0)
@@ -246,7 +305,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	if ((ret = load_guest(vmm, &k)) < 0)
 		return ret;
 
-	if ((ret = kvm_open(&vmm->kvm, KVM_DEVICE)) < 0)
+	if ((ret = kvm_open(&vmm->kvm, KVM_DEV_PATH)) < 0)
 		return ret;
 	vmm->kvm_open = true;
 	if (cfg->cpus > vmm->kvm.max_vcpus)
@@ -291,7 +350,8 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 		.stop = exit_stop,
 		.console_tail = exit_console_tail,
 		.ctx = vmm,
-		.exit_counts = vmm->exit_counts,
+		.stats = vmm->vstats,
+		.nr_stats = MV_MAX_VCPUS,
 		.quirk_counts = vmm->quirk_counts,
 		.unmapped_io = &vmm->unmapped_io,
 	};
@@ -339,6 +399,24 @@ static void stop_vcpus(struct vmm *vmm)
 	vmm->nr_threads = 0;
 }
 
+/* After the vCPU threads were joined: their counters are final. */
+static void report_stats(struct vmm *vmm)
+{
+	static struct stats_report r; /* a few KiB: not on the stack */
+	struct exit_stats sum;
+
+	vmm->times.exit = stats_now_ns();
+	exit_stats_sum(vmm->vstats, vmm->nr_vcpus, &sum);
+	stats_report_fill(&r, &vmm->times, &sum, vmm->nr_vcpus, &vmm->pio, &vmm->mmio,
+			  vmm->exit_status);
+	log_debug("boot: first output at %.1f ms, init started (\"Run ... %s\") at %.1f ms, guest ended at %.1f ms (-1: never)",
+		  r.first_output_ms, STATS_INIT_MARK, r.run_init_ms, r.guest_end_ms);
+	if (vmm->cfg.stats == STATS_TEXT)
+		stats_print_text(stderr, &r);
+	else if (vmm->cfg.stats == STATS_JSON)
+		stats_print_json(stderr, &r);
+}
+
 int vmm_run(struct vmm *vmm)
 {
 	sigset_t block;
@@ -373,8 +451,8 @@ int vmm_run(struct vmm *vmm)
 	}
 	/* The serial device was created with the console's output in mind. */
 	pthread_mutex_lock(&vmm->serial.lock);
-	vmm->serial.ops.output = console_output;
-	vmm->serial.ops.out_ctx = &vmm->console;
+	vmm->serial.ops.output = serial_output;
+	vmm->serial.ops.out_ctx = vmm;
 	pthread_mutex_unlock(&vmm->serial.lock);
 
 	/* The I/O thread serves the disks and taps before any vCPU can kick a queue. */
@@ -395,12 +473,27 @@ int vmm_run(struct vmm *vmm)
 		vmm->nr_threads = i + 1;
 	}
 
+	uint64_t deadline = vmm->cfg.timeout_ms ? vmm->times.start + vmm->cfg.timeout_ms * 1000000ULL : 0;
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = vmm->stop_efd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 		};
-		if (poll(p, 2, -1) < 0) {
+		int wait_ms = -1;
+		if (deadline) {
+			uint64_t now = stats_now_ns();
+			if (now >= deadline) {
+				char why[128];
+				snprintf(why, sizeof(why),
+					 "--timeout: the guest was still running after %g s; stopping the VM (exit status %d)",
+					 (double)vmm->cfg.timeout_ms / 1000.0, MV_EXIT_TIMEOUT);
+				vmm_request_stop(vmm, MV_EXIT_TIMEOUT, why);
+				break;
+			}
+			uint64_t left = (deadline - now + 999999) / 1000000;
+			wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		if (poll(p, 2, wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
@@ -424,6 +517,7 @@ int vmm_run(struct vmm *vmm)
 	vdevs_stop(&vmm->vdevs);
 	console_stop(&vmm->console);
 	close(sfd);
+	report_stats(vmm);
 	return vmm->exit_status;
 }
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "driver/kvm.h"
@@ -17,6 +18,7 @@
 #include "vmm/devices.h"
 #include "vmm/exits.h"
 #include "vmm/guest_mem.h"
+#include "vmm/stats.h"
 
 struct vmm {
 	struct vmm_config cfg;
@@ -34,6 +36,7 @@ struct vmm {
 	struct bus pio, mmio;
 	struct serial serial;
 	struct sysctl sysctl;
+	struct pvpanic pvpanic;
 	struct console console;
 	bool devices_ready, console_ready;
 	struct exit_env exit_env;
@@ -44,7 +47,8 @@ struct vmm {
 	int exit_status;                    /* valid once stop_requested */
 	int stop_efd;
 
-	atomic_ullong exit_counts[VMEXIT_KIND_COUNT];
+	struct exit_stats vstats[MV_MAX_VCPUS]; /* per vCPU, summed for --stats */
+	struct boot_times times;            /* milestones for --stats */
 	atomic_ullong quirk_counts[QUIRK_KIND_COUNT];
 	atomic_ullong unmapped_io;
 };
@@ -59,8 +63,10 @@ struct vmm {
 int vmm_build(struct vmm *vmm, const struct vmm_config *cfg);
 
 /*
- * Run until the guest ends the VM, a fatal error, SIGINT/SIGTERM, or the
- * console quit key. Returns the process exit status (vmm/exit_codes.h).
+ * Run until the guest ends the VM, a fatal error, SIGINT/SIGTERM, the
+ * console quit key or --timeout. With --stats, print the boot milestones and
+ * exit counters to stderr at the end. Returns the process exit status
+ * (vmm/exit_codes.h).
  */
 int vmm_run(struct vmm *vmm);
 

@@ -738,6 +738,32 @@ static void check_cmdline_devices(const struct virtio_mmio_loc *locs, int n)
 		gprintf("blk: command line describes all %d virtio-mmio devices\n", n);
 }
 
+void blk_enable(void)
+{
+	cfg.any = true;
+}
+
+const uint8_t *blk_read_sectors(int disk, uint64_t sector, uint32_t count)
+{
+	if (disk < 0 || disk >= nr_disks) {
+		fail(FAIL_BLK_FIND, "blk: no vd%c (%d block devices)", 'a' + disk, nr_disks);
+		return NULL;
+	}
+	if (!count || count > BUF_SECTORS)
+		return NULL;
+	if (!disks[disk].ok && !dev_init(&disks[disk], &rings[disk], disk, false))
+		return NULL;
+	memset(buf, 0, BUF_SECTORS * SECTOR);
+	/* Not past the end: what is beyond stays zero. */
+	if (sector >= disks[disk].capacity)
+		return buf;
+	if (count > disks[disk].capacity - sector)
+		count = (uint32_t)(disks[disk].capacity - sector);
+	if (!expect_ok(disk, "read", request(disk, T_IN, sector, buf, count * SECTOR, true)))
+		return NULL;
+	return buf;
+}
+
 void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai)
 {
 	const struct virtio_mmio_loc *locs;

@@ -76,6 +76,7 @@ enum fail_code {
 	FAIL_NET_PING = 116,    /* no echo reply (bounded wait), or a wrong one (checksums, id/seq, data) */
 	FAIL_NET_RX = 117,      /* malformed used entry or header, or InterruptStatus not set */
 	FAIL_NET_LINK = 118,    /* net.link: no VIRTIO_NET_F_STATUS or link down */
+	FAIL_RUN = 119,         /* microvm.run=: bad device name, no such disk, bad header */
 };
 
 /* ---- port and MMIO access ---- */
@@ -246,6 +247,22 @@ bool blk_wants_acpi(int mode);  /* ... in the DSDT (PVH mode default) */
 /* Find the devices (FDT, DSDT, or probing), run the blk.* checks in command-line order. */
 void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
 bool parse_num(const char *p, size_t len, bool hex, uint64_t *out);
+
+/* Find the block devices even without blk.* keys (microvm.run= needs them). */
+void blk_enable(void);
+/*
+ * After blk_run(): read count (1..16) sectors of disk from sector, setting
+ * the disk up first if no blk.* op did; sectors past the disk's end read as
+ * zeros. Returns the 16-sector buffer (valid until the next blk call) or
+ * NULL after fail().
+ */
+const uint8_t *blk_read_sectors(int disk, uint64_t sector, uint32_t count);
+
+/* ---- run.c: microvm.run=/dev/vdX, the --run disk (docs/cli-runs.md) ---- */
+bool run_parse(const char *v, size_t n);
+bool run_wanted(void);
+/* After blk_run(): read and check the run disk; the script's status, or -1 (none, or after fail()). */
+int run_read(void);
 
 /* ---- net.c: virtio-net driver (net.* keys) ---- */
 bool net_parse(const char *key, size_t klen, const char *v, size_t n);

@@ -5,9 +5,12 @@
 #define SLP_TYP_DEFAULT 5             /* MV_ACPI_S5_SLP_TYP, used without \_S5 */
 #define SLP_EN (1 << 5)
 #define PORT_I8042_CMD 0x64
+#define PORT_PVPANIC 0x505            /* MV_PORT_PVPANIC */
+#define PVPANIC_PANICKED 1
 #define CMDLINE_PRINT_MAX 200
 
-enum action { ACT_NONE, ACT_EXIT, ACT_POWEROFF, ACT_RESET, ACT_ACPI_RESET, ACT_TRIPLE_FAULT, ACT_ECHO };
+enum action { ACT_NONE, ACT_EXIT, ACT_POWEROFF, ACT_RESET, ACT_ACPI_RESET, ACT_TRIPLE_FAULT, ACT_ECHO,
+	      ACT_SPIN, ACT_PANIC };
 
 struct config {
 	int mode;                 /* 0: not checked */
@@ -79,6 +82,10 @@ static bool parse_action(struct config *c, const char *v, size_t n)
 		c->action = ACT_TRIPLE_FAULT;
 	else if (mem_eq_str(v, n, "echo"))
 		c->action = ACT_ECHO;
+	else if (mem_eq_str(v, n, "spin"))
+		c->action = ACT_SPIN;
+	else if (mem_eq_str(v, n, "panic"))
+		c->action = ACT_PANIC;
 	else
 		return false;
 	return true;
@@ -141,8 +148,10 @@ static void parse_token(struct config *c, const char *t, size_t len)
 		ok = blk_parse(t + 4, k - 4, v, n);
 	} else if (ok && starts_with(t, "net.")) {
 		ok = net_parse(t + 4, k - 4, v, n);
+	} else if (ok && mem_eq_str(t, k, "microvm.run")) {
+		ok = run_parse(v, n);
 	} else if (starts_with(t, "expect.") || starts_with(t, "check.") || starts_with(t, "action") ||
-		   starts_with(t, "blk.") || starts_with(t, "net.")) {
+		   starts_with(t, "blk.") || starts_with(t, "net.") || starts_with(t, "microvm.run")) {
 		ok = false;
 	} else {
 		return;
@@ -239,6 +248,23 @@ static __attribute__((noreturn)) void act(const struct config *c, const struct a
 		triple_fault();
 	case ACT_ECHO:
 		run_echo(ai->ioapic_addr);
+	case ACT_SPIN:
+		/* For --timeout: busy forever (no hlt, no exits), until microvm stops the vCPU. */
+		gprintf("spin: looping forever\n");
+		for (;;)
+			__asm__ volatile("pause");
+	case ACT_PANIC: {
+		/* What Linux's pvpanic driver does: read the supported events, write PANICKED. */
+		uint8_t events = inb(PORT_PVPANIC);
+		gprintf("panic: pvpanic port 0x%x reads 0x%x, writing 0x%x\n", PORT_PVPANIC, events,
+			PVPANIC_PANICKED);
+		if (!(events & PVPANIC_PANICKED)) {
+			fail(FAIL_ACTION, "panic: pvpanic does not offer PANICKED (reads 0x%x)", events);
+			guest_exit(FAIL_ACTION, 32);
+		}
+		outb(PORT_PVPANIC, PVPANIC_PANICKED);
+		break;
+	}
 	}
 	settle();
 	fail(FAIL_ACTION, "the VM is still running after the action");
@@ -312,11 +338,17 @@ void guest_main(int mode, uint64_t params)
 		blk_run(&bi, &fi, &ai);
 	if (net_wanted())
 		net_run(&bi, &fi, &ai);
+	int run_status = run_wanted() ? run_read() : -1;
 
 	if (first_failure()) {
 		gprintf("FAIL: exit status %d\n", first_failure());
 		guest_exit((uint32_t)first_failure(), 32);
 	}
 	gprintf("PASS\n");
+	if (run_status >= 0) {
+		/* As the image's init does: the script's status to the exit port. */
+		gprintf("run: reporting the script's status %d on the exit port\n", run_status);
+		guest_exit((uint32_t)run_status, 8);
+	}
 	act(&c, &ai);
 }

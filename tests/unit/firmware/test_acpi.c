@@ -205,6 +205,8 @@ Test(acpi, dsdt_contents)
 	};
 	static const uint8_t com1_io[] = { 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08 };
 	static const uint8_t com1_irq[] = { 0x22, 1 << MV_IRQ_COM1, 0x00 };
+	/* IO(Decode16, 0x505, 0x505, 1, 1): Linux's pvpanic-mmio takes an IO resource. */
+	static const uint8_t pvpanic_io[] = { 0x47, 0x01, 0x05, 0x05, 0x05, 0x05, 0x01, 0x01 };
 	struct machine m;
 
 	for (int ndevs = 0; ndevs <= MV_MAX_MMIO_DEVS; ndevs += 3) {
@@ -217,6 +219,9 @@ Test(acpi, dsdt_contents)
 		cr_assert_eq(count(d, len, "\\_SB_", 5), 1, "\\_SB scope");
 		cr_assert_eq(count(d, len, com1_io, sizeof(com1_io)), 1, "COM1 IO descriptor");
 		cr_assert_eq(count(d, len, com1_irq, sizeof(com1_irq)), 1, "COM1 IRQ descriptor");
+		cr_assert_eq(count(d, len, "\x0dQEMU0001", 10), 1, "one pvpanic QEMU0001");
+		cr_assert_eq(count(d, len, "PEVT", 4), 1, "Device(PEVT)");
+		cr_assert_eq(count(d, len, pvpanic_io, sizeof(pvpanic_io)), 1, "pvpanic IO descriptor");
 		for (int i = 0; i < ndevs; i++) {
 			const struct mmio_dev *v = &m.mmio_devs[i];
 			uint8_t mem[12] = { 0x86, 9, 0, 1 }, irq[9] = { 0x89, 6, 0, 0x03, 1 };

@@ -153,6 +153,8 @@ Test(iasl, dsdt, .init = setup, .fini = teardown)
 	cr_assert(strstr(s, "_S5_"), "no _S5_ in:\n%s", s);
 	cr_assert(strstr(s, "IRQNoFlags"), "no COM1 IRQ in:\n%s", s);
 	cr_assert(strstr(s, "0x03F8"), "no COM1 port in:\n%s", s);
+	cr_assert_eq(count(s, "\"QEMU0001\""), 1, "want one pvpanic QEMU0001 in:\n%s", s);
+	cr_assert(strstr(s, "IO (Decode16,\n                    0x0505,"), "no pvpanic port in:\n%s", s);
 	cr_assert(strstr(s, "Memory32Fixed (ReadWrite"), "no Memory32Fixed in:\n%s", s);
 	cr_assert(strstr(s, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive"),
 		  "no Interrupt() in:\n%s", s);

@@ -340,3 +340,98 @@ Test(cli, help_mentions_net)
 	fclose(f);
 	cr_assert(strstr(buf, "--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]"));
 }
+
+Test(cli, timeout_stats_run)
+{
+	struct vmm_config cfg;
+	char *a[] = { "microvm", "--kernel", "k", "--timeout", "2.5", "--stats", "--run", "s.sh" };
+	char *b[] = { "microvm", "--kernel", "k", "--timeout=30", "--stats=json", "--run=t.sh" };
+	char *c[] = { "microvm", "--kernel", "k", "--stats=text" };
+
+	cr_assert_eq(parse(&cfg, 8, a), 0, "%s", err_msg());
+	cr_assert_eq(cfg.timeout_ms, 2500);
+	cr_assert_eq(cfg.stats, STATS_TEXT);
+	cr_assert_str_eq(cfg.run, "s.sh");
+	cr_assert_eq(parse(&cfg, 6, b), 0, "%s", err_msg());
+	cr_assert_eq(cfg.timeout_ms, 30000);
+	cr_assert_eq(cfg.stats, STATS_JSON);
+	cr_assert_str_eq(cfg.run, "t.sh");
+	cr_assert_eq(parse(&cfg, 4, c), 0, "%s", err_msg());
+	cr_assert_eq(cfg.stats, STATS_TEXT);
+	cr_assert_eq(cfg.timeout_ms, 0, "no --timeout: none");
+	cr_assert_null(cfg.run);
+}
+
+Test(cli, parse_timeout_values)
+{
+	uint64_t ms = 0;
+
+	cr_assert_eq(parse_timeout("1", &ms), 0);
+	cr_assert_eq(ms, 1000);
+	cr_assert_eq(parse_timeout("0.001", &ms), 0);
+	cr_assert_eq(ms, 1);
+	cr_assert_eq(parse_timeout("0.0001", &ms), 0);
+	cr_assert_eq(ms, 1, "rounded up to 1 ms, never 0 (0 means no timeout)");
+	cr_assert_eq(parse_timeout(".5", &ms), 0);
+	cr_assert_eq(ms, 500);
+	cr_assert_eq(parse_timeout("31536000", &ms), 0);
+	const char *bad[] = { "", "0", "0.0", "-1", "+1", "1e3", "inf", "nan", "0x10", "1.2.3", "5s",
+			      " 5", "31536001" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(parse_timeout(bad[i], &ms), -EINVAL, "'%s' accepted", bad[i]);
+}
+
+Test(cli, timeout_stats_run_errors)
+{
+	static struct bad_case cases[] = {
+		{ 5, { "microvm", "--kernel", "k", "--timeout", "0" }, "--timeout 0: must be a positive number" },
+		{ 5, { "microvm", "--kernel", "k", "--timeout", "soon" }, "--timeout soon: must be" },
+		{ 4, { "microvm", "--kernel", "k", "--timeout" }, "--timeout needs a value" },
+		{ 4, { "microvm", "--kernel", "k", "--stats=xml" }, "--stats=xml: the format must be text or json" },
+		{ 4, { "microvm", "--kernel", "k", "--run" }, "--run needs a value" },
+		{ 5, { "microvm", "--kernel", "k", "--run", "" }, "--run: empty path" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmm_config cfg;
+		err_clear();
+		cr_assert_eq(parse(&cfg, cases[i].argc, cases[i].argv), -EINVAL, "case %zu", i);
+		cr_assert_not_null(strstr(err_msg(), cases[i].msg), "case %zu: got '%s', want '%s'", i,
+				   err_msg(), cases[i].msg);
+	}
+}
+
+Test(cli, run_needs_a_free_disk_slot)
+{
+	char *argv[5 + 2 * CLI_MAX_DISKS];
+	int argc = 0;
+	struct vmm_config cfg;
+
+	argv[argc++] = "microvm";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	argv[argc++] = "--run";
+	argv[argc++] = "s.sh";
+	for (int i = 0; i < CLI_MAX_DISKS - 1; i++) {
+		argv[argc++] = "--disk";
+		argv[argc++] = "d.img";
+	}
+	cr_assert_eq(parse(&cfg, argc, argv), 0, "%s", err_msg());
+	argv[argc++] = "--disk";
+	argv[argc++] = "d.img";
+	cr_assert_eq(parse(&cfg, argc, argv), -EINVAL);
+	cr_assert_not_null(strstr(err_msg(), "--run s.sh: needs a disk slot of its own: at most 7 --disk"),
+			   "%s", err_msg());
+}
+
+Test(cli, help_mentions_runs_and_exit_codes)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	cli_usage(f);
+	fclose(f);
+	const char *words[] = { "--run SCRIPT", "--timeout SECS", "--stats[=text|json]", "122", "123",
+				"124", "docs/cli-runs.md" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		cr_assert_not_null(strstr(buf, words[i]), "help lacks %s", words[i]);
+}

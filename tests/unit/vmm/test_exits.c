@@ -37,7 +37,7 @@ static void port_dev(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 }
 
 static struct bus pio, mmio;
-static atomic_ullong counts[VMEXIT_KIND_COUNT];
+static struct exit_stats stats[2]; /* per vCPU */
 static atomic_ullong unmapped;
 static struct exit_env env;
 static struct vcpu fake_vcpu = { .fd = -1, .id = 0 };
@@ -51,10 +51,10 @@ static void setup(void)
 	bus_init(&pio, "port");
 	bus_init(&mmio, "MMIO");
 	bus_register(&pio, 0x3f8, 8, port_dev, NULL, "dev");
-	memset(counts, 0, sizeof(counts));
+	memset(stats, 0, sizeof(stats));
 	unmapped = 0;
 	env = (struct exit_env){ .pio = &pio, .mmio = &mmio, .stop = stop,
-				 .exit_counts = counts, .unmapped_io = &unmapped };
+				 .stats = stats, .nr_stats = 2, .unmapped_io = &unmapped };
 }
 
 TestSuite(exits, .init = setup);
@@ -80,7 +80,7 @@ Test(exits, io_write_reaches_device)
 	cr_assert(ex.io.write);
 	cr_assert_eq(exit_dispatch(&env, &fake_vcpu, &ex), EXIT_CONTINUE);
 	cr_assert_eq(last_port_write, 'Q');
-	cr_assert_eq(counts[VMEXIT_IO], 1);
+	cr_assert_eq(stats[0].kind[VMEXIT_IO], 1);
 }
 
 Test(exits, rep_ins_fills_every_element)
@@ -174,7 +174,7 @@ Test(exits, unknown_reason_stops_with_121)
 	cr_assert_eq(ex.raw_reason, 9999);
 	cr_assert_eq(exit_dispatch(&env, &fake_vcpu, &ex), EXIT_STOP);
 	cr_assert_eq(stop_status, MV_EXIT_GUEST_ERROR);
-	cr_assert_eq(counts[VMEXIT_UNKNOWN], 1);
+	cr_assert_eq(stats[0].kind[VMEXIT_UNKNOWN], 1);
 }
 
 Test(exits, intr_continues)
@@ -257,4 +257,33 @@ Test(quirks, format_bytes)
 	memset(many, 0xab, sizeof(many));
 	quirk_format_bytes(many, 20, buf, 10);
 	cr_assert_str_eq(buf, "ab ab ab", "truncated to the buffer");
+}
+
+/* Exits are counted per vCPU (no shared counters), per kind and per device range. */
+Test(exits, counted_per_vcpu_and_device)
+{
+	struct vcpu other = { .fd = -1, .id = 1 }, stray = { .fd = -1, .id = 7 };
+	struct vm_exit ex;
+
+	fabricate_io(0x3f8, 1, 1, true, 1024);
+	vmexit_decode(run, RUN_SIZE, &ex);
+	exit_dispatch(&env, &fake_vcpu, &ex);
+	exit_dispatch(&env, &other, &ex);
+	exit_dispatch(&env, &other, &ex);
+	exit_dispatch(&env, &stray, &ex);   /* id outside the array: handled, not counted */
+	fabricate_io(0x80, 1, 1, true, 1024);
+	vmexit_decode(run, RUN_SIZE, &ex);
+	exit_dispatch(&env, &other, &ex);
+	cr_assert_eq(port_calls, 4);
+	cr_assert_eq(stats[0].kind[VMEXIT_IO], 1);
+	cr_assert_eq(stats[1].kind[VMEXIT_IO], 3);
+	cr_assert_eq(stats[0].pio[0], 1, "range 0 is the device at 0x3f8");
+	cr_assert_eq(stats[1].pio[0], 2);
+	cr_assert_eq(stats[1].pio[STATS_UNMAPPED], 1, "port 0x80 hits no device");
+
+	struct exit_stats sum;
+	exit_stats_sum(stats, 2, &sum);
+	cr_assert_eq(sum.kind[VMEXIT_IO], 4);
+	cr_assert_eq(sum.pio[0], 3);
+	cr_assert_eq(sum.pio[STATS_UNMAPPED], 1);
 }
