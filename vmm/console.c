@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -61,6 +62,13 @@ void console_output(void *ctx, const uint8_t *buf, size_t len)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000;
 	}
+	/* Stdout stalled before: drop at once until the writer has made room again. */
+	if (c->congested && c->count > CONSOLE_OUT_RING / 2) {
+		c->dropped += len;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->congested = false;
 	for (size_t i = 0; i < len; i++) {
 		while (c->count == CONSOLE_OUT_RING && !c->stop) {
 			if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) == ETIMEDOUT)
@@ -68,6 +76,7 @@ void console_output(void *ctx, const uint8_t *buf, size_t len)
 		}
 		if (c->count == CONSOLE_OUT_RING) {
 			c->dropped += len - i;
+			c->congested = true;
 			break;
 		}
 		c->ring[(c->head + c->count) % CONSOLE_OUT_RING] = buf[i];
@@ -88,9 +97,15 @@ static bool drain_locked(struct console *c)
 		if (n > sizeof(chunk))
 			n = sizeof(chunk);
 		memcpy(chunk, &c->ring[c->head], n);
-		/* Write without the lock so vCPUs can keep queueing. */
+		/*
+		 * Write without the lock so vCPUs can keep queueing. The write is
+		 * the thread's only cancellation point: console_stop() cancels it
+		 * there when stdout takes nothing for CONSOLE_STOP_WAIT_MS.
+		 */
 		pthread_mutex_unlock(&c->lock);
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		ssize_t w = write(c->out_fd, chunk, n);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		pthread_mutex_lock(&c->lock);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -113,6 +128,7 @@ static void *out_thread(void *arg)
 	struct console *c = arg;
 	bool alive = true;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (!c->count && !c->stop)
@@ -219,11 +235,26 @@ void console_stop(struct console *c)
 		c->in_thread_started = false;
 	}
 	if (c->out_thread_started) {
+		struct timespec until;
 		pthread_mutex_lock(&c->lock);
 		c->stop = true;
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->out_thread, NULL);
+		/* Stdout may be a pipe nobody reads: do not wait for it forever. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += CONSOLE_STOP_WAIT_MS / 1000;
+		until.tv_nsec += (CONSOLE_STOP_WAIT_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(c->out_thread, NULL, &until) == ETIMEDOUT) {
+			pthread_cancel(c->out_thread); /* it is blocked in write(), without the lock */
+			pthread_join(c->out_thread, NULL);
+			c->dropped += c->count;
+			c->count = 0;
+			log_warn("console: stdout took no output for %d ms; giving up on it", CONSOLE_STOP_WAIT_MS);
+		}
 		c->out_thread_started = false;
 	}
 	if (c->tty) {

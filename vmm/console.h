@@ -13,6 +13,7 @@
 
 #define CONSOLE_OUT_RING (256 * 1024)  /* guest output waiting for stdout */
 #define CONSOLE_TAIL 2048              /* last bytes kept for error reports */
+#define CONSOLE_STOP_WAIT_MS 2000      /* console_stop(): how long stdout may take the rest */
 
 struct console {
 	int in_fd, out_fd;
@@ -30,6 +31,7 @@ struct console {
 	size_t tail_pos;
 	bool tail_full;
 	bool stop;
+	bool congested;                 /* the ring was full until a wait timed out: drop at once */
 
 	bool tty;                       /* in_fd is a terminal we put in raw mode */
 	struct termios saved;
@@ -51,11 +53,16 @@ int console_start(struct console *c);
 
 /*
  * serial_ops.output: queue guest output. Never blocks for long: waits at most
- * a few milliseconds for room, then drops and counts the bytes.
+ * 20 ms for room, then drops and counts the bytes; after such a drop, later
+ * output is dropped at once until the ring is at most half full again.
  */
 void console_output(void *ctx, const uint8_t *buf, size_t len);
 
-/* Stop the threads, write what is queued (bounded wait), restore the terminal. */
+/*
+ * Stop the threads, write what is queued, restore the terminal. Waits at most
+ * CONSOLE_STOP_WAIT_MS for stdout (a full pipe nobody reads): then the rest
+ * is dropped and counted.
+ */
 void console_stop(struct console *c);
 
 /* Copy the last guest output lines (at most len-1 bytes, NUL terminated). */
