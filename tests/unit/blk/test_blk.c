@@ -1,5 +1,7 @@
 /* test_blk.c - virtio-blk: config space, request parsing on hand-built chains, the device on a hand-built ring. */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -503,3 +505,58 @@ Test(blk_device, injected_error)
 	cr_assert_eq(r.ram[STATUS_GPA + 2], VIRTIO_BLK_S_IOERR);
 	rig_teardown(&r);
 }
+
+/*
+ * Host faults under a running device: the disk file truncated behind its
+ * back, and writes the host refuses (a file size limit, which fails like a
+ * full file system: the write returns an error). Each request gets IOERR,
+ * the device does not break, and it serves requests again once the host
+ * lets it.
+ */
+static void test_host_faults(enum io_engine e)
+{
+	struct rig r;
+	struct rlimit old, lim;
+
+	if (!rig_setup(&r, e, false))
+		cr_skip_test("io_uring unavailable here");
+	/* Truncated to 4 sectors: reads past the new end fail, the rest works. */
+	cr_assert_eq(ftruncate(r.fd, 4 * 512), 0);
+	add_req(&r, 0, VIRTIO_BLK_T_IN, 8, 512);   /* entirely past the end */
+	add_req(&r, 1, VIRTIO_BLK_T_IN, 2, 4096);  /* crosses it */
+	add_req(&r, 2, VIRTIO_BLK_T_IN, 0, 1024);  /* inside */
+	kick_and_wait(&r, 3);
+	cr_assert_eq(r.ram[STATUS_GPA + 0], VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(r.ram[STATUS_GPA + 1], VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(r.ram[STATUS_GPA + 2], VIRTIO_BLK_S_OK);
+
+	/* Writes beyond what the host allows (RLIMIT_FSIZE: EFBIG, as ENOSPC would be). */
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 8 * 512;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	memset(r.ram + DATA_GPA, 'W', 2 * 4096);
+	add_req(&r, 0, VIRTIO_BLK_T_OUT, 16, 512); /* wholly beyond the limit */
+	add_req(&r, 1, VIRTIO_BLK_T_OUT, 0, 512);  /* below it */
+	add_req(&r, 2, VIRTIO_BLK_T_FLUSH, 0, 0);
+	kick_and_wait(&r, 6);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	cr_assert_eq(r.ram[STATUS_GPA + 0], VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(r.ram[STATUS_GPA + 1], VIRTIO_BLK_S_OK);
+	cr_assert_eq(r.ram[STATUS_GPA + 2], VIRTIO_BLK_S_OK);
+	uint8_t back[512];
+	cr_assert_eq(pread(r.fd, back, 512, 0), 512);
+	cr_assert_eq(back[0], 'W');
+	cr_assert_eq(back[511], 'W');
+
+	/* The limit lifted, the same write succeeds: nothing stuck, device not broken. */
+	add_req(&r, 0, VIRTIO_BLK_T_OUT, 16, 512);
+	kick_and_wait(&r, 7);
+	cr_assert_eq(r.ram[STATUS_GPA + 0], VIRTIO_BLK_S_OK);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}
+
+Test(blk_device_uring, host_faults) { test_host_faults(IO_ENGINE_URING); }
+Test(blk_device_sync, host_faults) { test_host_faults(IO_ENGINE_SYNC); }
