@@ -481,8 +481,8 @@ def test_disk(opt, images, tmp):
             f"Mount count {before.get('Mount count')} -> {after.get('Mount count')}; "
             f"Last mount time {before.get('Last mount time')} -> {after.get('Last mount time')}; "
             f"Last write time {before.get('Last write time')} -> {after.get('Last write time')}")
-    c.check(after.get("Last mount time") not in (None, "n/a", before.get("Last mount time")),
-            "the superblock's last mount time changed", f"{after.get('Last mount time')}")
+    # Not a check of its own: the guest has no RTC, its clock starts at 0, and a mount in
+    # the first second of a fast boot leaves the time at 0 ("n/a"); the count is what counts.
     with open(data, "rb") as f:
         c.check(f.read() == bytes(data_sectors * 512), "data.img unchanged (the kernel only read vdb)")
 
