@@ -257,16 +257,20 @@ void console_stop(struct console *c)
 		}
 		c->out_thread_started = false;
 	}
-	if (c->tty) {
-		tcsetattr(c->in_fd, TCSANOW, &c->saved);
-		c->tty = false;
-	}
+	console_restore_terminal(c);
+	c->tty = false;
 	if (c->dropped)
 		log_warn("console: %llu bytes of guest output dropped (stdout did not keep up or was closed)",
 			 (unsigned long long)c->dropped);
 	if (c->stop_efd >= 0)
 		close(c->stop_efd);
 	c->stop_efd = -1;
+}
+
+void console_restore_terminal(struct console *c)
+{
+	if (c->tty)
+		tcsetattr(c->in_fd, TCSANOW, &c->saved);
 }
 
 void console_tail(struct console *c, char *buf, size_t len)

@@ -65,6 +65,9 @@ void console_output(void *ctx, const uint8_t *buf, size_t len);
  */
 void console_stop(struct console *c);
 
+/* Put the terminal back as it was (if console_init() changed it); safe from any thread. */
+void console_restore_terminal(struct console *c);
+
 /* Copy the last guest output lines (at most len-1 bytes, NUL terminated). */
 void console_tail(struct console *c, char *buf, size_t len);
 

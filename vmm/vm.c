@@ -7,6 +7,7 @@
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
 #include "vmm/quirks.h"
+#include "vmm/sigwatch.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -417,6 +418,14 @@ static void report_stats(struct vmm *vmm)
 		stats_print_json(stderr, &r);
 }
 
+/* sigwatch before_exit: a forced exit must not leave the terminal raw. */
+static void restore_terminal(void *ctx)
+{
+	struct vmm *vmm = ctx;
+
+	console_restore_terminal(&vmm->console);
+}
+
 int vmm_run(struct vmm *vmm)
 {
 	sigset_t block;
@@ -512,10 +521,15 @@ int vmm_run(struct vmm *vmm)
 		if (atomic_load(&vmm->stop_requested))
 			break;
 	}
+	/* Stopping may wait on the host (disk writes, a stalled stdout): a second signal ends it. */
+	struct sigwatch sw;
+	if (sigwatch_start(&sw, sfd, restore_terminal, vmm) < 0)
+		log_debug("%s", err_msg());
 	stop_vcpus(vmm);
 	/* No vCPU can add requests now: finish those in flight, sync the images, log the NIC counters. */
 	vdevs_stop(&vmm->vdevs);
 	console_stop(&vmm->console);
+	sigwatch_stop(&sw);
 	close(sfd);
 	report_stats(vmm);
 	return vmm->exit_status;
