@@ -50,6 +50,7 @@ run_one() {
 }
 
 failed=""
+: >"$out/summary"
 set -- $harnesses
 while [ $# -gt 0 ]; do
 	batch=""
@@ -67,9 +68,11 @@ while [ $# -gt 0 ]; do
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$name/log" | tail -1)
 		cov=$(grep -o 'cov: [0-9]*' "$out/$name/log" | tail -1)
 		if [ "$rc" -eq 0 ]; then
+			echo "$name ok" >>"$out/summary"
 			echo "fuzz $name: ok (${execs:-?} inputs, ${cov:-cov: ?}, corpus $(ls "$out/$name/corpus" | wc -l) files)"
 		else
 			failed="$failed $name"
+			echo "$name failed" >>"$out/summary"
 			echo "fuzz $name: FAILED (exit $rc); log: $out/$name/log"
 			grep -E '^(==[0-9]+==ERROR|SUMMARY|.*invariant broken|.*runtime error)' "$out/$name/log" | head -5 | sed 's/^/    /'
 			for a in "$out/$name"/artifacts/*; do

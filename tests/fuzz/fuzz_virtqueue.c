@@ -32,6 +32,7 @@ enum op {
 	OP_GUEST_WRITE,   /* u16 gpa, u8 len, bytes: the guest rewrites its memory */
 	OP_GUEST_AVAIL,   /* u16 head: the guest publishes a chain (avail ring + idx) */
 	OP_RESET,         /* virtq_reset() and set the same rings up again */
+	OP_DRAIN,         /* a device's loop: pop and push until empty, re-enabling notifications */
 	OP_COUNT
 };
 
@@ -94,6 +95,36 @@ static void copy_op(struct fz *f, bool have_chain, bool write)
 	uint64_t want = off >= total ? 0 : total - off;
 	FZ_CHECK(done == (want < len ? want : len));
 	free(buf);
+}
+
+/*
+ * The loop every device runs on a kick (blk_process(), net's RX and TX): pop
+ * and answer each chain; when the ring looks empty, turn notifications on and
+ * look once more. Nothing else writes guest memory meanwhile, so it must end
+ * after at most size chains (a guest that keeps adding needs a vCPU to do it).
+ */
+static void drain(const struct fz_ram *ram, struct virtq *q)
+{
+	int chains = 0, rounds = 0;
+
+	virtq_enable_notify(q, false);
+	for (;;) {
+		int r = virtq_pop(q, &chain);
+
+		if (r < 0)
+			return;   /* the device would ask for a reset */
+		if (r == 0) {
+			FZ_CHECK(++rounds <= 2);
+			if (!virtq_enable_notify(q, true))
+				break;
+			virtq_enable_notify(q, false);
+			continue;
+		}
+		check_chain(ram, q, &chain);
+		FZ_CHECK(++chains <= q->size);
+		virtq_push(q, chain.head, 0);
+	}
+	(void)virtq_should_notify(q);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -198,6 +229,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(q.mem == &ram.mem && !q.ready);
 			FZ_CHECK(virtq_pop(&q, &chain) == 0);
 			q = cfg;
+			nheld = 0;
+			have_chain = false;
+			break;
+		case OP_DRAIN:
+			drain(&ram, &q);
 			nheld = 0;
 			have_chain = false;
 			break;

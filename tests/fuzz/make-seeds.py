@@ -89,7 +89,7 @@ def with_image(img):
 
 # ---------------------------------------------------------------- virtqueue
 
-VQ_POP, VQ_PUSH, VQ_PUSH_N, VQ_SHOULD, VQ_ENABLE, VQ_READ, VQ_WRITE, VQ_GWRITE, VQ_GAVAIL, VQ_RESET = range(10)
+VQ_POP, VQ_PUSH, VQ_PUSH_N, VQ_SHOULD, VQ_ENABLE, VQ_READ, VQ_WRITE, VQ_GWRITE, VQ_GAVAIL, VQ_RESET, VQ_DRAIN = range(11)
 
 
 def vq_head(flags, size_sel, desc, avail, used):
@@ -131,6 +131,8 @@ def virtqueue_seeds():
     img.avail(A, [0, 2, 4])
     write("virtqueue", "three-chains", vq_head(3, 3, D, A, U) + with_image(img) +
           u8(VQ_POP) * 3 + u8(VQ_PUSH_N) + u8(3) + u8(VQ_SHOULD) + u8(VQ_POP) + u8(VQ_RESET) + u8(VQ_POP))
+    write("virtqueue", "drain", vq_head(1, 3, D, A, U) + with_image(img) + u8(VQ_DRAIN) + u8(VQ_GAVAIL) + u16(2) +
+          u8(VQ_DRAIN))
 
     # Size 256 across both regions (rings in region 0, buffers in region 1).
     img = Image()
