@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/virtio/virtqueue.h"
 #include "vmm/guest_mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,6 +73,13 @@ void fz_ram_load(struct fz_ram *r, gpa_t gpa, const void *src, size_t len);
 
 /* true iff the host range [p, p+len) lies inside one region of r (len 0: p inside or at its end). */
 bool fz_in_ram(const struct fz_ram *r, const void *p, uint64_t len);
+
+/*
+ * The driver publishes chain `head` on q: avail.ring[avail.idx % size] = head,
+ * avail.idx + 1, in guest RAM. Nothing happens if q's size or avail ring
+ * is unusable (the device must cope with whatever the guest did there).
+ */
+void fz_publish(const struct virtq *q, uint16_t head);
 
 /*
  * A broken invariant: print what and where, then abort() so libFuzzer

@@ -109,22 +109,6 @@ static void setup_queue(struct rig *r)
 	q->ready = virtq_validate(q) == 0;   /* as the transport does on QueueReady */
 }
 
-static void publish(struct virtq *q, uint16_t head)
-{
-	uint8_t *avail;
-	uint16_t idx;
-
-	if (!q->ready)
-		return;
-	avail = gpa_to_host(q->mem, q->avail, 6 + 2ULL * q->size);
-	if (!avail)
-		return;
-	memcpy(&idx, avail + 2, 2);
-	memcpy(avail + 4 + 2 * (idx & (q->size - 1)), &head, 2);
-	idx++;
-	memcpy(avail + 2, &idx, 2);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const gpa_t starts[2] = { 0, REGION_SIZE };
@@ -204,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case OP_GUEST_AVAIL:
-			publish(&r.dev->vq[0], fz_u16(&f));
+			fz_publish(&r.dev->vq[0], fz_u16(&f));
 			break;
 		case OP_RESET:
 			/* reset_locked(): the device first, then the queues. */

@@ -120,22 +120,6 @@ static void activate(struct rig *r, uint64_t want)
 		r->broken = true;   /* mmio: activate failed -> DEVICE_NEEDS_RESET */
 }
 
-static void publish(struct virtq *q, uint16_t head)
-{
-	uint8_t *avail;
-	uint16_t idx;
-
-	if (!q->ready)
-		return;
-	avail = gpa_to_host(q->mem, q->avail, 6 + 2ULL * q->size);
-	if (!avail)
-		return;
-	memcpy(&idx, avail + 2, 2);
-	memcpy(avail + 4 + 2 * (idx & (q->size - 1)), &head, 2);
-	idx++;
-	memcpy(avail + 2, &idx, 2);
-}
-
 static void host_drain(struct rig *r)
 {
 	if (r->sv[1] < 0)
@@ -278,7 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_GUEST_AVAIL: {
 			uint8_t q = fz_u8(&f) & 1;
 
-			publish(&r.dev->vq[q], fz_u16(&f));
+			fz_publish(&r.dev->vq[q], fz_u16(&f));
 			break;
 		}
 		case OP_RESET:

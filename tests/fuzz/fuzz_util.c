@@ -75,6 +75,22 @@ bool fz_in_ram(const struct fz_ram *r, const void *p, uint64_t len)
 	return false;
 }
 
+void fz_publish(const struct virtq *q, uint16_t head)
+{
+	uint8_t *avail;
+	uint16_t idx;
+
+	if (!q->size || q->size > VIRTQ_MAX_SIZE || (q->size & (q->size - 1)))
+		return;
+	avail = gpa_to_host(q->mem, q->avail, 6 + 2ULL * q->size);
+	if (!avail)
+		return;
+	memcpy(&idx, avail + 2, 2);
+	memcpy(avail + 4 + 2 * (idx & (q->size - 1)), &head, 2);
+	idx++;
+	memcpy(avail + 2, &idx, 2);
+}
+
 void fz_fail(const char *file, int line, const char *what)
 {
 	fprintf(stderr, "%s:%d: invariant broken: %s\n", file, line, what);

@@ -61,22 +61,6 @@ static void check_chain(const struct fz_ram *ram, const struct virtq *q, const s
 	FZ_CHECK(rd == c->readable_len && wr == c->writable_len);
 }
 
-static void publish(struct virtq *q, uint16_t head)
-{
-	uint8_t *avail;
-
-	if (!q->size || q->size > VIRTQ_MAX_SIZE || (q->size & (q->size - 1)))
-		return;
-	avail = gpa_to_host(q->mem, q->avail, 6 + 2ULL * q->size);
-	if (!avail)
-		return;
-	uint16_t idx;
-	memcpy(&idx, avail + 2, 2);
-	memcpy(avail + 4 + 2 * (idx & (q->size - 1)), &head, 2);
-	idx++;
-	memcpy(avail + 2, &idx, 2);
-}
-
 static void copy_op(struct fz *f, bool have_chain, bool write)
 {
 	uint64_t off = fz_u32(f);
@@ -222,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case OP_GUEST_AVAIL:
-			publish(&q, fz_u16(&f));
+			fz_publish(&q, fz_u16(&f));
 			break;
 		case OP_RESET:
 			virtq_reset(&q);
