@@ -13,8 +13,13 @@ cd "$(dirname "$0")/.."
 
 secs=${1:-60}
 case $secs in
-'' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
+'' | *[!0-9]*) secs=0 ;;
 esac
+if [ "$secs" -lt 1 ]; then   # libFuzzer would take 0 as "no limit"
+	echo "usage: scripts/fuzz.sh [SECONDS]   (seconds per harness, at least 1)" >&2
+	exit 2
+fi
+secs=$((secs + 0))
 harnesses=${FUZZ_ONLY:-"virtqueue blk net mmio boot decompress cli"}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
