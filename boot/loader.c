@@ -148,7 +148,8 @@ static int load_bz_fallback(const struct guest_mem *mem, const char *name, const
 	out->load_end = load + need;
 	/* Tell the kernel where it was put, as a 32-bit loader would. */
 	uint32_t code32 = (uint32_t)load;   /* below 4 GiB: RAM there ends at 3 GiB */
-	memcpy(out->setup_header + HDR_AT(code32_start) - SETUP_HDR_OFFSET, &code32, sizeof(code32));
+	/* Offset first: setup_header + 0x214 alone would point past the array (undefined behaviour). */
+	memcpy(out->setup_header + (HDR_AT(code32_start) - SETUP_HDR_OFFSET), &code32, sizeof(code32));
 	snprintf(out->how, sizeof(out->how), "bzImage: unknown payload format, entering the bzImage's "
 		 "own 64-bit entry at 0x%llx", (unsigned long long)out->entry);
 	return 0;

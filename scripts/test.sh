@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh - build and run the whole test suite twice: the normal build (build/) and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then every libFuzzer
+# harness for a bounded time (build-fuzz/, scripts/fuzz.sh; FUZZ_SECONDS per harness, default 60).
 # First it makes the Linux guest for the 'linux' suite with scripts/guest-image
 # (kernel built once, ~8-16 min on 2 cores, then cached; the root images take
 # seconds) and points the tests at it with MICROVM_LINUX_GUEST.
@@ -32,10 +33,27 @@ for dir in build build-asan; do
 		meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
 
-# One summary line over both builds, in the form CI systems read.
+# Every libFuzzer harness with ASan+UBSan for a bounded time (build-fuzz/, clang; two at a
+# time: 7 harnesses x 60 s take about 4 minutes). A crash, leak or timeout fails the run;
+# scripts/fuzz.sh prints the reproducer. See docs/fuzzing.md.
+echo "=== build-fuzz (scripts/fuzz.sh) ==="
+rm -rf build-fuzz/fuzz-run
+FUZZ_OUT=$(pwd)/build-fuzz/fuzz-run sh scripts/fuzz.sh "${FUZZ_SECONDS:-60}" || status=1
+
+# One summary line over both builds and the fuzzers, in the form CI systems read.
 python3 - <<'PY'
 import json, os
 passed = failed = skipped = 0
+# scripts/fuzz.sh: one line per harness, "NAME ok" or "NAME failed".
+fuzz = os.path.join("build-fuzz", "fuzz-run", "summary")
+if os.path.exists(fuzz):
+    for line in open(fuzz):
+        if line.split()[1:] == ["ok"]:
+            passed += 1
+        else:
+            failed += 1
+else:
+    failed += 1   # the fuzzers did not get as far as running
 for d in ("build", "build-asan"):
     path = os.path.join(d, "meson-logs", "testlog.json")
     if not os.path.exists(path):

@@ -27,6 +27,12 @@ static bool size_ok(uint16_t size)
 	return size >= 1 && size <= VIRTQ_MAX_SIZE && (size & (size - 1)) == 0;
 }
 
+/* Do [a, a+alen) and [b, b+blen) share a byte? Both ranges are known not to wrap. */
+static bool overlap(gpa_t a, uint64_t alen, gpa_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
 int virtq_validate(const struct virtq *q)
 {
 	if (!q->mem || !size_ok(q->size))
@@ -36,6 +42,16 @@ int virtq_validate(const struct virtq *q)
 	if (!gpa_range_ok(q->mem, q->desc, DESC_BYTES(q->size)) ||
 	    !gpa_range_ok(q->mem, q->avail, AVAIL_BYTES(q->size)) ||
 	    !gpa_range_ok(q->mem, q->used, USED_BYTES(q->size)))
+		return -EINVAL;
+	/*
+	 * The device writes the used ring: if it overlapped the avail ring or the
+	 * descriptors, the device's own stores would change what it reads next
+	 * (used.flags over avail.idx made blk_process() spin forever; found by
+	 * fuzz_blk). No driver lays its rings out like that.
+	 */
+	if (overlap(q->desc, DESC_BYTES(q->size), q->avail, AVAIL_BYTES(q->size)) ||
+	    overlap(q->desc, DESC_BYTES(q->size), q->used, USED_BYTES(q->size)) ||
+	    overlap(q->avail, AVAIL_BYTES(q->size), q->used, USED_BYTES(q->size)))
 		return -EINVAL;
 	return 0;
 }

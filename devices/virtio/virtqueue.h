@@ -67,7 +67,8 @@ void virtq_reset(struct virtq *q);
 /*
  * Check the ring addresses and size once the driver sets QueueReady: desc
  * (16*size), avail (6+2*size) and used (6+8*size) must lie in guest RAM with
- * the required alignment; size a power of 2 in 1..VIRTQ_MAX_SIZE.
+ * the required alignment and must not overlap one another; size a power of 2
+ * in 1..VIRTQ_MAX_SIZE.
  * Returns 0 or -EINVAL.
  */
 int virtq_validate(const struct virtq *q);

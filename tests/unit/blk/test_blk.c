@@ -489,6 +489,27 @@ Test(blk_device, read_only_and_malformed)
 	rig_teardown(&r);
 }
 
+/*
+ * Found by fuzz_blk: rings laid out so that used.flags is avail.idx made
+ * blk_process() spin forever on the I/O thread (each notification toggle moved
+ * avail.idx). The queue is now refused on every use: one reset request, and
+ * the kick returns.
+ */
+Test(blk_device, overlapping_rings_do_not_hang, .timeout = 10)
+{
+	struct rig r;
+
+	rig_setup(&r, IO_ENGINE_SYNC, false);
+	add_req(&r, 0, VIRTIO_BLK_T_IN, 0, 512);
+	kick_and_wait(&r, 1);
+	r.dev->vq[0].avail = USED_GPA - 2;
+	memset(r.ram + USED_GPA - 2, 0, 4);
+	io_loop_call(r.loop, kick_fn, &r);
+	io_loop_call(r.loop, kick_fn, &r);
+	cr_assert_eq(atomic_load(&r.broken), 1);
+	rig_teardown(&r);
+}
+
 Test(blk_device, injected_error)
 {
 	struct rig r;

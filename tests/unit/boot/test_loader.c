@@ -428,6 +428,37 @@ Test(loader, unknown_payload_relocatable)
 	tbuf_free(&bz);
 }
 
+/*
+ * Found by fuzz_boot (UBSan): the fallback wrote code32_start through
+ * setup_header + 0x214 - 0x1f1, a pointer 0x214 bytes into a 0x9f-byte array
+ * before the subtraction. The field must land at its offset in the copy, and
+ * every other byte of the header copy must stay the file's.
+ */
+Test(loader, unknown_payload_code32_start_in_place)
+{
+	struct tbz z = tbz_default();
+	struct boot_kernel k;
+	const size_t at = HDR_AT(code32_start) - SETUP_HDR_OFFSET;
+
+	z.payload = bad_payload;
+	z.payload_len = sizeof(bad_payload);
+	z.relocatable = 1;
+	z.pref_address = 0x2000000;
+	struct tbuf bz = make_bzimage(&z);
+
+	cr_assert_eq(boot_load_kernel(&mem, "bz", bz.p, bz.len, &k), 0, "%s", err_msg());
+	cr_assert_eq(k.load_start, 0x2000000);
+	cr_assert_eq(k.setup_header[at], 0x00);
+	cr_assert_eq(k.setup_header[at + 1], 0x00);
+	cr_assert_eq(k.setup_header[at + 2], 0x00);
+	cr_assert_eq(k.setup_header[at + 3], 0x02);
+	for (size_t i = 0; i < 0x26c - SETUP_HDR_OFFSET; i++)
+		if (i < at || i >= at + 4)
+			cr_assert_eq(k.setup_header[i], bz.p[SETUP_HDR_OFFSET + i], "header byte 0x%zx",
+				     SETUP_HDR_OFFSET + i);
+	tbuf_free(&bz);
+}
+
 Test(loader, unknown_payload_without_64_bit_entry)
 {
 	struct tbz z = tbz_default();

@@ -292,6 +292,15 @@ Test(mmio, queue_ready_misaligned)
 	expect_needs_reset("desc misaligned");
 }
 
+Test(mmio, queue_ready_overlapping_rings)
+{
+	/* used.flags would be avail.idx (fuzz_blk found a device loop that never ended). */
+	negotiate(ALL_FEATURES);
+	setup_queue(0, 16, 0x1000, 0x2002, 0x2004);
+	cr_assert_not(dev.vq[0].ready);
+	expect_needs_reset("used ring over the avail ring");
+}
+
 Test(mmio, queue_ready_outside_ram)
 {
 	negotiate(ALL_FEATURES);

@@ -128,6 +128,47 @@ Test(virtq, validate_inside_ram_including_event_fields)
 	cr_assert_eq(virtq_validate(&q), -EINVAL, "desc table in the hole");
 }
 
+/*
+ * Found by fuzz_blk: with used = avail + 2 the device's used.flags store
+ * rewrote avail.idx, so "pop finds nothing, re-enable notifications, avail
+ * moved, pop again" never ended. Overlapping rings are refused; adjacent ones
+ * are fine.
+ */
+Test(virtq, validate_rejects_overlapping_rings)
+{
+	static const struct {
+		gpa_t desc, avail, used;
+		int want;
+		const char *why;
+	} t[] = {
+		{ DESC, AVAIL, AVAIL + 4, -EINVAL, "used.flags over avail.idx" },
+		{ DESC, AVAIL, AVAIL, -EINVAL, "same address" },
+		{ DESC, AVAIL, AVAIL + 6 + 2 * QS - 4, -EINVAL, "used over used_event" },
+		{ DESC, AVAIL, AVAIL + 6 + 2 * QS + 2, 0, "used right after used_event (4-aligned)" },
+		{ DESC, DESC + 16 * QS - 2, USED, -EINVAL, "avail over the last descriptor" },
+		{ DESC, DESC + 16 * QS, USED, 0, "avail right after the table" },
+		{ DESC, AVAIL, DESC + 16 * QS - 4, -EINVAL, "used over the last descriptor" },
+		{ USED + 8, AVAIL, USED, -EINVAL, "table inside the used ring" },
+		{ USED + 6 + 8 * QS + 10, AVAIL, USED, 0, "table after avail_event (16-aligned)" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		q.desc = t[i].desc;
+		q.avail = t[i].avail;
+		q.used = t[i].used;
+		cr_assert_eq(virtq_validate(&q), t[i].want, "%s", t[i].why);
+	}
+	/* A queue marked ready anyway is not walked, nor written. */
+	q.desc = DESC;
+	q.avail = AVAIL;
+	q.used = AVAIL + 4;
+	offer(0);
+	put_desc(DESC, 0, BUF, 16, 0, 0);
+	cr_assert_eq(virtq_pop(&q, &chain), -EINVAL);
+	cr_assert_not(virtq_enable_notify(&q, true));
+	cr_assert_eq(get16(AVAIL + 2), 1, "avail.idx untouched");
+}
+
 /* ---- normal chains ---- */
 
 Test(virtq, empty_and_not_ready)
