@@ -581,3 +581,109 @@ static void test_host_faults(enum io_engine e)
 
 Test(blk_device_uring, host_faults) { test_host_faults(IO_ENGINE_URING); }
 Test(blk_device_sync, host_faults) { test_host_faults(IO_ENGINE_SYNC); }
+
+/*
+ * Soak: rounds of up to five concurrent requests (one zone of 8 sectors per
+ * request slot, so they never overlap) of random kind, sector and length,
+ * with the host failing everything that touches sector 9 (MICROVM_TEST_BLK_FAIL).
+ * A model of the disk knows each sector's content after an acknowledged
+ * write and forgets it after a failed one. Every acknowledged read must
+ * match the model, only requests touching sector 9 may fail, and at the end,
+ * after a flush, the file holds every acknowledged write.
+ */
+#define SOAK_ROUNDS 6000
+#define SOAK_ZONE 8
+#define SOAK_FAIL_SECTOR 9
+
+static uint64_t soak_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void test_soak(enum io_engine e)
+{
+	static uint8_t model[SECTORS * 512];
+	static uint8_t file[SECTORS * 512];
+	bool known[SECTORS];
+	struct rig r;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t)e;
+	uint16_t used = 0;
+	unsigned ok = 0, failed = 0, reads_checked = 0;
+
+	setenv(BLK_FAIL_ENV, "eio:9", 1);
+	bool have = rig_setup(&r, e, false);
+	unsetenv(BLK_FAIL_ENV);
+	if (!have)
+		cr_skip_test("io_uring unavailable here");
+	memset(model, 0, sizeof(model)); /* the file starts as zeroes */
+	for (int i = 0; i < SECTORS; i++)
+		known[i] = true;
+
+	for (int round = 0; round < SOAK_ROUNDS; round++) {
+		struct { uint32_t type; uint64_t sector; uint32_t n; } req[5];
+		int m = 1 + (int)(soak_rand(&seed) % 5);
+
+		for (int k = 0; k < m; k++) {
+			uint64_t x = soak_rand(&seed);
+			uint32_t n = 1 + (uint32_t)(x % SOAK_ZONE);
+			uint64_t first = (uint64_t)k * SOAK_ZONE + (x >> 8) % (SOAK_ZONE - n + 1);
+			uint32_t kind = (uint32_t)((x >> 16) % 8);
+			req[k].type = kind < 4 ? VIRTIO_BLK_T_OUT : kind < 7 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_FLUSH;
+			req[k].sector = req[k].type == VIRTIO_BLK_T_FLUSH ? 0 : first;
+			req[k].n = req[k].type == VIRTIO_BLK_T_FLUSH ? 0 : n;
+			uint8_t *data = r.ram + DATA_GPA + 4096 * k;
+			if (req[k].type == VIRTIO_BLK_T_OUT)
+				for (uint32_t i = 0; i < n * 512; i++)
+					data[i] = (uint8_t)(soak_rand(&seed) >> 24);
+			else
+				memset(data, 0xee, 4096);
+			add_req(&r, k, req[k].type, req[k].sector, req[k].n * 512);
+		}
+		used = (uint16_t)(used + m);
+		kick_and_wait(&r, used);
+
+		for (int k = 0; k < m; k++) {
+			uint8_t st = r.ram[STATUS_GPA + k];
+			const uint8_t *data = r.ram + DATA_GPA + 4096 * k;
+			bool touches = req[k].n && SOAK_FAIL_SECTOR >= req[k].sector &&
+				       SOAK_FAIL_SECTOR < req[k].sector + req[k].n;
+			cr_assert_eq(st, touches ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+				     "round %d slot %d: type %u sectors %llu+%u: status %u", round, k, req[k].type,
+				     (unsigned long long)req[k].sector, req[k].n, st);
+			st == VIRTIO_BLK_S_OK ? ok++ : failed++;
+			for (uint32_t i = 0; i < req[k].n; i++) {
+				uint64_t s = req[k].sector + i;
+				if (req[k].type == VIRTIO_BLK_T_OUT && st == VIRTIO_BLK_S_OK) {
+					memcpy(model + s * 512, data + i * 512, 512);
+					known[s] = true;
+				} else if (req[k].type == VIRTIO_BLK_T_OUT) {
+					known[s] = false; /* the host may or may not have written it */
+				} else if (req[k].type == VIRTIO_BLK_T_IN && st == VIRTIO_BLK_S_OK && known[s]) {
+					cr_assert(memcmp(model + s * 512, data + i * 512, 512) == 0,
+						  "round %d: sector %llu read back wrong", round, (unsigned long long)s);
+					reads_checked++;
+				}
+			}
+		}
+	}
+	add_req(&r, 0, VIRTIO_BLK_T_FLUSH, 0, 0);
+	kick_and_wait(&r, (uint16_t)(used + 1));
+	cr_assert_eq(r.ram[STATUS_GPA + 0], VIRTIO_BLK_S_OK);
+	cr_assert_eq(pread(r.fd, file, sizeof(file), 0), (ssize_t)sizeof(file));
+	for (int s = 0; s < SECTORS; s++)
+		if (known[s])
+			cr_assert(memcmp(model + s * 512, file + s * 512, 512) == 0,
+				  "sector %d: an acknowledged write is not in the file", s);
+	cr_assert_gt(failed, 0, "no injected failure was met");
+	cr_assert_gt(reads_checked, 100, "only %u sector reads were checked", reads_checked);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	cr_log_info("soak: %u requests acknowledged, %u failed as injected, %u sector reads checked", ok, failed,
+		    reads_checked);
+	rig_teardown(&r);
+}
+
+Test(blk_soak, uring, .timeout = 120) { test_soak(IO_ENGINE_URING); }
+Test(blk_soak, sync, .timeout = 120) { test_soak(IO_ENGINE_SYNC); }
