@@ -260,6 +260,10 @@ void cli_usage(FILE *out)
 		"                   output, to Linux's \"Run /init\" line and to exit, and\n"
 		"                   the VM exits by kind and device (json: one line for\n"
 		"                   scripts)\n"
+		"  --user USER[:GROUP]\n"
+		"                   once /dev/kvm, the disks and the taps are open, run as\n"
+		"                   USER (name or uid; GROUP: its primary group by default)\n"
+		"                   with no way back to root (needs root to start)\n"
 		"  -q, --quiet      only print warnings and errors from microvm itself\n"
 		"  -v, --verbose    print debug messages\n"
 		"  -h, --help       print this help and exit\n"
@@ -371,6 +375,8 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			name = "--timeout", kind = V_TIMEOUT;
 		} else if (flag_is(a, "--run", &val)) {
 			name = "--run", target = &cfg->run, kind = V_STR;
+		} else if (flag_is(a, "--user", &val)) {
+			name = "--user", target = &cfg->user, kind = V_STR;
 		} else {
 			return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
 		}
@@ -382,7 +388,7 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 		switch (kind) {
 		case V_STR:
 			if (!*val && target != &cfg->cmdline)
-				return err_set(EINVAL, "%s: empty path", name);
+				return err_set(EINVAL, "%s: empty %s", name, target == &cfg->user ? "user" : "path");
 			*target = val;
 			break;
 		case V_MEM: {

@@ -54,6 +54,7 @@ struct vmm_config {
 	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
 	enum stats_mode stats; /* --stats[=text|json] */
 	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
+	const char *user;      /* --user USER[:GROUP] (vmm/privdrop.h), NULL: stay who we are */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 };
 

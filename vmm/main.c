@@ -3,6 +3,7 @@
 #include "vmm/err.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
+#include "vmm/privdrop.h"
 #include "vmm/quirks.h"
 #include "vmm/run.h"
 #include "vmm/stats.h"
@@ -55,6 +56,13 @@ int main(int argc, char **argv)
 
 	cfg.start_ns = start_ns;
 
+	/* --user: resolve it now (NSS reads files), switch once everything is open. */
+	struct priv_target user;
+	if (cfg.user && priv_resolve(cfg.user, &user) < 0) {
+		log_error("%s", err_msg());
+		return MV_EXIT_USAGE;
+	}
+
 	/* --host-info: the probe VM's verdict, then exit (docs/host-quirks.md). */
 	if (cfg.host_info) {
 		if (quirk_host_info(stdout) < 0) {
@@ -79,6 +87,10 @@ int main(int argc, char **argv)
 	run_remove_image(&run);
 	if (ret == 0 && cfg.run)
 		ret = check_run_host();
+	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
+	if (ret == 0 && cfg.user && (ret = priv_drop(&user)) == 0)
+		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg.user,
+			 (unsigned)user.uid, (unsigned)user.gid);
 	if (ret < 0) {
 		log_error("%s", err_msg());
 		vmm_destroy(&vmm);

@@ -360,6 +360,19 @@ Test(cli, timeout_stats_run)
 	cr_assert_eq(cfg.stats, STATS_TEXT);
 	cr_assert_eq(cfg.timeout_ms, 0, "no --timeout: none");
 	cr_assert_null(cfg.run);
+	cr_assert_null(cfg.user, "no --user: stay who we are");
+}
+
+Test(cli, user)
+{
+	struct vmm_config cfg;
+	char *a[] = { "microvm", "--kernel", "k", "--user", "nobody:nogroup" };
+	char *b[] = { "microvm", "--kernel", "k", "--user=1000:1000" };
+
+	cr_assert_eq(parse(&cfg, 5, a), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.user, "nobody:nogroup");
+	cr_assert_eq(parse(&cfg, 4, b), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.user, "1000:1000");
 }
 
 Test(cli, parse_timeout_values)
@@ -390,6 +403,8 @@ Test(cli, timeout_stats_run_errors)
 		{ 4, { "microvm", "--kernel", "k", "--stats=xml" }, "--stats=xml: the format must be text or json" },
 		{ 4, { "microvm", "--kernel", "k", "--run" }, "--run needs a value" },
 		{ 5, { "microvm", "--kernel", "k", "--run", "" }, "--run: empty path" },
+		{ 5, { "microvm", "--kernel", "k", "--user", "" }, "--user: empty user" },
+		{ 4, { "microvm", "--kernel", "k", "--user" }, "--user needs a value" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vmm_config cfg;
