@@ -30,7 +30,7 @@ struct opts {
 
 struct bench {
 	struct opts o;
-	int fd;
+	int fd, check_fd;               /* check_fd: the image without O_DIRECT, for pread checks */
 	uint64_t file_bytes, nblocks, next_seq;
 	uint64_t rng;
 	struct io_loop *loop;
@@ -201,8 +201,10 @@ static int verify(struct bench *b)
 			const uint64_t *p = vdrv_ptr(&b->d, BUF_GPA + (uint64_t)b->o.bs * k, b->o.bs);
 			uint64_t host[8];
 
-			if (pread(b->fd, host, sizeof(host), (off_t)off) != (ssize_t)sizeof(host))
-				bad++;
+			if (pread(b->check_fd, host, sizeof(host), (off_t)off) != (ssize_t)sizeof(host)) {
+				if (bad++ == 0)
+					perror("blk_bench: verify: pread");
+			}
 			for (uint64_t i = 0; i < b->o.bs / 8; i++) {
 				if (p[i] != stamp(off, i, seed) || (i < 8 && host[i] != p[i])) {
 					if (bad++ == 0)
@@ -261,8 +263,9 @@ int main(int argc, char **argv)
 	log_set_level(LOG_WARN);
 
 	b->fd = open(b->o.file, O_RDWR | O_CLOEXEC | (b->o.direct ? O_DIRECT : 0));
+	b->check_fd = open(b->o.file, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (b->fd < 0 || fstat(b->fd, &st) < 0) {
+	if (b->fd < 0 || b->check_fd < 0 || fstat(b->fd, &st) < 0) {
 		fprintf(stderr, "blk_bench: %s: %s\n", b->o.file, strerror(errno));
 		return 1;
 	}
@@ -317,6 +320,7 @@ int main(int argc, char **argv)
 	vdrv_destroy(&b->d);
 	blk_destroy(b->blk);
 	close(b->fd);
+	close(b->check_fd);
 	free(b);
 	return ret;
 }
