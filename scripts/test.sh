@@ -1,7 +1,8 @@
 #!/bin/sh
 # test.sh - build and run the whole test suite twice: the normal build (build/) and an
 # AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then every libFuzzer
-# harness for a bounded time (build-fuzz/, scripts/fuzz.sh; FUZZ_SECONDS per harness, default 60).
+# harness for a bounded time (build-fuzz/, scripts/fuzz.sh; FUZZ_SECONDS per harness, default 60),
+# with the benchmarks' smoke run (bench/run --smoke, a few seconds) before the fuzzers.
 # First it makes the Linux guest for the 'linux' suite with scripts/guest-image
 # (kernel built once, ~8-16 min on 2 cores, then cached; the root images take
 # seconds) and points the tests at it with MICROVM_LINUX_GUEST.
@@ -32,6 +33,11 @@ for dir in build build-asan; do
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
+
+# The benchmarks' smoke run (a few seconds): the harnesses still build and run, and what they
+# read back is what they wrote. Slowness never fails it; a crash or a wrong result does.
+echo "=== bench/run --smoke ==="
+python3 bench/run --smoke --out build/bench-smoke || status=1
 
 # Every libFuzzer harness with ASan+UBSan for a bounded time (build-fuzz/, clang; two at a
 # time: 7 harnesses x 60 s take about 4 minutes). A crash, leak or timeout fails the run;
