@@ -195,8 +195,8 @@ static void sh(const char *cmd)
 static void private_netns(void)
 {
 	if (unshare(CLONE_NEWNET) < 0) {
-		fprintf(stderr, "net_bench: unshare(CLONE_NEWNET): %s (needs root)\n", strerror(errno));
-		exit(2);
+		fprintf(stderr, "net_bench: skipped: unshare(CLONE_NEWNET): %s (needs root)\n", strerror(errno));
+		exit(77);
 	}
 }
 
@@ -416,7 +416,11 @@ int main(int argc, char **argv)
 					  .ctx = &t, .name = t.name };
 		memcpy(be.mac, guest_mac, 6);
 		errno = 0;
-		if (io_loop_create(&loop, o.engine) < 0 || net_create(&n, &be, loop) < 0 ||
+		if (io_loop_create(&loop, o.engine) < 0) {
+			fprintf(stderr, "net_bench: skipped: %s\n", err_msg());
+			exit(77);
+		}
+		if (net_create(&n, &be, loop) < 0 ||
 		    vdrv_init(d, net_virtio_dev(n), loop, VDRV_DATA_GPA + 2ULL * VDRV_QSIZE * BUF_SIZE) < 0 ||
 		    io_loop_start(loop) < 0 ||
 		    vdrv_start(d, (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
