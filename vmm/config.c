@@ -289,16 +289,25 @@ int config_parse(const char *name, const char *dir, const char *buf, size_t len,
 		position(buf, (size_t)(nul - buf), &line, &col);
 		return err_set(EINVAL, "%s:%d:%d: not valid JSON: a NUL byte", name, line, col);
 	}
-	if (len > INT_MAX)
+	if (len >= INT_MAX)
 		return err_set(EINVAL, "%s: larger than %d bytes", name, CONFIG_MAX_SIZE);
+	/* With its NUL: json-c needs to see the end of the text to finish a top-level number or null. */
+	char *text = malloc(len + 1);
 	tok = json_tokener_new();
-	if (!tok)
+	if (!text || !tok) {
+		free(text);
+		if (tok)
+			json_tokener_free(tok);
 		return err_set(ENOMEM, "%s: out of memory", name);
+	}
+	memcpy(text, buf, len);
+	text[len] = '\0';
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, buf, (int)len);
+	root = json_tokener_parse_ex(tok, text, (int)len + 1);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
+	free(text);
 	if (!root && jerr == json_tokener_success)   /* the text "null" */
 		return err_set(EINVAL, "%s: must be one JSON object ({\"kernel\": ...}), not null", name);
 	if (!root) {
