@@ -307,15 +307,17 @@ int config_parse(const char *name, const char *dir, const char *buf, size_t len,
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	free(text);
-	if (!root && jerr == json_tokener_success)   /* the text "null" */
-		return err_set(EINVAL, "%s: must be one JSON object ({\"kernel\": ...}), not null", name);
-	if (!root) {
-		position(buf, end, &line, &col);
-		return err_set(EINVAL, "%s:%d:%d: not valid JSON: %s", name, line, col,
-			       jerr == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc(jerr));
+	if (!root && jerr == json_tokener_success) {   /* the text "null" */
+		ret = err_set(EINVAL, "%s: must be one JSON object ({\"kernel\": ...}), not null", name);
+		goto out;
 	}
-	end += strspn(buf + end, " \t\r\n");
+	if (!root) {
+		position(buf, end > len ? len : end, &line, &col);
+		ret = err_set(EINVAL, "%s:%d:%d: not valid JSON: %s", name, line, col,
+			      jerr == json_tokener_continue ? "unexpected end of data" : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	end += strspn(text + end, " \t\r\n");   /* json-c stops after the object */
 	if (end < len) {
 		position(buf, end, &line, &col);
 		ret = err_set(EINVAL, "%s:%d:%d: not valid JSON: more after the end of the object", name, line, col);
@@ -338,6 +340,7 @@ int config_parse(const char *name, const char *dir, const char *buf, size_t len,
 	}
 out:
 	json_object_put(root);
+	free(text);
 	return ret;
 }
 
