@@ -365,13 +365,23 @@ int config_load(const char *path, struct vmm_config *cfg)
 			      CONFIG_MAX_SIZE, (long long)st.st_size);
 		goto out;
 	}
-	buf = malloc(CONFIG_MAX_SIZE + 1);
-	if (!buf) {
-		ret = err_set(ENOMEM, "%s: out of memory", name);
-		goto out;
-	}
-	while (len <= CONFIG_MAX_SIZE) {   /* a pipe has no size: read one byte past the limit */
-		ssize_t n = read(fd, buf + len, CONFIG_MAX_SIZE + 1 - len);
+	/* Grown as it fills, up to one byte past the limit (a pipe has no size to check first). */
+	size_t cap = 0;
+	for (;;) {
+		if (len == cap) {
+			if (cap > CONFIG_MAX_SIZE)
+				break;
+			cap = cap ? cap * 2 : 4096;
+			if (cap > CONFIG_MAX_SIZE + 1)
+				cap = CONFIG_MAX_SIZE + 1;
+			char *nbuf = realloc(buf, cap);
+			if (!nbuf) {
+				ret = err_set(ENOMEM, "%s: out of memory", name);
+				goto out;
+			}
+			buf = nbuf;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
