@@ -1,6 +1,7 @@
 /* cli.c - command-line parsing for microvm (see cli.h). */
 #include "vmm/cli.h"
 #include "firmware/machine.h"
+#include "vmm/config.h"
 #include "vmm/err.h"
 
 #include <ctype.h>
@@ -220,6 +221,9 @@ void cli_usage(FILE *out)
 		"Boot a Linux kernel (or any kernel in one of the formats below) in a KVM\n"
 		"virtual machine with a serial console on stdin/stdout.\n"
 		"\n"
+		"  --config FILE    read these settings from a JSON file (docs/config.md);\n"
+		"                   flags replace its values, --disk/--net come after its\n"
+		"                   own; its relative paths start from its directory\n"
 		"  --kernel PATH    kernel to boot (required): a bzImage, an ELF vmlinux, an\n"
 		"                   ELF with a PVH entry note, or a gzip/zstd/xz/lz4-compressed\n"
 		"                   ELF. A bzImage's payload is decompressed on the host.\n"
@@ -255,7 +259,7 @@ void cli_usage(FILE *out)
 		"                   image's init (see docs/cli-runs.md)\n"
 		"  --timeout SECS   stop the VM after SECS seconds (e.g. 30 or 0.5) and exit\n"
 		"                   with status 124\n"
-		"  --stats[=text|json]\n"
+		"  --stats[=text|json|off]\n"
 		"                   at exit, print to stderr the time to the first guest\n"
 		"                   output, to Linux's \"Run /init\" line and to exit, and\n"
 		"                   the VM exits by kind and device (json: one line for\n"
@@ -285,181 +289,128 @@ void cli_usage(FILE *out)
 		MV_MAX_VCPUS, CLI_MAX_DISKS, CLI_MAX_NICS, MV_PORT_EXIT);
 }
 
-static bool flag_is(const char *arg, const char *name, const char **inline_val)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(arg, name, n))
-		return false;
-	if (arg[n] == '\0') {
-		*inline_val = NULL;
-		return true;
-	}
-	if (arg[n] == '=') {
-		*inline_val = arg + n + 1;
-		return true;
-	}
-	return false;
-}
-
-int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
+void cli_defaults(struct vmm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cmdline = CLI_DEFAULT_CMDLINE;
 	cfg->mem = MV_MEM_DEFAULT;
 	cfg->cpus = 1;
 	cfg->io_engine = IO_ENGINE_AUTO;
+}
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-		const char **target = NULL;
-		enum { V_NONE, V_STR, V_MEM, V_CPUS, V_DISK, V_NET, V_ENGINE, V_TIMEOUT } kind = V_NONE;
-		const char *name = a;
+void cli_free(struct vmm_config *cfg)
+{
+	for (int i = 0; i < cfg->nr_owned; i++)
+		free(cfg->owned[i]);
+	cfg->nr_owned = 0;
+}
 
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			cli_usage(out);
-			return 1;
-		}
-		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			fprintf(out, "microvm %s\n", MICROVM_VERSION);
-			return 1;
-		}
-		if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			cfg->verbosity = -1;
-			continue;
-		}
-		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			cfg->verbosity = 1;
-			continue;
-		}
-		if (!strcmp(a, "--cmdline-devices")) {
-			cfg->cmdline_devices = true;
-			continue;
-		}
-		if (!strcmp(a, "--host-info")) {
-			cfg->host_info = true;
-			continue;
-		}
-		if (!strcmp(a, "--no-host-quirks")) {
-			cfg->no_host_quirks = true;
-			continue;
-		}
-		/* --stats takes no separate value: only --stats=FORMAT. */
-		if (!strcmp(a, "--stats") || !strcmp(a, "--stats=text")) {
-			cfg->stats = STATS_TEXT;
-			continue;
-		}
-		if (!strcmp(a, "--stats=json")) {
-			cfg->stats = STATS_JSON;
-			continue;
-		}
-		if (!strncmp(a, "--stats=", 8))
-			return err_set(EINVAL, "%s: the format must be text or json (--stats=json)", a);
-		if (flag_is(a, "--kernel", &val)) {
-			name = "--kernel", target = &cfg->kernel, kind = V_STR;
-		} else if (flag_is(a, "--initrd", &val)) {
-			name = "--initrd", target = &cfg->initrd, kind = V_STR;
-		} else if (flag_is(a, "--cmdline", &val)) {
-			name = "--cmdline", target = &cfg->cmdline, kind = V_STR;
-		} else if (flag_is(a, "--mem", &val)) {
-			name = "--mem", kind = V_MEM;
-		} else if (flag_is(a, "--cpus", &val)) {
-			name = "--cpus", kind = V_CPUS;
-		} else if (flag_is(a, "--disk", &val)) {
-			name = "--disk", kind = V_DISK;
-		} else if (flag_is(a, "--net", &val)) {
-			name = "--net", kind = V_NET;
-		} else if (flag_is(a, "--io-engine", &val)) {
-			name = "--io-engine", kind = V_ENGINE;
-		} else if (flag_is(a, "--timeout", &val)) {
-			name = "--timeout", kind = V_TIMEOUT;
-		} else if (flag_is(a, "--run", &val)) {
-			name = "--run", target = &cfg->run, kind = V_STR;
-		} else if (flag_is(a, "--user", &val)) {
-			name = "--user", target = &cfg->user, kind = V_STR;
-		} else {
-			return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
-		}
-		if (!val) {
-			if (i + 1 >= argc)
-				return err_set(EINVAL, "%s needs a value (see microvm --help)", name);
-			val = argv[++i];
-		}
-		switch (kind) {
-		case V_STR:
-			if (!*val && target != &cfg->cmdline)
-				return err_set(EINVAL, "%s: empty %s", name, target == &cfg->user ? "user" : "path");
-			*target = val;
-			break;
-		case V_MEM: {
-			uint64_t sz;
-			if (parse_size(val, &sz) < 0)
-				return err_set(EINVAL, "--mem %s: not a size (use e.g. 512M or 2G)", val);
-			if (sz < MV_MEM_MIN || sz > MV_MEM_MAX || sz % (1 << 20))
-				return err_set(EINVAL,
-					       "--mem %s: must be a whole number of MiB between %llu MiB and %llu GiB",
-					       val, (unsigned long long)(MV_MEM_MIN >> 20),
-					       (unsigned long long)(MV_MEM_MAX >> 30));
-			cfg->mem = sz;
-			break;
-		}
-		case V_CPUS: {
-			char *end;
-			errno = 0;
-			long n = strtol(val, &end, 10);
-			if (errno || end == val || *end || n < 1 || n > MV_MAX_VCPUS)
-				return err_set(EINVAL, "--cpus %s: must be a number from 1 to %d", val,
-					       MV_MAX_VCPUS);
-			cfg->cpus = (int)n;
-			break;
-		}
-		case V_DISK: {
-			int ret;
-			if (cfg->nr_disks >= CLI_MAX_DISKS)
-				return err_set(EINVAL, "--disk %s: at most %d disks", val, CLI_MAX_DISKS);
-			if ((ret = parse_disk(val, &cfg->disks[cfg->nr_disks])) < 0)
-				return ret;
-			cfg->nr_disks++;
-			break;
-		}
-		case V_NET: {
-			int ret;
-			if (cfg->nr_nics >= CLI_MAX_NICS)
-				return err_set(EINVAL, "--net %s: at most %d interfaces", val, CLI_MAX_NICS);
-			struct net_config *n = &cfg->nics[cfg->nr_nics];
-			if ((ret = parse_net(val, n)) < 0)
-				return ret;
-			for (int j = 0; j < cfg->nr_nics; j++) {
-				const struct net_config *o = &cfg->nics[j];
-				if (!strcmp(o->tap, n->tap))
-					return err_set(EINVAL, "--net %s: tap %s is already used by an earlier --net",
-						       val, n->tap);
-				if (o->has_mac && n->has_mac && !memcmp(o->mac, n->mac, 6))
-					return err_set(EINVAL, "--net %s: same MAC as --net tap=%s", val, o->tap);
-			}
-			cfg->nr_nics++;
-			break;
-		}
-		case V_ENGINE:
-			if (!strcmp(val, "auto"))
-				cfg->io_engine = IO_ENGINE_AUTO;
-			else if (!strcmp(val, "uring") || !strcmp(val, "io_uring"))
-				cfg->io_engine = IO_ENGINE_URING;
-			else if (!strcmp(val, "sync"))
-				cfg->io_engine = IO_ENGINE_SYNC;
-			else
-				return err_set(EINVAL, "--io-engine %s: must be auto, uring or sync", val);
-			break;
-		case V_TIMEOUT:
-			if (parse_timeout(val, &cfg->timeout_ms) < 0)
-				return err_set(EINVAL,
-					       "--timeout %s: must be a positive number of seconds (e.g. 30 or 0.5), at most %.0f",
-					       val, CLI_TIMEOUT_MAX_S);
-			break;
-		default:
-			break;
-		}
+static int add_disk(struct vmm_config *cfg, const char *val)
+{
+	int ret;
+
+	if (cfg->nr_disks >= CLI_MAX_DISKS)
+		return err_set(EINVAL, "--disk %s: at most %d disks", val, CLI_MAX_DISKS);
+	if ((ret = parse_disk(val, &cfg->disks[cfg->nr_disks])) < 0)
+		return ret;
+	cfg->nr_disks++;
+	return 0;
+}
+
+static int add_net(struct vmm_config *cfg, const char *val)
+{
+	int ret;
+
+	if (cfg->nr_nics >= CLI_MAX_NICS)
+		return err_set(EINVAL, "--net %s: at most %d interfaces", val, CLI_MAX_NICS);
+	struct net_config *n = &cfg->nics[cfg->nr_nics];
+	if ((ret = parse_net(val, n)) < 0)
+		return ret;
+	for (int j = 0; j < cfg->nr_nics; j++) {
+		const struct net_config *o = &cfg->nics[j];
+		if (!strcmp(o->tap, n->tap))
+			return err_set(EINVAL, "--net %s: tap %s is already used by an earlier --net", val,
+				       n->tap);
+		if (o->has_mac && n->has_mac && !memcmp(o->mac, n->mac, 6))
+			return err_set(EINVAL, "--net %s: same MAC as --net tap=%s", val, o->tap);
 	}
+	cfg->nr_nics++;
+	return 0;
+}
+
+int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const char *val)
+{
+	switch (key) {
+	case CLI_KERNEL:
+	case CLI_INITRD:
+	case CLI_RUN:
+	case CLI_USER:
+		if (!*val)
+			return err_set(EINVAL, "%s: empty %s", name, key == CLI_USER ? "user" : "path");
+		*(key == CLI_KERNEL ? &cfg->kernel : key == CLI_INITRD ? &cfg->initrd :
+		  key == CLI_RUN ? &cfg->run : &cfg->user) = val;
+		return 0;
+	case CLI_CMDLINE:
+		cfg->cmdline = val;
+		return 0;
+	case CLI_MEM: {
+		uint64_t sz;
+		if (parse_size(val, &sz) < 0)
+			return err_set(EINVAL, "%s %s: not a size (use e.g. 512M or 2G)", name, val);
+		if (sz < MV_MEM_MIN || sz > MV_MEM_MAX || sz % (1 << 20))
+			return err_set(EINVAL,
+				       "%s %s: must be a whole number of MiB between %llu MiB and %llu GiB",
+				       name, val, (unsigned long long)(MV_MEM_MIN >> 20),
+				       (unsigned long long)(MV_MEM_MAX >> 30));
+		cfg->mem = sz;
+		return 0;
+	}
+	case CLI_CPUS: {
+		char *end;
+		errno = 0;
+		long n = strtol(val, &end, 10);
+		if (errno || end == val || *end || n < 1 || n > MV_MAX_VCPUS)
+			return err_set(EINVAL, "%s %s: must be a number from 1 to %d", name, val, MV_MAX_VCPUS);
+		cfg->cpus = (int)n;
+		return 0;
+	}
+	case CLI_DISK:
+		return add_disk(cfg, val);
+	case CLI_NET:
+		return add_net(cfg, val);
+	case CLI_IO_ENGINE:
+		if (!strcmp(val, "auto"))
+			cfg->io_engine = IO_ENGINE_AUTO;
+		else if (!strcmp(val, "uring") || !strcmp(val, "io_uring"))
+			cfg->io_engine = IO_ENGINE_URING;
+		else if (!strcmp(val, "sync"))
+			cfg->io_engine = IO_ENGINE_SYNC;
+		else
+			return err_set(EINVAL, "%s %s: must be auto, uring or sync", name, val);
+		return 0;
+	case CLI_TIMEOUT:
+		if (parse_timeout(val, &cfg->timeout_ms) < 0)
+			return err_set(EINVAL,
+				       "%s %s: must be a positive number of seconds (e.g. 30 or 0.5), at most %.0f",
+				       name, val, CLI_TIMEOUT_MAX_S);
+		return 0;
+	case CLI_STATS:
+		if (!strcmp(val, "text"))
+			cfg->stats = STATS_TEXT;
+		else if (!strcmp(val, "json"))
+			cfg->stats = STATS_JSON;
+		else if (!strcmp(val, "off"))
+			cfg->stats = STATS_OFF;
+		else
+			return err_set(EINVAL, "%s=%s: the format must be text or json, or off (--stats=json)",
+				       name, val);
+		return 0;
+	}
+	return err_set(EINVAL, "%s: unknown setting", name);
+}
+
+int cli_check(const struct vmm_config *cfg)
+{
 	if (!cfg->kernel && !cfg->host_info)
 		return err_set(EINVAL, "--kernel is required (see microvm --help)");
 	/* The script travels on one more disk after the user's. */
@@ -467,4 +418,134 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 		return err_set(EINVAL, "--run %s: needs a disk slot of its own: at most %d --disk with --run",
 			       cfg->run, CLI_MAX_DISKS - 1);
 	return 0;
+}
+
+/* The flags: a name, then what it does (a setting with a value, or one of the switches). */
+enum flag_kind { F_SET, F_HELP, F_VERSION, F_QUIET, F_VERBOSE, F_CMDLINE_DEVICES, F_HOST_INFO,
+		 F_NO_HOST_QUIRKS, F_STATS, F_CONFIG };
+
+static const struct flag {
+	const char *name, *alias;
+	enum flag_kind kind;
+	enum cli_key key;       /* F_SET */
+} flags[] = {
+	{ "--help", "-h", F_HELP, 0 },
+	{ "--version", "-V", F_VERSION, 0 },
+	{ "--quiet", "-q", F_QUIET, 0 },
+	{ "--verbose", "-v", F_VERBOSE, 0 },
+	{ "--cmdline-devices", NULL, F_CMDLINE_DEVICES, 0 },
+	{ "--host-info", NULL, F_HOST_INFO, 0 },
+	{ "--no-host-quirks", NULL, F_NO_HOST_QUIRKS, 0 },
+	{ "--stats", NULL, F_STATS, 0 },        /* no separate value: only --stats=FORMAT */
+	{ "--config", NULL, F_CONFIG, 0 },
+	{ "--kernel", NULL, F_SET, CLI_KERNEL },
+	{ "--initrd", NULL, F_SET, CLI_INITRD },
+	{ "--cmdline", NULL, F_SET, CLI_CMDLINE },
+	{ "--mem", NULL, F_SET, CLI_MEM },
+	{ "--cpus", NULL, F_SET, CLI_CPUS },
+	{ "--disk", NULL, F_SET, CLI_DISK },
+	{ "--net", NULL, F_SET, CLI_NET },
+	{ "--io-engine", NULL, F_SET, CLI_IO_ENGINE },
+	{ "--timeout", NULL, F_SET, CLI_TIMEOUT },
+	{ "--run", NULL, F_SET, CLI_RUN },
+	{ "--user", NULL, F_SET, CLI_USER },
+};
+
+/*
+ * Find argv[*i]'s flag and its value ("--flag=VAL", or the next argument for
+ * flags that take one; *i then moves past it). Returns 0 or -EINVAL.
+ */
+static int next_flag(int argc, char *const argv[], int *i, const struct flag **f, const char **val)
+{
+	const char *a = argv[*i];
+
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
+		size_t n = strlen(flags[k].name);
+		bool takes_value = flags[k].kind == F_SET || flags[k].kind == F_CONFIG;
+
+		if (flags[k].alias && !strcmp(a, flags[k].alias)) {
+			*f = &flags[k], *val = NULL;
+			return 0;
+		}
+		if (strncmp(a, flags[k].name, n) || (a[n] && a[n] != '='))
+			continue;
+		*f = &flags[k];
+		*val = a[n] == '=' ? a + n + 1 : NULL;
+		if (!takes_value && flags[k].kind != F_STATS && *val)
+			break;  /* --quiet=x */
+		if (takes_value && !*val) {
+			if (*i + 1 >= argc)
+				return err_set(EINVAL, "%s needs a value (see microvm --help)", flags[k].name);
+			*val = argv[++*i];
+		}
+		return 0;
+	}
+	return err_set(EINVAL, "unknown option '%s' (see microvm --help)", a);
+}
+
+int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
+{
+	const struct flag *f;
+	const char *val;
+	int ret;
+
+	cli_defaults(cfg);
+
+	/* First the --config file, so the flags replace its values wherever they are. */
+	bool help = false;
+	for (int i = 1; i < argc && !help; i++) {
+		if (next_flag(argc, argv, &i, &f, &val) < 0)
+			break;   /* reported in order below */
+		if (f->kind == F_HELP || f->kind == F_VERSION)
+			help = true;   /* --help and --version even with a bad file */
+		if (f->kind != F_CONFIG)
+			continue;
+		if (cfg->config)
+			return err_set(EINVAL, "--config %s: only one --config (already %s)", val, cfg->config);
+		if (!*val)
+			return err_set(EINVAL, "--config: empty path");
+		cfg->config = val;
+	}
+	err_clear();
+	if (cfg->config && !help && (ret = config_load(cfg->config, cfg)) < 0)
+		return ret;
+
+	for (int i = 1; i < argc; i++) {
+		if ((ret = next_flag(argc, argv, &i, &f, &val)) < 0)
+			return ret;
+		switch (f->kind) {
+		case F_HELP:
+			cli_usage(out);
+			return 1;
+		case F_VERSION:
+			fprintf(out, "microvm %s\n", MICROVM_VERSION);
+			return 1;
+		case F_QUIET:
+			cfg->verbosity = -1;
+			break;
+		case F_VERBOSE:
+			cfg->verbosity = 1;
+			break;
+		case F_CMDLINE_DEVICES:
+			cfg->cmdline_devices = true;
+			break;
+		case F_HOST_INFO:
+			cfg->host_info = true;
+			break;
+		case F_NO_HOST_QUIRKS:
+			cfg->no_host_quirks = true;
+			break;
+		case F_STATS:
+			if ((ret = cli_set(cfg, CLI_STATS, "--stats", val ? val : "text")) < 0)
+				return ret;
+			break;
+		case F_CONFIG:
+			break;   /* loaded above */
+		case F_SET:
+			if ((ret = cli_set(cfg, f->key, f->name, val)) < 0)
+				return ret;
+			break;
+		}
+	}
+	return cli_check(cfg);
 }

@@ -14,6 +14,7 @@
 #define CLI_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
 #define CLI_MAX_NICS 4
 #define CLI_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
+#define CLI_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user from a --config file */
 
 /* One --disk PATH[,ro][,direct][,id=NAME]. */
 struct disk_config {
@@ -56,12 +57,51 @@ struct vmm_config {
 	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
 	const char *user;      /* --user USER[:GROUP] (vmm/privdrop.h), NULL: stay who we are */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
+	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
+	int nr_owned;          /* strings from the --config file that the pointers above use */
+	char *owned[CLI_MAX_OWNED];
 };
 
 /*
- * Parse argv into cfg (defaults first). Returns 0 to run the VM, 1 when
- * --help or --version was printed to out, or -EINVAL with err_msg() for an
- * unknown flag, a missing or bad value or a missing --kernel.
+ * The settings with a value, shared by the command line and the --config
+ * file (vmm/config.h): both hand every value to cli_set(), so both accept
+ * exactly the same values with the same checks.
+ */
+enum cli_key {
+	CLI_KERNEL, CLI_INITRD, CLI_CMDLINE, CLI_MEM, CLI_CPUS, CLI_DISK, CLI_NET,
+	CLI_IO_ENGINE, CLI_TIMEOUT, CLI_STATS, CLI_RUN, CLI_USER,
+};
+
+/* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */
+void cli_defaults(struct vmm_config *cfg);
+
+/*
+ * Apply one setting: a string value exactly as on the command line ("512M",
+ * "root.ext4,ro", "tap=tap0", "json"). A scalar replaces the current value,
+ * CLI_DISK and CLI_NET append (at most CLI_MAX_DISKS / CLI_MAX_NICS, no tap
+ * or MAC twice). String settings keep the pointer: val must outlive cfg.
+ * name starts the error message ("--mem" on the command line). Returns 0 or
+ * -EINVAL with err_msg() ("NAME VAL: must be ...").
+ */
+int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const char *val);
+
+/*
+ * The checks on the whole configuration once every source is applied: a
+ * kernel (unless --host-info), a disk slot left for --run. Returns 0 or
+ * -EINVAL with err_msg().
+ */
+int cli_check(const struct vmm_config *cfg);
+
+/* Free what cfg owns (the --config file's strings); safe after any cli_parse() result. */
+void cli_free(struct vmm_config *cfg);
+
+/*
+ * Parse argv into cfg: the defaults, then the --config FILE if one is given
+ * (wherever it is on the command line), then every other flag, so a flag
+ * replaces the file's value and --disk/--net come after the file's. Returns
+ * 0 to run the VM, 1 when --help or --version was printed to out, or -EINVAL
+ * with err_msg() for an unknown flag, a missing or bad value, a bad --config
+ * file or a missing --kernel. Call cli_free(cfg) afterwards, whatever the result.
  */
 int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out);
 

@@ -34,37 +34,29 @@ static int check_run_host(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Everything after the command line: returns microvm's exit status. */
+static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 {
-	uint64_t start_ns = stats_now_ns();
-	struct vmm_config cfg;
 	static struct vmm vmm; /* large (vCPU and console buffers): not on the stack */
 	struct run_disk run = { .path = "" };
 	int ret;
 
-	ret = cli_parse(argc, argv, &cfg, stdout);
-	if (ret == 1)
-		return 0;
-	if (ret < 0) {
-		log_error("%s", err_msg());
-		return MV_EXIT_USAGE;
-	}
-	if (cfg.verbosity < 0)
+	if (cfg->verbosity < 0)
 		log_set_level(LOG_WARN);
-	else if (cfg.verbosity > 0)
+	else if (cfg->verbosity > 0)
 		log_set_level(LOG_DEBUG);
 
-	cfg.start_ns = start_ns;
+	cfg->start_ns = start_ns;
 
 	/* --user: resolve it now (NSS reads files), switch once everything is open. */
 	struct priv_target user;
-	if (cfg.user && priv_resolve(cfg.user, &user) < 0) {
+	if (cfg->user && priv_resolve(cfg->user, &user) < 0) {
 		log_error("%s", err_msg());
 		return MV_EXIT_USAGE;
 	}
 
 	/* --host-info: the probe VM's verdict, then exit (docs/host-quirks.md). */
-	if (cfg.host_info) {
+	if (cfg->host_info) {
 		if (quirk_host_info(stdout) < 0) {
 			log_error("%s", err_msg());
 			return MV_EXIT_ERROR;
@@ -73,23 +65,23 @@ int main(int argc, char **argv)
 	}
 
 	/* --run: the script becomes one more read-only disk and a command-line key. */
-	if (cfg.run) {
-		if (run_prepare(&run, &cfg) < 0) {
+	if (cfg->run) {
+		if (run_prepare(&run, cfg) < 0) {
 			log_error("%s", err_msg());
 			run_cleanup(&run);
 			return MV_EXIT_ERROR;
 		}
 		log_info("--run %s: the script is on %s (read-only, id %s), microvm.run=%s on the command line",
-			 cfg.run, run.dev, RUN_DISK_ID, run.dev);
+			 cfg->run, run.dev, RUN_DISK_ID, run.dev);
 	}
-	ret = vmm_build(&vmm, &cfg);
+	ret = vmm_build(&vmm, cfg);
 	/* The disk is open (or the build failed): the temporary file can go now, so no exit leaves it behind. */
 	run_remove_image(&run);
-	if (ret == 0 && cfg.run)
+	if (ret == 0 && cfg->run)
 		ret = check_run_host();
 	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
-	if (ret == 0 && cfg.user && (ret = priv_drop(&user)) == 0)
-		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg.user,
+	if (ret == 0 && cfg->user && (ret = priv_drop(&user)) == 0)
+		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg->user,
 			 (unsigned)user.uid, (unsigned)user.gid);
 	if (ret < 0) {
 		log_error("%s", err_msg());
@@ -100,5 +92,22 @@ int main(int argc, char **argv)
 	ret = vmm_run(&vmm);
 	vmm_destroy(&vmm);
 	run_cleanup(&run);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start_ns = stats_now_ns();
+	static struct vmm_config cfg;
+	int ret;
+
+	ret = cli_parse(argc, argv, &cfg, stdout);
+	if (ret == 1)
+		ret = 0;
+	else if (ret < 0)
+		log_error("%s", err_msg()), ret = MV_EXIT_USAGE;
+	else
+		ret = run_config(&cfg, start_ns);
+	cli_free(&cfg);
 	return ret;
 }

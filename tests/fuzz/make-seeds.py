@@ -536,8 +536,33 @@ def cli_seeds():
     write("cli", "nul-separated", b"--kernel\0k\0--disk\0x,id=abcdefghijklmnopqrst\0")
 
 
+# ---------------------------------------------------------------- config
+
+def config_seeds():
+    files = {
+        "full": """{"kernel": "bzImage", "initrd": null, "cmdline": "console=ttyS0", "mem": "512M", "cpus": 2,
+ "disks": [{"path": "root.ext4", "ro": false, "direct": false, "id": "root"}, "data.img,ro,direct,id=data"],
+ "nets": [{"tap": "tap0", "mac": "02:00:00:00:00:01"}, "tap=tap1,mac=random", {"tap": "t.2", "mac": null}],
+ "io_engine": "auto", "cmdline_devices": false, "no_host_quirks": false, "timeout": 30,
+ "stats": "json", "run": "test.sh", "user": "nobody"}""",
+        "numbers": '{"kernel": "/k", "mem": 1073741824, "cpus": 64, "timeout": 0.5, "stats": "off", "io_engine": "io_uring"}',
+        "strings": '{"kernel": "k", "mem": "2GiB", "timeout": "31536000", "cmdline": "a=\\"b c\\" \\u00e9\\n", "user": "0:0"}',
+        "errors": '{"kernel": 3, "disks": [{"path": "a,b", "idx": 1}], "nets": ["tap="], "cpus": 2.0}',
+        "empty": "{}",
+        "null": "null",
+        "nested": '{"disks": [[[[{"path": [{}]}]]]], "nets": {"tap": [1, true, null, -0.0e-1]}}',
+    }
+    for name, text in files.items():
+        write("config", name, text.encode())
+    # The file, a NUL, then command-line arguments over it.
+    write("config", "with-flags", b'{"kernel": "k", "cpus": 2, "disks": ["/a"], "nets": ["tap=t0"]}\0'
+          b"--cpus\n4\n--disk\nb,ro\n--net\ntap=t0\n--stats=off\n--kernel=k2")
+    write("config", "with-help", b'not json\0--help')
+    write("config", "nul-inside", b'{"kernel": "k\0", "cmdline": "x"}')
+
+
 def main():
-    for name in ("virtqueue", "blk", "net", "mmio", "boot", "decompress", "cli"):
+    for name in ("virtqueue", "blk", "net", "mmio", "boot", "decompress", "cli", "config"):
         clean(name)
     virtqueue_seeds()
     blk_seeds()
@@ -545,6 +570,7 @@ def main():
     mmio_seeds()
     boot_seeds()
     cli_seeds()
+    config_seeds()
     total = 0
     for name in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, name))

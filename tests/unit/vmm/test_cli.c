@@ -445,7 +445,7 @@ Test(cli, help_mentions_runs_and_exit_codes)
 
 	cli_usage(f);
 	fclose(f);
-	const char *words[] = { "--run SCRIPT", "--timeout SECS", "--stats[=text|json]", "122", "123",
+	const char *words[] = { "--run SCRIPT", "--timeout SECS", "--stats[=text|json|off]", "--config FILE", "docs/config.md", "122", "123",
 				"124", "docs/cli-runs.md" };
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		cr_assert_not_null(strstr(buf, words[i]), "help lacks %s", words[i]);
