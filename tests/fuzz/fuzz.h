@@ -71,6 +71,21 @@ void fz_ram_free(struct fz_ram *r);
 /* Copy len bytes into guest RAM at gpa; bytes that fall outside RAM are dropped. */
 void fz_ram_load(struct fz_ram *r, gpa_t gpa, const void *src, size_t len);
 
+/*
+ * The next u16 of the input is a length; that many bytes follow and are
+ * loaded into guest RAM at address 0 (what lies outside RAM is dropped).
+ * Returns how many bytes came from the input.
+ */
+size_t fz_ram_load_image(struct fz_ram *r, struct fz *f);
+
+/*
+ * Split data[start, size) at '\n' and NUL bytes into arguments appended to
+ * argv from argv[argc], each in a heap block of its own size (so a read
+ * past an argument's end is caught), while argc <= max; argv needs room for
+ * max + 1 entries. Returns the new argc; the caller frees the arguments.
+ */
+int fz_split_args(const uint8_t *data, size_t start, size_t size, char **argv, int argc, int max);
+
 /* true iff the host range [p, p+len) lies inside one region of r (len 0: p inside or at its end). */
 bool fz_in_ram(const struct fz_ram *r, const void *p, uint64_t len);
 

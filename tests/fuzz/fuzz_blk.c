@@ -138,12 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.cfg.event_idx = flags & 2;
 	r.cfg.indirect = flags & 4;
 
-	uint16_t image_len = fz_u16(&f);
-	uint8_t *image = malloc(image_len ? image_len : 1);
-	if (!image)
-		abort();
-	fz_ram_load(&r.ram, 0, image, fz_bytes(&f, image, image_len));
-	free(image);
+	fz_ram_load_image(&r.ram, &f);
 
 	struct io_loop *loop = fake_loop_new(perform, &r);
 	FZ_CHECK(blk_create(&b, &d, loop, 0) == 0);

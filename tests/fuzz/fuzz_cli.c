@@ -63,23 +63,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char *argv[MAX_ARGS + 2];
 	int argc = 0;
-	size_t start = 0;
 	struct vmm_config *cfg = malloc(sizeof(*cfg));   /* ~33 KiB: not on the stack */
 
 	if (!cfg)
 		abort();
 	argv[argc++] = strdup("microvm");
-	for (size_t i = 0; i <= size && argc <= MAX_ARGS; i++) {
-		if (i < size && data[i] != '\n' && data[i] != '\0')
-			continue;
-		char *a = malloc(i - start + 1);
-		if (!a)
-			abort();
-		memcpy(a, data + start, i - start);
-		a[i - start] = '\0';
-		argv[argc++] = a;
-		start = i + 1;
-	}
+	argc = fz_split_args(data, 0, size, argv, argc, MAX_ARGS);
 	argv[argc] = NULL;
 
 	for (int i = 1; i < argc; i++)

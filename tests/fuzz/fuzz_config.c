@@ -114,20 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	argv[argc++] = strdup("microvm");
 	argv[argc++] = strdup("--config");
 	argv[argc++] = strdup(cfgpath);
-	if (nul) {
-		size_t start = tlen + 1;
-		for (size_t i = start; i <= size && argc <= MAX_ARGS; i++) {
-			if (i < size && data[i] != '\n' && data[i] != '\0')
-				continue;
-			char *a = malloc(i - start + 1);
-			if (!a)
-				abort();
-			memcpy(a, data + start, i - start);
-			a[i - start] = '\0';
-			argv[argc++] = a;
-			start = i + 1;
-		}
-	}
+	if (nul)
+		argc = fz_split_args(data, tlen + 1, size, argv, argc, MAX_ARGS);
 	argv[argc] = NULL;
 	ret = cli_parse(argc, argv, cfg, devnull);
 	FZ_CHECK(ret == 0 || ret == 1 || ret == -EINVAL);

@@ -120,12 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ops.num_queues = (uint16_t)(1 + fz_u8(&f) % VIRTIO_MAX_QUEUES);
 	dummy.features = fz_u64(&f);
 	dummy.fail_activate = fz_u8(&f) & 1;
-	uint16_t image_len = fz_u16(&f);
-	uint8_t *image = malloc(image_len ? image_len : 1);
-	if (!image)
-		abort();
-	fz_ram_load(&ram, 0, image, fz_bytes(&f, image, image_len));
-	free(image);
+	fz_ram_load_image(&ram, &f);
 
 	memset(&dev, 0, sizeof(dev));
 	dev.ops = &ops;

@@ -191,12 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.cfg[i].used = fz_u32(&f);
 	}
 	(void)flags;
-	uint16_t image_len = fz_u16(&f);
-	uint8_t *image = malloc(image_len ? image_len : 1);
-	if (!image)
-		abort();
-	fz_ram_load(&r.ram, 0, image, fz_bytes(&f, image, image_len));
-	free(image);
+	fz_ram_load_image(&r.ram, &f);
 
 	struct io_loop *loop = fake_loop_new(no_requests, &r);
 	struct net_backend be = { .fd = r.sv[0], .mac = { 0x02, 0, 0, 0, 0, 1 }, .offloads = r.offloads,

@@ -101,3 +101,32 @@ void fz_quiet(void)
 {
 	log_set_level(LOG_ERROR);
 }
+
+size_t fz_ram_load_image(struct fz_ram *r, struct fz *f)
+{
+	uint16_t len = fz_u16(f);
+	uint8_t *image = malloc(len ? len : 1);
+
+	if (!image)
+		abort();
+	size_t got = fz_bytes(f, image, len);
+	fz_ram_load(r, 0, image, got);
+	free(image);
+	return got;
+}
+
+int fz_split_args(const uint8_t *data, size_t start, size_t size, char **argv, int argc, int max)
+{
+	for (size_t i = start; i <= size && argc <= max; i++) {
+		if (i < size && data[i] != '\n' && data[i] != '\0')
+			continue;
+		char *a = malloc(i - start + 1);
+		if (!a)
+			abort();
+		memcpy(a, data + start, i - start);
+		a[i - start] = '\0';
+		argv[argc++] = a;
+		start = i + 1;
+	}
+	return argc;
+}

@@ -140,13 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q = cfg;
 	(void)virtq_validate(&q);   /* the transport's check; its verdict is not trusted below */
 
-	uint16_t image_len = fz_u16(&f);
-	uint8_t *image = malloc(image_len ? image_len : 1);
-	if (!image)
-		abort();
-	size_t got = fz_bytes(&f, image, image_len);
-	fz_ram_load(&ram, 0, image, got);
-	free(image);
+	size_t got = fz_ram_load_image(&ram, &f);
 
 	for (int ops = 0; ops < MAX_OPS && !fz_empty(&f); ops++) {
 		switch (fz_u8(&f) % OP_COUNT) {
