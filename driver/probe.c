@@ -1,6 +1,7 @@
 /* probe.c - a few-instruction probe VM that tells what kind of KVM host this is (see probe.h, docs/host-quirks.md). */
 #include "driver/probe.h"
 #include "driver/kvm.h"
+#include "driver/x86.h"
 #include "vmm/err.h"
 #include "vmm/log.h"
 
@@ -196,19 +197,6 @@ static void build_guest(uint8_t *mem)
 	memcpy(mem + G_CODE, microvm_probe_code, code_len);
 }
 
-static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code64)
-{
-	memset(s, 0, sizeof(*s));
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->l = code64;
-	s->db = !code64;
-	s->g = 1;
-}
-
 static int set_state(struct probe *pr)
 {
 	struct kvm_sregs sregs;
@@ -220,8 +208,8 @@ static int set_state(struct probe *pr)
 
 	if (ioctl(pr->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	seg(&sregs.cs, SEL_KCODE, 0xb, true);
-	seg(&sregs.ds, SEL_KDATA, 0x3, false);
+	x86_flat_segment(&sregs.cs, SEL_KCODE, 0xb, true, false);
+	x86_flat_segment(&sregs.ds, SEL_KDATA, 0x3, false, true);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	memset(&sregs.tr, 0, sizeof(sregs.tr));
 	sregs.tr.base = G_TSS;

@@ -1,5 +1,6 @@
 /* x86.c - the x86 state of a new vCPU: CPUID, MSRs, FPU, LAPIC and the two boot entry states. */
 #include "driver/vcpu.h"
+#include "driver/x86.h"
 #include "vmm/err.h"
 #include "vmm/log.h"
 
@@ -154,7 +155,7 @@ int vcpu_init(struct vcpu *vcpu, int ncpus)
 	return set_lapic(vcpu);
 }
 
-static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, bool db)
+void x86_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l, bool db)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;
@@ -171,8 +172,8 @@ static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool
 
 static void boot_sregs(struct kvm_sregs *sregs, uint16_t cs_sel, bool long_mode, uint64_t gdt_gpa)
 {
-	flat_segment(&sregs->cs, cs_sel, 0xb, long_mode, !long_mode);
-	flat_segment(&sregs->ds, SEL_DATA, 0x3, false, true);
+	x86_flat_segment(&sregs->cs, cs_sel, 0xb, long_mode, !long_mode);
+	x86_flat_segment(&sregs->ds, SEL_DATA, 0x3, false, true);
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
 	memset(&sregs->tr, 0, sizeof(sregs->tr));
 	sregs->tr.selector = SEL_TSS;
