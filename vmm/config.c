@@ -1,6 +1,7 @@
 /* config.c - --config FILE: read a JSON file with json-c and apply it through cli_set() (see config.h). */
 #include "vmm/config.h"
 #include "vmm/err.h"
+#include "vmm/readfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -346,7 +347,8 @@ out:
 
 int config_load(const char *path, struct vmm_config *cfg)
 {
-	char name[PATH_MAX + 16], *buf = NULL, *dir = NULL;
+	char name[PATH_MAX + 16], *dir = NULL;
+	uint8_t *buf = NULL;
 	struct stat st;
 	size_t len = 0;
 	int fd, ret;
@@ -365,35 +367,18 @@ int config_load(const char *path, struct vmm_config *cfg)
 			      CONFIG_MAX_SIZE, (long long)st.st_size);
 		goto out;
 	}
-	/* Grown as it fills, up to one byte past the limit (a pipe has no size to check first). */
-	size_t cap = 0;
-	for (;;) {
-		if (len == cap) {
-			if (cap > CONFIG_MAX_SIZE)
-				break;
-			cap = cap ? cap * 2 : 4096;
-			if (cap > CONFIG_MAX_SIZE + 1)
-				cap = CONFIG_MAX_SIZE + 1;
-			char *nbuf = realloc(buf, cap);
-			if (!nbuf) {
-				ret = err_set(ENOMEM, "%s: out of memory", name);
-				goto out;
-			}
-			buf = nbuf;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = err_set(EINVAL, "%s: %s", name, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > CONFIG_MAX_SIZE) {
+	/* Read whole (a pipe has no size to check first), up to the limit. */
+	ret = read_whole(fd, CONFIG_MAX_SIZE, &buf, &len);
+	if (ret == -EFBIG) {
 		ret = err_set(EINVAL, "%s: larger than %d bytes: not a VM description", name, CONFIG_MAX_SIZE);
+		goto out;
+	}
+	if (ret == -ENOMEM) {
+		ret = err_set(ENOMEM, "%s: out of memory", name);
+		goto out;
+	}
+	if (ret < 0) {
+		ret = err_set(EINVAL, "%s: %s", name, strerror(-ret));
 		goto out;
 	}
 	const char *slash = strrchr(path, '/');
@@ -402,7 +387,7 @@ int config_load(const char *path, struct vmm_config *cfg)
 		ret = err_set(ENOMEM, "%s: out of memory", name);
 		goto out;
 	}
-	ret = config_parse(name, dir, buf, len, cfg);
+	ret = config_parse(name, dir, (const char *)buf, len, cfg);
 out:
 	free(dir);
 	free(buf);

@@ -1,6 +1,7 @@
 /* run.c - the --run disk image and the host check (see run.h, docs/cli-runs.md). */
 #include "vmm/run.h"
 #include "vmm/err.h"
+#include "vmm/readfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,34 +64,15 @@ static int read_script(const char *path, uint8_t **data, size_t *len)
 		ret = err_set(EFBIG, "--run %s: script is larger than %u MiB", path, RUN_SCRIPT_MAX >> 20);
 		goto out;
 	}
-	*data = malloc((size_t)st.st_size + 1);
-	if (!*data) {
+	/* At most the size fstat saw: more means the file grew while being read. */
+	ret = read_whole(fd, (size_t)st.st_size, data, len);
+	if (ret == -EFBIG)
+		ret = err_set(EIO, "--run %s: the file grew while being read", path);
+	else if (ret == -ENOMEM)
 		ret = err_set(ENOMEM, "--run %s: out of memory", path);
-		goto out;
-	}
-	size_t done = 0;
-	for (;;) {
-		ssize_t n = read(fd, *data + done, (size_t)st.st_size + 1 - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = err_set(errno, "--run %s: read failed: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-		if (done > (size_t)st.st_size) {
-			ret = err_set(EIO, "--run %s: the file grew while being read", path);
-			goto out;
-		}
-	}
-	*len = done;
+	else if (ret < 0)
+		ret = err_set(-ret, "--run %s: read failed: %s", path, strerror(-ret));
 out:
-	if (ret < 0) {
-		free(*data);
-		*data = NULL;
-	}
 	close(fd);
 	return ret;
 }
