@@ -357,9 +357,12 @@ int config_load(const char *path, struct vmm_config *cfg)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(EINVAL, "%s: %s", name, strerror(errno));
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		ret = err_set(EINVAL, "%s: %s", name, S_ISDIR(st.st_mode) ? "is a directory, not a JSON file" :
-										 strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(EINVAL, "%s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = err_set(EINVAL, "%s: is a directory, not a JSON file", name);
 		goto out;
 	}
 	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_SIZE) {
