@@ -415,7 +415,7 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int host_probe(struct host_profile *p)
+static int probe_host(struct host_profile *p)
 {
 	struct probe pr = { .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1 };
 	struct sigaction sa, old_sa;
@@ -497,6 +497,24 @@ out:
 	log_debug("host probe: %s (syscall: %s; CPL0 loop %llu cycles, CPL3 loop %llu; %u us)",
 		  p->summary, p->syscall_result, (unsigned long long)p->cpl0_cycles,
 		  (unsigned long long)p->cpl3_cycles, p->probe_us);
+	return 0;
+}
+
+/* The host does not change while microvm runs: probe once, answer later calls from the result. */
+int host_probe(struct host_profile *p)
+{
+	static struct host_profile cached;
+	static bool have;
+	int ret;
+
+	if (have) {
+		*p = cached;
+		return 0;
+	}
+	if ((ret = probe_host(p)) < 0)
+		return ret; /* no /dev/kvm: nothing to keep, the next call says so again */
+	cached = *p;
+	have = true;
 	return 0;
 }
 

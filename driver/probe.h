@@ -39,6 +39,9 @@ struct host_profile {
  * opened; a probe that goes wrong in any other way (setup refused, an
  * unexpected exit, no answer within 500 ms) returns 0 with probed = false and
  * says why in a debug line. See docs/host-quirks.md for the decision table.
+ * The probe runs once per process: later calls return its result (a
+ * --run of a Linux kernel asks twice). Not thread-safe: call it before
+ * starting threads.
  */
 int host_probe(struct host_profile *p);
 
