@@ -549,3 +549,13 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 	}
 	return cli_check(cfg);
 }
+
+bool cmdline_has_word(const char *s, const char *word, bool prefix)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = s; (p = strstr(p, word)); p++)
+		if ((p == s || p[-1] == ' ') && (prefix || p[n] == '\0' || p[n] == ' '))
+			return true;
+	return false;
+}

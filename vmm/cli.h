@@ -96,6 +96,12 @@ int cli_check(const struct vmm_config *cfg);
 void cli_free(struct vmm_config *cfg);
 
 /*
+ * Is `word` one of the space-separated words of s (prefix: does one of
+ * them start with it, as "key=" does for "key=value")? Pure.
+ */
+bool cmdline_has_word(const char *s, const char *word, bool prefix);
+
+/*
  * Parse argv into cfg: the defaults, then the --config FILE if one is given
  * (wherever it is on the command line), then every other flag, so a flag
  * replaces the file's value and --disk/--net come after the file's. Returns

@@ -77,20 +77,9 @@ fail:
 	return ret;
 }
 
-/* Is `word` one of the space-separated words of s? */
-static bool has_word(const char *s, const char *word)
-{
-	size_t n = strlen(word);
-
-	for (const char *p = s; (p = strstr(p, word)); p++)
-		if ((p == s || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
-			return true;
-	return false;
-}
-
 static int compose_cmdline(struct vdevs *d, const struct vmm_config *cfg, const struct machine *m)
 {
-	bool add = cfg->cmdline_devices || has_word(cfg->cmdline, "acpi=off");
+	bool add = cfg->cmdline_devices || cmdline_has_word(cfg->cmdline, "acpi=off", false);
 	size_t len = strlen(cfg->cmdline) + 1, used;
 
 	if (add)

@@ -91,15 +91,6 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Is key= one of the space-separated words of s? */
-static bool has_key(const char *s, const char *key)
-{
-	for (const char *p = s; (p = strstr(p, key)); p++)
-		if (p == s || p[-1] == ' ')
-			return true;
-	return false;
-}
-
 int run_prepare(struct run_disk *r, struct vmm_config *cfg)
 {
 	uint8_t *script = NULL, *img = NULL;
@@ -110,7 +101,7 @@ int run_prepare(struct run_disk *r, struct vmm_config *cfg)
 	if (cfg->nr_disks >= CLI_MAX_DISKS)
 		return err_set(EINVAL, "--run %s: needs a disk slot of its own: at most %d --disk with --run",
 			       cfg->run, CLI_MAX_DISKS - 1);
-	if (has_key(cfg->cmdline, RUN_CMDLINE_KEY))
+	if (cmdline_has_word(cfg->cmdline, RUN_CMDLINE_KEY, true))
 		return err_set(EINVAL, "--run %s: the command line already has %s (microvm adds it)",
 			       cfg->run, RUN_CMDLINE_KEY);
 	if ((ret = read_script(cfg->run, &script, &len)) < 0)
