@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # fio: the block benchmark's limit (bench/run, docs/benchmarks.md).
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
-  libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev \
+  libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev \
   acpica-tools gzip lz4 zstd xz-utils iproute2 \
   fio \
   clang libclang-rt-14-dev"   # clang + libFuzzer runtime: scripts/fuzz.sh (docs/fuzzing.md)

@@ -268,6 +268,9 @@ void cli_usage(FILE *out)
 		"                   once /dev/kvm, the disks and the taps are open, run as\n"
 		"                   USER (name or uid; GROUP: its primary group by default)\n"
 		"                   with no way back to root (needs root to start)\n"
+		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
+		"                   to the system calls it needs (for debugging; see\n"
+		"                   docs/seccomp.md)\n"
 		"  -q, --quiet      only print warnings and errors from microvm itself\n"
 		"  -v, --verbose    print debug messages\n"
 		"  -h, --help       print this help and exit\n"
@@ -422,7 +425,7 @@ int cli_check(const struct vmm_config *cfg)
 
 /* The flags: a name, then what it does (a setting with a value, or one of the switches). */
 enum flag_kind { F_SET, F_HELP, F_VERSION, F_QUIET, F_VERBOSE, F_CMDLINE_DEVICES, F_HOST_INFO,
-		 F_NO_HOST_QUIRKS, F_STATS, F_CONFIG };
+		 F_NO_HOST_QUIRKS, F_NO_SECCOMP, F_STATS, F_CONFIG };
 
 static const struct flag {
 	const char *name, *alias;
@@ -436,6 +439,7 @@ static const struct flag {
 	{ "--cmdline-devices", NULL, F_CMDLINE_DEVICES, 0 },
 	{ "--host-info", NULL, F_HOST_INFO, 0 },
 	{ "--no-host-quirks", NULL, F_NO_HOST_QUIRKS, 0 },
+	{ "--no-seccomp", NULL, F_NO_SECCOMP, 0 },
 	{ "--stats", NULL, F_STATS, 0 },        /* no separate value: only --stats=FORMAT */
 	{ "--config", NULL, F_CONFIG, 0 },
 	{ "--kernel", NULL, F_SET, CLI_KERNEL },
@@ -534,6 +538,9 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			break;
 		case F_NO_HOST_QUIRKS:
 			cfg->no_host_quirks = true;
+			break;
+		case F_NO_SECCOMP:
+			cfg->no_seccomp = true;
 			break;
 		case F_STATS:
 			if ((ret = cli_set(cfg, CLI_STATS, "--stats", val ? val : "text")) < 0)

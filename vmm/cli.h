@@ -52,6 +52,7 @@ struct vmm_config {
 	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
 	bool host_info;        /* --host-info: print the host profile and exit (no --kernel needed) */
 	bool no_host_quirks;   /* --no-host-quirks: never add host-specific guest options */
+	bool no_seccomp;       /* --no-seccomp: no per-thread seccomp filters (vmm/sandbox.h) */
 	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
 	enum stats_mode stats; /* --stats[=text|json] */
 	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */

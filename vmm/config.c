@@ -212,6 +212,7 @@ static const struct key {
 	{ "io_engine", K_STRING, CLI_IO_ENGINE },
 	{ "cmdline_devices", K_BOOL, 0 },
 	{ "no_host_quirks", K_BOOL, 0 },
+	{ "no_seccomp", K_BOOL, 0 },
 	{ "timeout", K_SECONDS, CLI_TIMEOUT },
 	{ "stats", K_STRING, CLI_STATS },
 	{ "run", K_PATH, CLI_RUN },
@@ -232,8 +233,9 @@ static int apply_key(const char *name, const char *dir, const struct key *k, str
 	case K_BOOL:
 		if (!json_object_is_type(v, json_type_boolean))
 			return wrong_type(name, k->name, v, "true or false");
-		*(!strcmp(k->name, "cmdline_devices") ? &cfg->cmdline_devices : &cfg->no_host_quirks) =
-			json_object_get_boolean(v);
+		*(!strcmp(k->name, "cmdline_devices") ? &cfg->cmdline_devices :
+		  !strcmp(k->name, "no_seccomp")      ? &cfg->no_seccomp :
+							&cfg->no_host_quirks) = json_object_get_boolean(v);
 		return 0;
 	case K_LIST:
 		return apply_list(name, dir, k->name, v, cfg);

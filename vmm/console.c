@@ -2,8 +2,10 @@
 #include "vmm/console.h"
 #include "vmm/err.h"
 #include "vmm/log.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,8 +26,12 @@ int console_init(struct console *c, struct serial *s, int in_fd, int out_fd,
 	c->quit_ctx = quit_ctx;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	c->abandon_efd = -1;
 	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->stop_efd < 0)
+		return err_set(errno, "eventfd: %s", strerror(errno));
+	c->abandon_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->abandon_efd < 0)
 		return err_set(errno, "eventfd: %s", strerror(errno));
 	if (in_fd >= 0 && isatty(in_fd) && tcgetattr(in_fd, &c->saved) == 0) {
 		struct termios raw = c->saved;
@@ -93,21 +99,31 @@ static bool drain_locked(struct console *c)
 		size_t n = c->count;
 		if (c->head + n > CONSOLE_OUT_RING)
 			n = CONSOLE_OUT_RING - c->head;
-		uint8_t chunk[4096];
+		/* At most PIPE_BUF: once poll() says a pipe has room, the write cannot block. */
+		uint8_t chunk[PIPE_BUF];
 		if (n > sizeof(chunk))
 			n = sizeof(chunk);
 		memcpy(chunk, &c->ring[c->head], n);
 		/*
-		 * Write without the lock so vCPUs can keep queueing. The write is
-		 * the thread's only cancellation point: console_stop() cancels it
-		 * there when stdout takes nothing for CONSOLE_STOP_WAIT_MS.
+		 * Write without the lock so vCPUs can keep queueing, and only once
+		 * stdout has room, so console_stop() can make the thread give up on
+		 * a stdout nobody reads (abandon_efd).
 		 */
 		pthread_mutex_unlock(&c->lock);
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-		ssize_t w = write(c->out_fd, chunk, n);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		struct pollfd p[2] = {
+			{ .fd = c->out_fd, .events = POLLOUT },
+			{ .fd = c->abandon_efd, .events = POLLIN },
+		};
+		ssize_t w;
+		if (poll(p, 2, -1) < 0)
+			w = errno == EINTR ? -1 : 0;
+		else if (p[1].revents)
+			w = 0;      /* given up on */
+		else
+			w = write(c->out_fd, chunk, n);
+		int saved_errno = errno;
 		pthread_mutex_lock(&c->lock);
-		if (w < 0 && errno == EINTR)
+		if (w < 0 && saved_errno == EINTR)
 			continue;
 		if (w <= 0) {
 			/* Output is gone: drop everything from now on, keep the VM running. */
@@ -128,7 +144,7 @@ static void *out_thread(void *arg)
 	struct console *c = arg;
 	bool alive = true;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	sandbox_enter(SANDBOX_CONSOLE);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (!c->count && !c->stop)
@@ -167,6 +183,7 @@ static void *in_thread(void *arg)
 	struct console *c = arg;
 	uint8_t buf[256], out[256];
 
+	sandbox_enter(SANDBOX_CONSOLE);
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = c->in_fd, .events = POLLIN },
@@ -249,22 +266,37 @@ void console_stop(struct console *c)
 			until.tv_nsec -= 1000000000L;
 		}
 		if (pthread_timedjoin_np(c->out_thread, NULL, &until) == ETIMEDOUT) {
-			pthread_cancel(c->out_thread); /* it is blocked in write(), without the lock */
-			pthread_join(c->out_thread, NULL);
-			c->dropped += c->count;
-			c->count = 0;
+			uint64_t one = 1;
+			/* It waits in poll() for room: wake it there, it drops the rest and leaves. */
+			if (write(c->abandon_efd, &one, sizeof(one)) < 0)
+				log_debug("console: cannot wake the output thread: %s", strerror(errno));
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			if (pthread_timedjoin_np(c->out_thread, NULL, &until) == ETIMEDOUT) {
+				/* Inside a write() a terminal blocks: leave it there; exiting ends it. */
+				pthread_detach(c->out_thread);
+				c->abandoned = true;
+			}
 			log_warn("console: stdout took no output for %d ms; giving up on it", CONSOLE_STOP_WAIT_MS);
 		}
 		c->out_thread_started = false;
 	}
 	console_restore_terminal(c);
 	c->tty = false;
-	if (c->dropped)
+	pthread_mutex_lock(&c->lock);
+	uint64_t dropped = c->dropped + (c->abandoned ? c->count : 0);
+	pthread_mutex_unlock(&c->lock);
+	if (dropped)
 		log_warn("console: %llu bytes of guest output dropped (stdout did not keep up or was closed)",
-			 (unsigned long long)c->dropped);
+			 (unsigned long long)dropped);
 	if (c->stop_efd >= 0)
 		close(c->stop_efd);
 	c->stop_efd = -1;
+	/* A detached writer may still look at its eventfd: it stays open until exit. */
+	if (c->abandon_efd >= 0 && !c->abandoned)
+		close(c->abandon_efd);
+	if (!c->abandoned)
+		c->abandon_efd = -1;
 }
 
 void console_restore_terminal(struct console *c)

@@ -36,8 +36,10 @@ struct console {
 	bool tty;                       /* in_fd is a terminal we put in raw mode */
 	struct termios saved;
 	int stop_efd;                   /* wakes the input thread */
+	int abandon_efd;                /* console_stop() gave up on stdout: the writer leaves */
 	bool escape;                    /* the previous input byte was Ctrl-A */
 	bool in_thread_started, out_thread_started;
+	bool abandoned;                 /* the writer stayed blocked in write(): detached */
 	pthread_t in_thread, out_thread;
 };
 

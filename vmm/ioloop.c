@@ -2,6 +2,7 @@
 #include "vmm/ioloop.h"
 #include "vmm/err.h"
 #include "vmm/log.h"
+#include "vmm/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -509,6 +510,7 @@ static void *sync_worker(void *arg)
 	struct io_loop *loop = arg;
 	uint64_t one = 1;
 
+	sandbox_enter(SANDBOX_IO);
 	pthread_mutex_lock(&loop->lock);
 	for (;;) {
 		struct io_request *req = list_pop(&loop->work);
@@ -565,6 +567,7 @@ static void *loop_thread(void *arg)
 {
 	struct io_loop *loop = arg;
 
+	sandbox_enter(SANDBOX_IO);
 	if (loop->engine == IO_ENGINE_URING)
 		uring_run(loop);
 	else

@@ -108,15 +108,20 @@ int quirk_guest_options(const struct host_profile *p, const char *cmdline, char 
 		added[0] = '\0';
 	if (kept_len)
 		kept[0] = '\0';
-	if (!p->emulated_kernel)
+	if (!p->probed)
 		return 0;
-	/* Instructions the emulator cannot run, hidden from the kernel (docs/host-quirks.md). */
-	opts[n++] = QUIRK_CLEARCPUID;
-	/* KVM paravirt features stalled a boot in kvm_hypercall2. */
-	opts[n++] = "nopv";
-	/* The crypto self-tests stalled a boot entirely under emulation. */
-	opts[n++] = "cryptomgr.notests";
-	/* The TSC frequency KVM gives the vCPU, instead of one timed against the emulated PIT. */
+	if (p->emulated_kernel) {
+		/* Instructions the emulator cannot run, hidden from the kernel (docs/host-quirks.md). */
+		opts[n++] = QUIRK_CLEARCPUID;
+		/* KVM paravirt features stalled a boot in kvm_hypercall2. */
+		opts[n++] = "nopv";
+		/* The crypto self-tests stalled a boot entirely under emulation. */
+		opts[n++] = "cryptomgr.notests";
+	}
+	/*
+	 * On every host: the TSC frequency KVM gives the vCPU, instead of one timed
+	 * against the PIT (failed under emulation, and a slow host can fail it too).
+	 */
 	if (p->tsc_khz) {
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u", p->tsc_khz);
 		opts[n++] = tsc;
@@ -190,24 +195,26 @@ int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_le
 		log_debug("host probe: %s", err_msg()); /* kvm_open() reports it properly later */
 		return 0;
 	}
+	const char *who = p.emulated_kernel ? "host runs guest kernel code in KVM's instruction emulator"
+					    : "the guest's TSC frequency is known";
 	if (!quirk_guest_options(&p, *cmdline, added, sizeof(added), kept, sizeof(kept))) {
 		if (kept[0])
-			log_info("host runs guest kernel code in KVM's instruction emulator: the command "
-				 "line already sets %s", kept);
+			log_msg(p.emulated_kernel ? LOG_INFO : LOG_DEBUG, "%s: the command line already sets %s",
+				who, kept);
 		return 0;
 	}
 	if (!(next = quirk_insert_options(*cmdline, added)))
 		return err_set(ENOMEM, "kernel command line: out of memory");
 	if (strlen(next) > cmdline_max) {
-		log_warn("host runs guest kernel code in KVM's instruction emulator, but adding %s would "
-			 "make the command line longer than the kernel's %zu bytes; not added", added,
-			 cmdline_max);
+		log_warn("%s, but adding %s would make the command line longer than the kernel's %zu "
+			 "bytes; not added", who, added, cmdline_max);
 		free(next);
 		return 0;
 	}
-	log_info("host runs guest kernel code in KVM's instruction emulator: adding guest options "
-		 "%s%s%s (docs/host-quirks.md; --no-host-quirks turns this off)", added,
-		 kept[0] ? "; kept the command line's own " : "", kept);
+	/* Said once at info level where it matters (the emulated host), else for -v. */
+	log_msg(p.emulated_kernel ? LOG_INFO : LOG_DEBUG,
+		"%s: adding guest options %s%s%s (docs/host-quirks.md; --no-host-quirks turns this off)",
+		who, added, kept[0] ? "; kept the command line's own " : "", kept);
 	free(*cmdline);
 	*cmdline = next;
 	return 0;

@@ -48,8 +48,9 @@ void quirk_format_bytes(const uint8_t *insn, unsigned int len, char *buf, unsign
 
 /*
  * The options microvm adds to a Linux command line on the host described by
- * p: none unless p->emulated_kernel; then QUIRK_CLEARCPUID, "nopv",
- * "cryptomgr.notests" and "tsc_early_khz=<p->tsc_khz>" (when known), minus
+ * p: none unless p->probed; with p->emulated_kernel QUIRK_CLEARCPUID, "nopv"
+ * and "cryptomgr.notests"; on every probed host "tsc_early_khz=<p->tsc_khz>"
+ * (when known: no calibration loop against the PIT), minus
  * every option whose key (the text before '=', or the whole word) the user's
  * cmdline already has before any "--". Pure. Writes the added options,
  * space-separated, to `added` and the keys left to the user to `kept` (both

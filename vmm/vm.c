@@ -7,6 +7,7 @@
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
 #include "vmm/quirks.h"
+#include "vmm/sandbox.h"
 #include "vmm/sigwatch.h"
 
 #include <errno.h>
@@ -366,6 +367,7 @@ static void *vcpu_thread(void *arg)
 	struct vmm *vmm = (struct vmm *)((char *)vcpu->vm - offsetof(struct vmm, vm));
 	struct vm_exit ex;
 
+	sandbox_enter(SANDBOX_VCPU);
 	/* Once any stop is requested, no vCPU re-enters the guest. */
 	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
 		int ret = vcpu_run(vcpu, &ex);
@@ -451,6 +453,15 @@ int vmm_run(struct vmm *vmm)
 	/* A closed stdout must not kill the VMM; writes then fail with EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Every thread started from here on confines itself (vmm/sandbox.h). */
+	if (vmm->cfg.no_seccomp) {
+		log_debug("seccomp: off (--no-seccomp)");
+	} else if (sandbox_prepare(restore_terminal, vmm) < 0) {
+		log_error("%s", err_msg());
+		close(sfd);
+		return MV_EXIT_ERROR;
+	}
+
 	if ((ret = console_init(&vmm->console, &vmm->serial, STDIN_FILENO, STDOUT_FILENO,
 				console_quit, vmm)) < 0 ||
 	    (vmm->console_ready = true, ret = console_start(&vmm->console)) < 0) {
@@ -481,6 +492,7 @@ int vmm_run(struct vmm *vmm)
 		}
 		vmm->nr_threads = i + 1;
 	}
+	sandbox_enter(SANDBOX_MAIN);
 
 	uint64_t deadline = vmm->cfg.timeout_ms ? vmm->times.start + vmm->cfg.timeout_ms * 1000000ULL : 0;
 	for (;;) {

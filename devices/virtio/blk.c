@@ -202,8 +202,10 @@ struct blk {
 	pthread_cond_t idle;
 	unsigned inflight;
 
-	bool fail_set;                  /* test-only error injection */
+	bool fail_set;                  /* test-only error injection: eio:SECTOR */
 	uint64_t fail_sector;
+	unsigned fail_every;            /* every:N; 0: off */
+	unsigned fail_count;            /* reads, writes and flushes finished (I/O thread only) */
 };
 
 static const struct virtio_dev_ops blk_ops;
@@ -223,8 +225,10 @@ static void req_free(struct blk *b, struct blk_req *r)
 	b->free = r;
 }
 
-static bool injected_failure(const struct blk *b, const struct blk_req *r)
+static bool injected_failure(struct blk *b, const struct blk_req *r)
 {
+	if (b->fail_every && (r->io.op == IO_OP_READ || r->io.op == IO_OP_WRITE || r->io.op == IO_OP_FLUSH))
+		return ++b->fail_count % b->fail_every == 0;
 	if (!b->fail_set || (r->io.op != IO_OP_READ && r->io.op != IO_OP_WRITE))
 		return false;
 	uint64_t first = r->io.offset / BLK_SECTOR_SIZE;
@@ -441,12 +445,20 @@ static void fail_from_env(struct blk *b)
 	const char *v = getenv(BLK_FAIL_ENV);
 	char *end;
 
-	if (!v || strncmp(v, "eio:", 4))
+	bool every = v && !strncmp(v, "every:", 6);
+
+	if (!v || (strncmp(v, "eio:", 4) && !every))
 		return;
+	const char *num = v + (every ? 6 : 4);
 	errno = 0;
-	unsigned long long s = strtoull(v + 4, &end, 0);
-	if (errno || end == v + 4 || *end) {
-		log_warn("%s=%s ignored (expected eio:SECTOR)", BLK_FAIL_ENV, v);
+	unsigned long long s = strtoull(num, &end, 0);
+	if (errno || end == num || *end || (every && (s < 2 || s > 1000000))) {
+		log_warn("%s=%s ignored (expected eio:SECTOR or every:N, N from 2)", BLK_FAIL_ENV, v);
+		return;
+	}
+	if (every) {
+		b->fail_every = (unsigned)s;
+		log_warn("TEST ONLY: %s: every %lluth read, write or flush fails with EIO", BLK_FAIL_ENV, s);
 		return;
 	}
 	b->fail_set = true;

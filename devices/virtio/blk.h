@@ -142,7 +142,8 @@ struct virtio_dev *blk_virtio_dev(struct blk *b);
 /*
  * TEST ONLY: when the environment variable MICROVM_TEST_BLK_FAIL is
  * "eio:SECTOR", every read or write touching SECTOR fails on the host side
- * with EIO (after the real I/O), so guest-level tests can see IOERR. Read once
+ * with EIO (after the real I/O), so guest-level tests can see IOERR; with
+ * "every:N", every Nth read, write or flush does (the guest soak test). Read once
  * by blk_create(); never set it in production.
  */
 #define BLK_FAIL_ENV "MICROVM_TEST_BLK_FAIL"

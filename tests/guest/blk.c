@@ -69,9 +69,12 @@ struct disk {
 	bool irq_checked;
 };
 
-enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE };
+enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE, OP_ABUSE, OP_SOAK };
 enum hostile { H_NEXT, H_ADDR, H_WRAP, H_LOOP, H_AVAIL, H_INDIRECT, H_LEN };
 static const char *const hostile_names[] = { "next", "addr", "wrap", "loop", "avail", "indirect", "len" };
+/* blk.abuse: a driver that misbehaves at the register level (see op_abuse()). */
+enum abuse { A_GARBAGE, A_ORDER, A_MIDRESET };
+static const char *const abuse_names[] = { "garbage", "order", "midreset" };
 
 struct op {
 	enum op_kind kind;
@@ -149,7 +152,7 @@ bool blk_wants_acpi(int mode)
 bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 {
 	static const char *const names[] = { "read", "write", "multi", "ro", "id", "ioerr",
-					     "capacity", "hostile" };
+					     "capacity", "hostile", "abuse", "soak" };
 	uint64_t num[4] = { 0, 0, 0, 1 };
 	size_t colon = 0;
 
@@ -215,6 +218,20 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 		o->count = ~0ULL;
 		for (uint64_t i = 0; i < sizeof(hostile_names) / sizeof(hostile_names[0]); i++)
 			if (has_rest && mem_eq_str(rest, rn, hostile_names[i]))
+				o->count = i;
+		if (o->count == ~0ULL)
+			return false;
+		break;
+	case OP_SOAK:     /* DISK:ROUNDS:SEED */
+		if (!has_rest || split_nums(rest, rn, num, 2) != 2 || !num[0] || num[0] > 100000)
+			return false;
+		o->count = num[0];
+		o->seed = num[1];
+		break;
+	case OP_ABUSE:    /* DISK:KIND */
+		o->count = ~0ULL;
+		for (uint64_t i = 0; i < sizeof(abuse_names) / sizeof(abuse_names[0]); i++)
+			if (has_rest && mem_eq_str(rest, rn, abuse_names[i]))
 				o->count = i;
 		if (o->count == ~0ULL)
 			return false;
@@ -403,8 +420,14 @@ static bool wait_used(struct disk *d, struct ring *r, int idx, int n, const uint
 		}
 	}
 	if (!d->irq_checked) {
-		/* Interrupts were not suppressed: the device must have set InterruptStatus bit 0. */
+		/*
+		 * Interrupts were not suppressed: the device must set InterruptStatus bit 0.
+		 * It publishes the used entry first and notifies after, so allow it a moment.
+		 */
 		uint32_t is = rd(d, VM_IRQ_STATUS);
+		uint64_t deadline = rdtsc() + WAIT_TSC;
+		for (uint32_t spins = 0; !(is & 1) && rdtsc() < deadline && spins < WAIT_SPINS; spins++)
+			is = rd(d, VM_IRQ_STATUS);
 		d->irq_checked = true;
 		if (!(is & 1)) {
 			fail(FAIL_BLK_USED, "blk: vd%c: InterruptStatus 0x%x after a used buffer, expected bit 0",
@@ -662,6 +685,269 @@ static void op_hostile(const struct op *o)
 		gprintf("blk: vd%c: reset and set up again, sector 0 read ok\n", 'a' + idx);
 }
 
+/* The device still identifies itself: magic, version 2, block device. */
+static bool still_answers(const struct disk *d, int idx, const char *what)
+{
+	uint32_t magic = rd(d, VM_MAGIC), ver = rd(d, VM_VERSION), id = rd(d, VM_DEVICE_ID);
+
+	if (magic != VIRTIO_MAGIC || ver != 2 || id != VIRTIO_ID_BLK) {
+		fail(FAIL_BLK_ABUSE, "blk: vd%c: %s: magic 0x%x version %u device %u afterwards", 'a' + idx,
+		     what, magic, ver, id);
+		return false;
+	}
+	return true;
+}
+
+/* Reset, set up again and read sector 0: the device recovered. */
+static void recover(struct disk *d, struct ring *r, int idx, const char *what)
+{
+	uint32_t is = rd(d, VM_IRQ_STATUS);
+
+	if (is)
+		wr(d, VM_IRQ_ACK, is);
+	d->irq_checked = true;
+	if (!dev_init(d, r, idx, true))
+		return;
+	if (expect_ok(idx, "read after reset", request(idx, T_IN, 0, buf, SECTOR, true)))
+		gprintf("blk: vd%c: %s: reset and set up again, sector 0 read ok\n", 'a' + idx, what);
+}
+
+/*
+ * A driver gone wrong at the register level; microvm must stay up and the
+ * device must recover after a reset:
+ * - garbage: pseudo-random values written to every register of the window,
+ *   three times over (queue addresses, sizes, notifications, status bits);
+ * - order: the set-up steps out of order (DRIVER_OK first, QueueReady on an
+ *   unconfigured queue, a notify before any queue, features after
+ *   FEATURES_OK, a queue size change after QueueReady);
+ * - midreset: a reset while eight writes are in flight; once the status
+ *   reads 0 the device must not touch the old rings again.
+ */
+static void op_abuse(const struct op *o)
+{
+	int idx = o->disk;
+	struct disk *d = &disks[idx];
+	struct ring *r = &rings[idx];
+	enum abuse a = (enum abuse)o->count;
+	const char *what = abuse_names[a];
+
+	switch (a) {
+	case A_GARBAGE: {
+		uint64_t x = 0x9e3779b97f4a7c15ULL;
+		int n = 0;
+		for (int round = 0; round < 3; round++)
+			for (uint32_t reg = 0; reg < 0x200; reg += 4) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				wr(d, reg, (uint32_t)(x >> 16));
+				n++;
+			}
+		if (!still_answers(d, idx, what))
+			return;
+		gprintf("blk: vd%c: garbage: %d register writes, status 0x%x, the device still answers\n",
+			'a' + idx, n, rd(d, VM_STATUS));
+		break;
+	}
+	case A_ORDER: {
+		wr(d, VM_STATUS, 0);
+		wr(d, VM_STATUS, ST_DRIVER_OK);                   /* before ACK, DRIVER, FEATURES_OK */
+		uint32_t s1 = rd(d, VM_STATUS);
+		wr(d, VM_QUEUE_NOTIFY, 0);                        /* no queue set up */
+		wr(d, VM_STATUS, 0);
+		wr(d, VM_STATUS, ST_ACK | ST_DRIVER);
+		wr(d, VM_QUEUE_SEL, 0);
+		wr(d, VM_QUEUE_READY, 1);                         /* size and addresses never written */
+		uint32_t ready = rd(d, VM_QUEUE_READY);
+		wr(d, VM_QUEUE_SEL, 7);                           /* no such queue */
+		wr(d, VM_QUEUE_NUM, 8);
+		wr(d, VM_QUEUE_READY, 1);
+		wr(d, VM_QUEUE_SEL, 0);
+		vm_driver_features(d->base, d->features & F_WANTED);
+		wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+		vm_driver_features(d->base, ~0ULL);               /* after FEATURES_OK: ignored */
+		wr(d, VM_QUEUE_NUM, 0);                           /* size change on a queue said ready */
+		wr(d, VM_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+		wr(d, VM_QUEUE_NOTIFY, 0);
+		wr(d, VM_STATUS, ST_ACK);                         /* clears bits without a reset */
+		uint32_t s2 = rd(d, VM_STATUS);
+		if (!still_answers(d, idx, what))
+			return;
+		gprintf("blk: vd%c: order: DRIVER_OK alone left status 0x%x, QueueReady without a queue "
+			"reads %u, status 0x%x at the end\n", 'a' + idx, s1, ready, s2);
+		if (s1 & ST_DRIVER_OK)
+			fail(FAIL_BLK_ABUSE, "blk: vd%c: order: DRIVER_OK accepted without FEATURES_OK", 'a' + idx);
+		break;
+	}
+	case A_MIDRESET: {
+		for (int s = 0; s < MAX_REQS && 3 * s + 2 < d->qsize; s++) {
+			fill((uint64_t *)(buf + (size_t)s * SECTOR), 64 + (uint64_t)s, 1, 40);
+			queue_req(d, r, s, T_OUT, 64 + (uint64_t)s, buf + (size_t)s * SECTOR, SECTOR, false);
+		}
+		kick(d, r);
+		wr(d, VM_STATUS, 0);
+		uint32_t st = wait_status(d, 0xff, 0);
+		if (st != 0) {
+			fail(FAIL_BLK_ABUSE, "blk: vd%c: midreset: status 0x%x after the reset", 'a' + idx, st);
+			return;
+		}
+		/* The reset is complete: from now on the old rings are ours alone. */
+		memset(&r->used, 0xa5, sizeof(r->used));
+		memset(r->status, 0xa5, sizeof(r->status));
+		uint64_t until = rdtsc() + WAIT_TSC / 8;
+		for (uint32_t spins = 0; rdtsc() < until && spins < WAIT_SPINS / 8; spins++)
+			(void)rd(d, VM_STATUS);
+		const volatile uint8_t *u = (const volatile uint8_t *)&r->used;
+		for (size_t i = 0; i < sizeof(r->used); i++)
+			if (u[i] != 0xa5) {
+				fail(FAIL_BLK_ABUSE, "blk: vd%c: midreset: the device wrote the used ring (byte %lu) "
+				     "after the reset completed", 'a' + idx, (uint64_t)i);
+				return;
+			}
+		for (int s = 0; s < MAX_REQS; s++)
+			if (((volatile uint8_t *)r->status)[s] != 0xa5) {
+				fail(FAIL_BLK_ABUSE, "blk: vd%c: midreset: the device wrote request %d's status "
+				     "after the reset completed", 'a' + idx, s);
+				return;
+			}
+		gprintf("blk: vd%c: midreset: reset with requests in flight; nothing written to the old "
+			"rings afterwards\n", 'a' + idx);
+		break;
+	}
+	}
+	recover(d, r, idx, what);
+}
+
+/*
+ * blk.soak=DISK:ROUNDS:SEED: random batches of up to 4 writes in flight
+ * (1-4 sectors each, never overlapping), reads of 1-8 sectors verified
+ * against a model of the first SOAK_SECTORS sectors, and flushes. The host
+ * may fail any request (MICROVM_TEST_BLK_FAIL=every:N, after the real I/O):
+ * a write that got IOERR leaves its sectors unknown, a read that got IOERR
+ * checks nothing, a flush that got IOERR makes nothing durable. At the end
+ * a flush that succeeds makes every acknowledged write durable, and the model
+ * is printed ("soak: vdX state S:SEED:N", "... zero S:N") for the harness to
+ * compare with the file (run.py --image-from-stdout).
+ */
+#define SOAK_SECTORS 64
+#define SOAK_UNKNOWN (~0ULL)
+
+static uint64_t soak_next(uint64_t *x)
+{
+	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+	return *x;
+}
+
+static void op_soak(const struct op *o)
+{
+	int idx = o->disk;
+	struct disk *d = &disks[idx];
+	struct ring *r = &rings[idx];
+	uint64_t model[SOAK_SECTORS];      /* 0: zeroes; SOAK_UNKNOWN; else the pattern's seed */
+	uint64_t x = o->seed * 0x9e3779b97f4a7c15ULL + 1, next_seed = 1000;
+	unsigned writes = 0, reads = 0, flushes = 0, errors = 0, verified = 0;
+
+	if (d->capacity < SOAK_SECTORS) {
+		fail(FAIL_BLK_IO, "blk: vd%c: soak needs %d sectors, the disk has %lu", 'a' + idx,
+		     SOAK_SECTORS, d->capacity);
+		return;
+	}
+	memset(model, 0, sizeof(model));   /* --gen made the disk all zeroes */
+	for (uint64_t round = 0; round < o->count; round++) {
+		uint64_t pick = soak_next(&x) % 100;
+		if (pick < 45) {
+			/* Up to 4 writes at once, to ranges that do not overlap. */
+			int n = 1 + (int)(soak_next(&x) % 4);
+			uint64_t sec[4], cnt[4], seed[4];
+			int k = 0;
+			for (int t = 0; t < n * 4 && k < n; t++) {
+				uint64_t c = 1 + soak_next(&x) % 4, s = soak_next(&x) % (SOAK_SECTORS - c + 1);
+				bool clash = false;
+				for (int j = 0; j < k; j++)
+					clash |= s < sec[j] + cnt[j] && sec[j] < s + c;
+				if (clash)
+					continue;
+				sec[k] = s, cnt[k] = c, seed[k] = next_seed++;
+				fill((uint64_t *)(buf + (size_t)k * 4 * SECTOR), s, c, seed[k]);
+				queue_req(d, r, k, T_OUT, s, buf + (size_t)k * 4 * SECTOR, (uint32_t)(c * SECTOR), false);
+				k++;
+			}
+			kick(d, r);
+			if (!wait_used(d, r, idx, k, NULL))
+				return;
+			for (int j = 0; j < k; j++) {
+				writes++;
+				bool ok = r->status[j] == S_OK;
+				errors += !ok;
+				if (r->status[j] != S_OK && r->status[j] != S_IOERR) {
+					fail(FAIL_BLK_IO, "blk: vd%c: soak: write status %u", 'a' + idx, r->status[j]);
+					return;
+				}
+				for (uint64_t s = sec[j]; s < sec[j] + cnt[j]; s++)
+					model[s] = ok ? seed[j] : SOAK_UNKNOWN;
+			}
+		} else if (pick < 85) {
+			uint64_t c = 1 + soak_next(&x) % 8, s = soak_next(&x) % (SOAK_SECTORS - c + 1);
+			memset(buf, 0x5a, c * SECTOR);
+			int st = request(idx, T_IN, s, buf, (uint32_t)(c * SECTOR), true);
+			reads++;
+			if (st < 0)
+				return;
+			if (st != S_OK) {
+				errors++;
+				continue;
+			}
+			for (uint64_t i = 0; i < c; i++) {
+				const uint64_t *p = (const uint64_t *)(buf + i * SECTOR);
+				uint64_t m = model[s + i];
+				bool good = true;
+				if (m == SOAK_UNKNOWN)
+					continue;
+				if (m == 0) {
+					for (int w = 0; w < SECTOR / 8; w++)
+						good &= p[w] == 0;
+					if (!good) {
+						fail(FAIL_BLK_DATA, "blk: vd%c: soak round %lu: sector %lu should be "
+						     "zeroes", 'a' + idx, round, s + i);
+						return;
+					}
+				} else if (!verify(idx, p, s + i, 1, m)) {
+					return;
+				}
+				verified++;
+			}
+		} else {
+			int st = request(idx, T_FLUSH, 0, NULL, 0, false);
+			flushes++;
+			if (st < 0)
+				return;
+			errors += st != S_OK;
+		}
+	}
+	/* Make every acknowledged write durable: flush until one succeeds. */
+	int st = S_IOERR;
+	for (int t = 0; t < 16 && st == S_IOERR; t++) {
+		st = request(idx, T_FLUSH, 0, NULL, 0, false);
+		flushes++;
+		if (st < 0)
+			return;
+	}
+	if (st != S_OK) {
+		fail(FAIL_BLK_IO, "blk: vd%c: soak: no flush succeeded at the end (status %d)", 'a' + idx, st);
+		return;
+	}
+	gprintf("blk: vd%c: soak: %lu rounds, %u writes, %u reads (%u sectors verified), %u flushes, "
+		"%u IOERR\n", 'a' + idx, o->count, writes, reads, verified, flushes, errors);
+	for (int s = 0; s < SOAK_SECTORS;) {
+		int e = s + 1;
+		while (e < SOAK_SECTORS && model[e] == model[s])
+			e++;
+		if (model[s] == 0)
+			gprintf("soak: vd%c zero %d:%d\n", 'a' + idx, s, e - s);
+		else if (model[s] != SOAK_UNKNOWN)
+			gprintf("soak: vd%c state %d:%lu:%d\n", 'a' + idx, s, model[s], e - s);
+		s = e;
+	}
+}
+
 /* ---- discovery ---- */
 
 static void probe(const struct virtio_mmio_loc *locs, int n)
@@ -809,6 +1095,8 @@ void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct
 		case OP_IOERR: op_ioerr(o); break;
 		case OP_CAPACITY: op_capacity(o); break;
 		case OP_HOSTILE: op_hostile(o); break;
+		case OP_ABUSE: op_abuse(o); break;
+		case OP_SOAK: op_soak(o); break;
 		}
 	}
 }

@@ -77,6 +77,8 @@ enum fail_code {
 	FAIL_NET_RX = 117,      /* malformed used entry or header, or InterruptStatus not set */
 	FAIL_NET_LINK = 118,    /* net.link: no VIRTIO_NET_F_STATUS or link down */
 	FAIL_RUN = 119,         /* microvm.run=: bad device name, no such disk, bad header */
+	FAIL_UNMAPPED = 125,    /* check.unmapped: a read where nothing decodes did not give all ones */
+	FAIL_BLK_ABUSE = 126,   /* blk.abuse: the device stopped answering, wrote after a reset, or did not recover */
 };
 
 /* ---- port and MMIO access ---- */

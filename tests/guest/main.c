@@ -18,7 +18,7 @@ struct config {
 	size_t image_len;
 	bool want_mem, want_initrd_size, want_initrd_sum, want_cmdline_len;
 	uint64_t mem_mib, initrd_size, initrd_sum, cmdline_len;
-	bool fdt, acpi, int3, fwait, smap;
+	bool fdt, acpi, int3, fwait, smap, unmapped;
 	int cpus;                 /* 0: not checked */
 	enum action action;
 	uint32_t exit_value;
@@ -95,9 +95,9 @@ static bool parse_action(struct config *c, const char *v, size_t n)
 static bool *bool_key(struct config *c, const char *key, size_t len)
 {
 	static const char *const names[] = {
-		"expect.fdt", "expect.acpi", "check.int3", "check.fwait", "check.smap",
+		"expect.fdt", "expect.acpi", "check.int3", "check.fwait", "check.smap", "check.unmapped",
 	};
-	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap };
+	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap, &c->unmapped };
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (mem_eq_str(key, len, names[i]))
@@ -176,6 +176,38 @@ static void parse_cmdline(struct config *c, const char *s)
 static const char *mode_name(int mode)
 {
 	return mode == GUEST_MODE_PVH ? "pvh" : "linux64";
+}
+
+/*
+ * check.unmapped: MMIO in the hole between RAM and the device windows and a
+ * port nothing decodes. Reads give all ones, as on a PC bus; writes vanish;
+ * the VM goes on.
+ */
+#define UNMAPPED_GPA  0xcf000000UL
+#define UNMAPPED_PORT 0x2f0
+
+static void check_unmapped(const struct boot_info *bi)
+{
+	for (int i = 0; i < bi->nr_mem; i++)
+		if (bi->mem[i].addr <= UNMAPPED_GPA && bi->mem[i].addr + bi->mem[i].size > UNMAPPED_GPA) {
+			fail(FAIL_UNMAPPED, "unmapped: 0x%lx is in the memory map (use less --mem)", UNMAPPED_GPA);
+			return;
+		}
+	uint32_t before = mmio_read32(UNMAPPED_GPA);
+	mmio_write32(UNMAPPED_GPA, 0x12345678);
+	mmio_write32(UNMAPPED_GPA + 0xffc, 0);
+	uint32_t after = mmio_read32(UNMAPPED_GPA);
+	uint8_t pb = inb(UNMAPPED_PORT);
+	outb(UNMAPPED_PORT, 0x5a);
+	outl(UNMAPPED_PORT, 0xdeadbeef);
+	uint8_t pa = inb(UNMAPPED_PORT);
+	if (before != 0xffffffffu || after != 0xffffffffu || pb != 0xff || pa != 0xff) {
+		fail(FAIL_UNMAPPED, "unmapped: MMIO 0x%lx read 0x%x then 0x%x, port 0x%x read 0x%x then 0x%x "
+		     "(expected all ones)", UNMAPPED_GPA, before, after, UNMAPPED_PORT, pb, pa);
+		return;
+	}
+	gprintf("unmapped: MMIO 0x%lx and port 0x%x read all ones before and after writes: ok\n",
+		UNMAPPED_GPA, UNMAPPED_PORT);
 }
 
 static void check_cpus(const struct config *c, const struct boot_info *bi,
@@ -334,6 +366,8 @@ void guest_main(int mode, uint64_t params)
 		check_fwait();
 	if (c.smap)
 		check_smap();
+	if (c.unmapped)
+		check_unmapped(&bi);
 	if (blk_wanted())
 		blk_run(&bi, &fi, &ai);
 	if (net_wanted())

@@ -736,8 +736,11 @@ static int rx_wait(int i, struct wait_ctx *w)
 		}
 		n->rx_frames++;
 		if (!n->irq_checked) {
-			/* Interrupts were not suppressed: the device must have set InterruptStatus bit 0. */
+			/* Interrupts were not suppressed: the device must set InterruptStatus bit 0 (right after the used entry). */
 			uint32_t is = vm_rd(n->base, VM_IRQ_STATUS);
+			uint64_t deadline = rdtsc() + WAIT_TSC;
+			for (uint32_t spins = 0; !(is & 1) && rdtsc() < deadline && spins < WAIT_SPINS; spins++)
+				is = vm_rd(n->base, VM_IRQ_STATUS);
 			n->irq_checked = true;
 			if (!(is & 1)) {
 				fail(FAIL_NET_RX, "net: eth%d: InterruptStatus 0x%x after a received frame, "

@@ -30,6 +30,11 @@ file NAME holds exactly what --gen made, with the pattern at each range
 written over it (no range: unchanged). The blk pattern: the little-endian
 u64 at disk byte 8*w is w ^ (SEED * 0x9e3779b97f4a7c15 mod 2^64).
 
+--image-from-stdout NAME checks file NAME against what the guest says it holds:
+its stdout lines "soak: vdX state SECTOR:SEED:COUNT" (the blk pattern) and
+"soak: vdX zero SECTOR:COUNT" (zeroes), the guest's model after its last
+successful flush (blk.soak). Sectors it does not name are not checked.
+
 --env NAME=VALUE sets a variable in microvm's environment ({NAME} expanded).
 
 --hold ARG... (repeatable, one argument each) starts a first microvm with
@@ -132,6 +137,25 @@ def blk_pattern(sector, seed, count):
     w0 = sector * (SECTOR // 8)
     return struct.pack("<%dQ" % (count * SECTOR // 8),
                        *((w0 + i) ^ m for i in range(count * SECTOR // 8)))
+
+
+def check_guest_model(path, out, name):
+    """--image-from-stdout: every range the guest's final model names is in the file."""
+    with open(path, "rb") as f:
+        got = f.read()
+    problems, ranges = [], 0
+    for m in re.finditer(r"^soak: vd[a-z] (state|zero) ([0-9]+):(?:([0-9]+):)?([0-9]+)\s*$", out, re.M):
+        sector, count = int(m.group(2)), int(m.group(4))
+        want = blk_pattern(sector, int(m.group(3)), count) if m.group(1) == "state" else bytes(count * SECTOR)
+        have = got[sector * SECTOR:(sector + count) * SECTOR]
+        ranges += 1
+        if have != want:
+            bad = next(i for i in range(count) if have[i * SECTOR:(i + 1) * SECTOR] != want[i * SECTOR:(i + 1) * SECTOR])
+            problems.append(f"image {name}: sector {sector + bad} is not what the guest acknowledged and flushed "
+                            f"({m.group(0).strip()})")
+    if not ranges:
+        problems.append(f"image {name}: the guest named no ranges (no 'soak: vdX state/zero' lines)")
+    return problems
 
 
 def parse_range(r):
@@ -402,6 +426,7 @@ def main(argv):
     ap.add_argument("--gen", nargs="+", action="append", default=[], metavar="NAME KIND [ARG]")
     ap.add_argument("--expect-image", nargs="+", action="append", default=[],
                     metavar="NAME [SECTOR:SEED:COUNT]")
+    ap.add_argument("--image-from-stdout", action="append", default=[], metavar="NAME")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--hold", action="append", default=[], metavar="ARG")
     ap.add_argument("--hold-ready", default="^echo: ready")
@@ -485,6 +510,8 @@ def main(argv):
                             min(len(got), len(want)))
                 problems.append(f"image {name}: {len(got)} bytes, expected {len(want)}; first "
                                 f"difference at byte {diff} (sector {diff // SECTOR})")
+        for name in opt.image_from_stdout:
+            problems += check_guest_model(files[name][0], runs[-1].out.decode(errors="replace"), name)
         for name in opt.expect_link:
             if not netns.has_link(name):
                 problems.append(f"link {name} does not exist in the namespace after the run")

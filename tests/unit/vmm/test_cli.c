@@ -375,6 +375,26 @@ Test(cli, user)
 	cr_assert_str_eq(cfg.user, "1000:1000");
 }
 
+Test(cli, no_seccomp)
+{
+	struct vmm_config cfg;
+	char *a[] = { "microvm", "--kernel", "k" };
+	char *b[] = { "microvm", "--no-seccomp", "--kernel", "k" };
+	char *c[] = { "microvm", "--kernel", "k", "--no-seccomp=1" };
+	char buf[8192] = { 0 };
+
+	cr_assert_eq(parse(&cfg, 3, a), 0, "%s", err_msg());
+	cr_assert_not(cfg.no_seccomp, "the filters are on by default");
+	cr_assert_eq(parse(&cfg, 4, b), 0, "%s", err_msg());
+	cr_assert(cfg.no_seccomp);
+	cr_assert_lt(parse(&cfg, 4, c), 0);
+	cr_assert(strstr(err_msg(), "--no-seccomp=1"), "%s", err_msg());
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+	cli_usage(f);
+	fclose(f);
+	cr_assert(strstr(buf, "--no-seccomp"));
+}
+
 Test(cli, parse_timeout_values)
 {
 	uint64_t ms = 0;

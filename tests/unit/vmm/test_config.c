@@ -92,6 +92,7 @@ Test(config, every_key)
 			"           \"data.img,ro,direct,id=data\"],\n"
 			" \"nets\": [{\"tap\": \"tap0\", \"mac\": \"02:00:00:00:00:07\"}, \"tap=tap1,mac=random\"],\n"
 			" \"io_engine\": \"sync\", \"cmdline_devices\": true, \"no_host_quirks\": true,\n"
+			" \"no_seccomp\": true,"
 			" \"timeout\": 30, \"stats\": \"json\", \"run\": \"test.sh\", \"user\": \"nobody\"}");
 
 	cr_assert_eq(ret, 0, "%s", err_msg());
@@ -118,6 +119,7 @@ Test(config, every_key)
 	cr_assert_eq(cfg.io_engine, IO_ENGINE_SYNC);
 	cr_assert(cfg.cmdline_devices);
 	cr_assert(cfg.no_host_quirks);
+	cr_assert(cfg.no_seccomp);
 	cr_assert_eq(cfg.timeout_ms, 30000);
 	cr_assert_eq(cfg.stats, STATS_JSON);
 	cr_assert_str_eq(cfg.run, in_dir("test.sh"));
@@ -146,7 +148,7 @@ Test(config, null_is_as_if_absent)
 {
 	cr_assert_eq(parse("{\"kernel\": \"/k\", \"initrd\": null, \"cmdline\": null, \"mem\": null, \"cpus\": null,"
 			   " \"disks\": null, \"nets\": null, \"io_engine\": null, \"cmdline_devices\": null,"
-			   " \"no_host_quirks\": null, \"timeout\": null, \"stats\": null, \"run\": null,"
+			   " \"no_host_quirks\": null, \"no_seccomp\": null, \"timeout\": null, \"stats\": null, \"run\": null,"
 			   " \"user\": null}"), 0, "%s", err_msg());
 	cr_assert_null(cfg.initrd);
 	cr_assert_str_eq(cfg.cmdline, CLI_DEFAULT_CMDLINE);

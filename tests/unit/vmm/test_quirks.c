@@ -15,14 +15,22 @@ static const struct host_profile hardware = {
 
 #define ALL_OPTS QUIRK_CLEARCPUID " nopv cryptomgr.notests tsc_early_khz=2445406"
 
-Test(guest_options, none_on_hardware_virtualization)
+Test(guest_options, only_the_tsc_frequency_on_hardware_virtualization)
 {
 	char added[256] = "x", kept[128] = "x";
+	struct host_profile no_tsc = hardware;
 
 	cr_assert_eq(quirk_guest_options(&hardware, "console=ttyS0", added, sizeof(added), kept,
+					 sizeof(kept)), 1);
+	cr_assert_str_eq(added, "tsc_early_khz=2445406");
+	cr_assert_str_empty(kept);
+	cr_assert_eq(quirk_guest_options(&hardware, "tsc_early_khz=1 nopv", added, sizeof(added), kept,
 					 sizeof(kept)), 0);
 	cr_assert_str_empty(added);
-	cr_assert_str_empty(kept);
+	cr_assert_str_eq(kept, "tsc_early_khz");
+	no_tsc.tsc_khz = 0;
+	cr_assert_eq(quirk_guest_options(&no_tsc, "", added, sizeof(added), kept, sizeof(kept)), 0);
+	cr_assert_str_empty(added);
 }
 
 Test(guest_options, not_probed_adds_nothing)
