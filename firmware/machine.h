@@ -55,6 +55,7 @@
 /* ---- I/O ports ---- */
 #define MV_PORT_COM1          0x3f8  /* 16550A, 8 ports */
 #define MV_PORT_I8042_DATA    0x60
+#define MV_PORT_CMOS          0x70   /* CMOS RTC: index, data (devices/cmos.h) */
 #define MV_PORT_I8042_CMD     0x64   /* write 0xfe: reset */
 #define MV_PORT_PVPANIC       0x505  /* pvpanic (QEMU's ISA port; ACPI QEMU0001): 1 byte */
 #define MV_PVPANIC_PANICKED     (1u << 0) /*   guest wrote: kernel panicked; read: event supported */

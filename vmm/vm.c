@@ -263,6 +263,7 @@ static int setup_devices(struct vmm *vmm)
 	serial_init(&vmm->serial, &(struct serial_ops){ .set_irq = serial_irq, .irq_ctx = vmm });
 	sysctl_init(&vmm->sysctl, &(struct sysctl_ops){ .request = on_sysctl, .ctx = vmm });
 	pvpanic_init(&vmm->pvpanic, &(struct pvpanic_ops){ .event = on_pvpanic, .ctx = vmm });
+	cmos_init(&vmm->cmos);
 	vmm->devices_ready = true;
 
 	if ((ret = bus_register(&vmm->pio, MV_PORT_COM1, 8, serial_io, &vmm->serial, "COM1")) < 0 ||
@@ -272,6 +273,7 @@ static int setup_devices(struct vmm *vmm)
 				"exit-status port")) < 0 ||
 	    (ret = bus_register(&vmm->pio, MV_PORT_PVPANIC, 1, pvpanic_io, &vmm->pvpanic,
 				"pvpanic")) < 0 ||
+	    (ret = bus_register(&vmm->pio, MV_PORT_CMOS, 2, cmos_io, &vmm->cmos, "CMOS RTC")) < 0 ||
 	    (ret = bus_register(&vmm->pio, MV_PORT_ACPI_SLEEP_CTL, 3, sysctl_acpi_io, &vmm->sysctl,
 				"ACPI sleep/reset")) < 0)
 		return ret;
@@ -558,6 +560,7 @@ void vmm_destroy(struct vmm *vmm)
 	if (vmm->devices_ready) {
 		serial_destroy(&vmm->serial);
 		sysctl_destroy(&vmm->sysctl);
+		cmos_destroy(&vmm->cmos);
 		vmm->devices_ready = false;
 	}
 	if (vmm->vm_created)

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "devices/cmos.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
@@ -37,6 +38,7 @@ struct vmm {
 	struct serial serial;
 	struct sysctl sysctl;
 	struct pvpanic pvpanic;
+	struct cmos cmos;
 	struct console console;
 	bool devices_ready, console_ready;
 	struct exit_env exit_env;

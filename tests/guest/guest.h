@@ -78,6 +78,7 @@ enum fail_code {
 	FAIL_NET_LINK = 118,    /* net.link: no VIRTIO_NET_F_STATUS or link down */
 	FAIL_RUN = 119,         /* microvm.run=: bad device name, no such disk, bad header */
 	FAIL_UNMAPPED = 125,    /* check.unmapped: a read where nothing decodes did not give all ones */
+	FAIL_RTC = 127,         /* check.rtc: the CMOS clock is busy, invalid, or not in 2025-2099 */
 	FAIL_BLK_ABUSE = 126,   /* blk.abuse: the device stopped answering, wrote after a reset, or did not recover */
 };
 

@@ -18,7 +18,7 @@ struct config {
 	size_t image_len;
 	bool want_mem, want_initrd_size, want_initrd_sum, want_cmdline_len;
 	uint64_t mem_mib, initrd_size, initrd_sum, cmdline_len;
-	bool fdt, acpi, int3, fwait, smap, unmapped;
+	bool fdt, acpi, int3, fwait, smap, unmapped, rtc;
 	int cpus;                 /* 0: not checked */
 	enum action action;
 	uint32_t exit_value;
@@ -96,8 +96,9 @@ static bool *bool_key(struct config *c, const char *key, size_t len)
 {
 	static const char *const names[] = {
 		"expect.fdt", "expect.acpi", "check.int3", "check.fwait", "check.smap", "check.unmapped",
+		"check.rtc",
 	};
-	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap, &c->unmapped };
+	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap, &c->unmapped, &c->rtc };
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (mem_eq_str(key, len, names[i]))
@@ -208,6 +209,34 @@ static void check_unmapped(const struct boot_info *bi)
 	}
 	gprintf("unmapped: MMIO 0x%lx and port 0x%x read all ones before and after writes: ok\n",
 		UNMAPPED_GPA, UNMAPPED_PORT);
+}
+
+/* check.rtc: the CMOS clock at 0x70/0x71 is valid, never busy, 24-hour BCD, and says 2025-2099. */
+static uint8_t cmos_rd(uint8_t reg)
+{
+	outb(0x70, reg);
+	return inb(0x71);
+}
+
+static int from_bcd(uint8_t v)
+{
+	return (v >> 4) * 10 + (v & 15);
+}
+
+static void check_rtc(void)
+{
+	uint8_t a = cmos_rd(0x0a), b = cmos_rd(0x0b), d = cmos_rd(0x0d);
+	int sec = from_bcd(cmos_rd(0x00)), min = from_bcd(cmos_rd(0x02)), hour = from_bcd(cmos_rd(0x04));
+	int day = from_bcd(cmos_rd(0x07)), mon = from_bcd(cmos_rd(0x08));
+	int year = from_bcd(cmos_rd(0x32)) * 100 + from_bcd(cmos_rd(0x09));
+
+	if ((a & 0x80) || b != 0x02 || d != 0x80 || sec > 59 || min > 59 || hour > 23 || day < 1 ||
+	    day > 31 || mon < 1 || mon > 12 || year < 2025 || year > 2099) {
+		fail(FAIL_RTC, "rtc: status A 0x%x B 0x%x D 0x%x, %d-%d-%d %d:%d:%d", a, b, d, year, mon, day,
+		     hour, min, sec);
+		return;
+	}
+	gprintf("rtc: %d-%02d-%02d %02d:%02d:%02d UTC, valid, 24-hour BCD: ok\n", year, mon, day, hour, min, sec);
 }
 
 static void check_cpus(const struct config *c, const struct boot_info *bi,
@@ -368,6 +397,8 @@ void guest_main(int mode, uint64_t params)
 		check_smap();
 	if (c.unmapped)
 		check_unmapped(&bi);
+	if (c.rtc)
+		check_rtc();
 	if (blk_wanted())
 		blk_run(&bi, &fi, &ai);
 	if (net_wanted())

@@ -458,6 +458,8 @@ def test_disk(opt, images, tmp):
     c.serial(r"ACPI: [0-9]+ ACPI AML tables successfully acquired and loaded",
              "ACPI loaded the DSDT (where microvm lists the LNRO0005 virtio-mmio devices)", near="ACPI")
     c.no_serial(r"ACPI Error|Unable to load the System Description Tables", "no ACPI errors")
+    c.no_serial(r"Unable to read current time from RTC",
+                "the kernel read the wall clock from the CMOS RTC (ports 0x70/0x71)")
     c.serial(rf"virtio_blk virtio[0-9]+: \[vda\] {root_sectors} 512-byte logical blocks",
              f"vda found: root.img ({root_sectors} sectors)", near="virtio|vda")
     c.serial(rf"virtio_blk virtio[0-9]+: \[vdb\] {data_sectors} 512-byte logical blocks",
