@@ -3,7 +3,9 @@
 # hardware virtualization; on hosts whose guest user mode cannot make system
 # calls (see docs/host-quirks.md), a kernel-level demonstration instead: the
 # kernel boots, finds its disk and NIC through ACPI, mounts root from
-# virtio-blk and answers a ping from the host.
+# virtio-blk and answers a ping from the host. Without a terminal on stdin (CI,
+# a pipe) the shell part runs a short script with --run instead. On a machine
+# with no /dev/kvm at all, all of it runs in a nested KVM (scripts/nested-kvm).
 # Usage (as root, after scripts/setup.sh): scripts/demo.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,6 +14,14 @@ OUT=build/linux-guest
 MICROVM=build/vmm/microvm
 
 [ -x "$MICROVM" ] || { echo "demo: $MICROVM is missing: run scripts/setup.sh first" >&2; exit 1; }
+if [ ! -e /dev/kvm ] && [ -z "${DEMO_NESTED:-}" ]; then
+	echo "demo: this machine has no /dev/kvm (it is itself a VM whose hypervisor does not"
+	echo "demo: pass virtualization on). Running the demo inside a QEMU VM whose emulated"
+	echo "demo: CPU has AMD-V, where KVM works (scripts/nested-kvm, docs/nested-kvm.md):"
+	echo "demo: slow, and without a terminal, so the guest runs a script instead of a shell."
+	sh scripts/guest-image --out "$OUT"
+	exec sh scripts/nested-kvm -- env DEMO_NESTED=1 sh scripts/demo.sh
+fi
 # First the host (a few ms): without a usable /dev/kvm there is no point in
 # building the guest; microvm's own message says what is missing.
 if ! info=$("$MICROVM" --host-info); then
@@ -21,9 +31,27 @@ fi
 sh scripts/guest-image --out "$OUT"
 
 if printf '%s\n' "$info" | grep -q '^user_syscalls: yes'; then
-	echo "demo: booting Linux with root on virtio-blk; exit the shell to power off"
-	exec "$MICROVM" --kernel "$OUT/bzImage" --disk "$OUT/rootfs.ext4" --mem 256M \
-		--cmdline "console=ttyS0 root=/dev/vda rw"
+	if [ -t 0 ] && [ -z "${DEMO_NESTED:-}" ]; then
+		echo "demo: booting Linux with root on virtio-blk; exit the shell to power off"
+		exec "$MICROVM" --kernel "$OUT/bzImage" --disk "$OUT/rootfs.ext4" --mem 256M \
+			--cmdline "console=ttyS0 root=/dev/vda rw"
+	fi
+	# No terminal to type into: what the shell would show, as a --run script (docs/cli-runs.md).
+	script=$(mktemp)
+	trap 'rm -f "$script"' EXIT
+	{
+		echo 'echo "demo: a shell in the guest: $(uname -sr), $(grep -c ^processor /proc/cpuinfo) CPU(s)"'
+		echo "grep ' / ' /proc/mounts"
+		echo 'echo "demo: the date from microvm'"'"'s CMOS clock: $(date -u)"'
+		echo 'echo hello > /root/demo.txt && cat /root/demo.txt && rm /root/demo.txt'
+		echo 'exit 0'
+	} >"$script"
+	echo "demo: no terminal on stdin: booting Linux with root on virtio-blk to run a short script (--run)"
+	status=0
+	"$MICROVM" --kernel "$OUT/bzImage" --disk "$OUT/rootfs.ext4" --mem 256M \
+		--cmdline "console=ttyS0 root=/dev/vda rw panic=-1" --run "$script" --timeout 300 || status=$?
+	echo "demo: microvm exited with status $status (the script's)"
+	exit "$status"
 fi
 
 cat <<'EOF'
