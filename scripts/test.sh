@@ -44,7 +44,7 @@ if [ ! -e /dev/kvm ]; then
 	rm -f build/meson-logs/nested-linux.json build/meson-logs/nested-guest.json build/meson-logs/nested-missing
 	nested_cases="seccomp-kills-main seccomp-kills-vcpu seccomp-kills-io seccomp-kills-console seccomp-kills-io-sync \
 		blk-soak-uring blk-soak-sync blk-abuse-garbage-uring blk-abuse-order-uring blk-abuse-midreset-uring \
-		blk-abuse-midreset-sync check-unmapped check-rtc triple-fault timeout-spin net-arp-ping-uring"
+		blk-abuse-midreset-sync check-unmapped check-rtc triple-fault net-arp-ping-uring"
 	# One meson run per suite (mixing the serial linux tests with parallel ones once stalled),
 	# each bounded; the command's status is the worse of the two.
 	nested_cmd="rc=0
