@@ -61,7 +61,7 @@ struct desc {
 
 /* Bounded waits: an upper bound in TSC cycles and in loop iterations, no calibration. */
 #define WAIT_TSC   4000000000ULL
-#define WAIT_SPINS 2000000u
+#define WAIT_SPINS 1000000000u /* a fallback only: 2M spins took tens of ms under TCG */
 
 static inline uint32_t vm_rd(uint64_t base, uint32_t reg)
 {
