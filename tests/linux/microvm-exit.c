@@ -5,7 +5,9 @@
  *
  * microvm ends the VM at the write and exits with STATUS (README, "Exit
  * status"; docs/cli-runs.md), so under microvm this program does not
- * return. Elsewhere the write goes nowhere and it exits 0. The image's init
+ * return. Before the write it waits until the console has sent what was
+ * written to it (tcdrain), so a script's last lines are not lost.
+ * Elsewhere the write goes nowhere and it exits 0. The image's init
  * uses it to report a --run script's status. Needs root (CAP_SYS_RAWIO) and
  * a kernel with CONFIG_X86_IOPL_IOPERM=y. Built static by scripts/guest-image.
  */
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <termios.h>
+#include <unistd.h>
 
 #define PORT_EXIT 0x510 /* MV_PORT_EXIT in firmware/machine.h */
 
@@ -37,6 +41,13 @@ int main(int argc, char **argv)
 			PORT_EXIT, strerror(errno));
 		return 1;
 	}
+	/*
+	 * The VM ends at the write: first let the console's UART send what the
+	 * script printed (it may still sit in the kernel's tty buffer). Not a
+	 * terminal: nothing to wait for.
+	 */
+	tcdrain(STDOUT_FILENO);
+	tcdrain(STDERR_FILENO);
 	outb((unsigned char)status, PORT_EXIT);
 	return 0;
 }
