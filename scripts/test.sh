@@ -41,24 +41,26 @@ done
 # test) gets one more try.
 if [ ! -e /dev/kvm ]; then
 	echo "=== no /dev/kvm: the linux suite and selected guest cases in a nested KVM (scripts/nested-kvm) ==="
-	rm -f build/meson-logs/nested-linux.json build/meson-logs/nested-guest.json build/meson-logs/nested-missing
+	rm -f build/meson-logs/nested-linux.json build-asan/meson-logs/nested-guest.json build/meson-logs/nested-missing
 	nested_cases="seccomp-kills-main seccomp-kills-vcpu seccomp-kills-io seccomp-kills-console seccomp-kills-io-sync \
 		blk-soak-uring blk-soak-sync blk-abuse-garbage-uring blk-abuse-order-uring blk-abuse-midreset-uring \
 		blk-abuse-midreset-sync check-unmapped check-rtc triple-fault net-arp-ping-uring"
 	# One meson run per suite (mixing the serial linux tests with parallel ones once stalled),
-	# each bounded; the command's status is the worse of the two.
+	# each bounded; the command's status is the worse of the two. The Linux boots use the
+	# plain build (the real seccomp policy), the guest cases the ASan+UBSan build.
 	nested_cmd="rc=0
 		timeout 900 meson test -C build --no-rebuild --print-errorlogs --logbase nested-linux --suite linux || rc=1
-		timeout 900 meson test -C build --no-rebuild --print-errorlogs --logbase nested-guest $nested_cases || rc=1
+		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \\
+		timeout 900 meson test -C build-asan --no-rebuild --print-errorlogs --logbase nested-guest $nested_cases || rc=1
 		exit \$rc"
 	for try in 1 2; do
 		rc=0
 		sh scripts/nested-kvm -- sh -c "$nested_cmd" || rc=$?
-		[ -f build/meson-logs/nested-guest.json ] && break
+		[ -f build-asan/meson-logs/nested-guest.json ] && break
 		echo "test.sh: the nested VM ended without results (try $try)" >&2
 	done
 	[ $rc -eq 0 ] || status=1
-	[ -f build/meson-logs/nested-guest.json ] || : >build/meson-logs/nested-missing
+	[ -f build-asan/meson-logs/nested-guest.json ] || : >build/meson-logs/nested-missing
 fi
 
 # The benchmarks' smoke run (a few seconds): the harnesses still build and run, and what they
@@ -90,7 +92,7 @@ else:
 for path in (os.path.join("build", "meson-logs", "testlog.json"),
              os.path.join("build-asan", "meson-logs", "testlog.json"),
              os.path.join("build", "meson-logs", "nested-linux.json"),
-             os.path.join("build", "meson-logs", "nested-guest.json")):
+             os.path.join("build-asan", "meson-logs", "nested-guest.json")):
     if not os.path.exists(path):
         continue
     for line in open(path):
