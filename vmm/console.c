@@ -293,10 +293,11 @@ void console_stop(struct console *c)
 		close(c->stop_efd);
 	c->stop_efd = -1;
 	/* A detached writer may still look at its eventfd: it stays open until exit. */
-	if (c->abandon_efd >= 0 && !c->abandoned)
-		close(c->abandon_efd);
-	if (!c->abandoned)
+	if (!c->abandoned) {
+		if (c->abandon_efd >= 0)
+			close(c->abandon_efd);
 		c->abandon_efd = -1;
+	}
 }
 
 void console_restore_terminal(struct console *c)

@@ -119,6 +119,17 @@ static int split_nums(const char *v, size_t n, uint64_t *out, int max)
 	return k;
 }
 
+/* The index of v[0..n) in names (a KIND of blk.hostile or blk.abuse). */
+static bool find_name(const char *const *names, uint64_t count, const char *v, size_t n, uint64_t *index)
+{
+	for (uint64_t i = 0; i < count; i++)
+		if (mem_eq_str(v, n, names[i])) {
+			*index = i;
+			return true;
+		}
+	return false;
+}
+
 /* A disk: 0, 1, ... or vda, vdb, ... */
 static bool parse_disk(const char *v, size_t n, int *disk)
 {
@@ -215,11 +226,8 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 		o->sector = num[0];
 		break;
 	case OP_HOSTILE:  /* DISK:KIND */
-		o->count = ~0ULL;
-		for (uint64_t i = 0; i < sizeof(hostile_names) / sizeof(hostile_names[0]); i++)
-			if (has_rest && mem_eq_str(rest, rn, hostile_names[i]))
-				o->count = i;
-		if (o->count == ~0ULL)
+		if (!has_rest || !find_name(hostile_names, sizeof(hostile_names) / sizeof(hostile_names[0]),
+					    rest, rn, &o->count))
 			return false;
 		break;
 	case OP_SOAK:     /* DISK:ROUNDS:SEED */
@@ -229,11 +237,8 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 		o->seed = num[1];
 		break;
 	case OP_ABUSE:    /* DISK:KIND */
-		o->count = ~0ULL;
-		for (uint64_t i = 0; i < sizeof(abuse_names) / sizeof(abuse_names[0]); i++)
-			if (has_rest && mem_eq_str(rest, rn, abuse_names[i]))
-				o->count = i;
-		if (o->count == ~0ULL)
+		if (!has_rest || !find_name(abuse_names, sizeof(abuse_names) / sizeof(abuse_names[0]),
+					    rest, rn, &o->count))
 			return false;
 		break;
 	}
