@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # fio: the block benchmark's limit (bench/run, docs/benchmarks.md). qemu-system-x86, cpio, kmod,
 # busybox-static: scripts/nested-kvm, where /dev/kvm is missing (docs/nested-kvm.md).
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
-  libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev \
+  libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev libhttp-parser-dev \
   acpica-tools gzip lz4 zstd xz-utils iproute2 \
   fio \
   qemu-system-x86 cpio kmod busybox-static \

@@ -268,6 +268,9 @@ void cli_usage(FILE *out)
 		"                   once /dev/kvm, the disks and the taps are open, run as\n"
 		"                   USER (name or uid; GROUP: its primary group by default)\n"
 		"                   with no way back to root (needs root to start)\n"
+		"  --api-sock PATH  serve the control API (HTTP/1.1, JSON) on a Unix socket at\n"
+		"                   PATH, owner-only: state, pause, resume, stop, metrics\n"
+		"                   (see docs/api.md)\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -348,10 +351,11 @@ int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const ch
 	case CLI_INITRD:
 	case CLI_RUN:
 	case CLI_USER:
+	case CLI_API_SOCK:
 		if (!*val)
 			return err_set(EINVAL, "%s: empty %s", name, key == CLI_USER ? "user" : "path");
 		*(key == CLI_KERNEL ? &cfg->kernel : key == CLI_INITRD ? &cfg->initrd :
-		  key == CLI_RUN ? &cfg->run : &cfg->user) = val;
+		  key == CLI_RUN ? &cfg->run : key == CLI_USER ? &cfg->user : &cfg->api_sock) = val;
 		return 0;
 	case CLI_CMDLINE:
 		cfg->cmdline = val;
@@ -453,6 +457,7 @@ static const struct flag {
 	{ "--timeout", NULL, F_SET, CLI_TIMEOUT },
 	{ "--run", NULL, F_SET, CLI_RUN },
 	{ "--user", NULL, F_SET, CLI_USER },
+	{ "--api-sock", NULL, F_SET, CLI_API_SOCK },
 };
 
 /*

@@ -14,7 +14,7 @@
 #define CLI_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
 #define CLI_MAX_NICS 4
 #define CLI_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
-#define CLI_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user from a --config file */
+#define CLI_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock from a --config file */
 
 /* One --disk PATH[,ro][,direct][,id=NAME]. */
 struct disk_config {
@@ -57,6 +57,7 @@ struct vmm_config {
 	enum stats_mode stats; /* --stats[=text|json] */
 	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
 	const char *user;      /* --user USER[:GROUP] (vmm/privdrop.h), NULL: stay who we are */
+	const char *api_sock;  /* --api-sock PATH (vmm/control.h), NULL: no control API */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
 	int nr_owned;          /* strings from the --config file that the pointers above use */
@@ -70,7 +71,7 @@ struct vmm_config {
  */
 enum cli_key {
 	CLI_KERNEL, CLI_INITRD, CLI_CMDLINE, CLI_MEM, CLI_CPUS, CLI_DISK, CLI_NET,
-	CLI_IO_ENGINE, CLI_TIMEOUT, CLI_STATS, CLI_RUN, CLI_USER,
+	CLI_IO_ENGINE, CLI_TIMEOUT, CLI_STATS, CLI_RUN, CLI_USER, CLI_API_SOCK,
 };
 
 /* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */

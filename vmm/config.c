@@ -217,6 +217,7 @@ static const struct key {
 	{ "stats", K_STRING, CLI_STATS },
 	{ "run", K_PATH, CLI_RUN },
 	{ "user", K_STRING, CLI_USER },
+	{ "api_sock", K_PATH, CLI_API_SOCK },
 };
 
 static int apply_key(const char *name, const char *dir, const struct key *k, struct json_object *v,

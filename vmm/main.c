@@ -9,8 +9,11 @@
 #include "vmm/stats.h"
 #include "vmm/vm.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /*
  * --run needs guest user programs that make system calls; where guest user
@@ -79,6 +82,10 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	run_remove_image(&run);
 	if (ret == 0 && cfg->run)
 		ret = check_run_host();
+	/* The API socket (owner-only) belongs to the user microvm becomes, who must answer on it. */
+	if (ret == 0 && cfg->user && cfg->api_sock && chown(cfg->api_sock, user.uid, user.gid) < 0)
+		ret = err_set(errno, "--api-sock %s: cannot give it to --user %s: %s", cfg->api_sock, cfg->user,
+			      strerror(errno));
 	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
 	if (ret == 0 && cfg->user && (ret = priv_drop(&user)) == 0)
 		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg->user,

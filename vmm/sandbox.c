@@ -74,6 +74,8 @@ static const int main_extra[] = {
 	SCMP_SYS(io_uring_enter),
 	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sigwatch.h) */
 };
+/* The main thread with the control API (vmm/api.h): connections, answers, the socket file at exit. */
+static const int api_extra[] = { SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(unlink) };
 static const int io_extra[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(io_uring_enter), SCMP_SYS(preadv), SCMP_SYS(pwritev),
 	SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(fdatasync), SCMP_SYS(fsync),
@@ -131,7 +133,7 @@ static int add_ioctls(scmp_filter_ctx f, const unsigned long *req, size_t n)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static int build(enum sandbox_kind kind, scmp_filter_ctx f)
+static int build(enum sandbox_kind kind, bool api, scmp_filter_ctx f)
 {
 	int r;
 
@@ -150,7 +152,8 @@ static int build(enum sandbox_kind kind, scmp_filter_ctx f)
 
 	switch (kind) {
 	case SANDBOX_MAIN:
-		if ((r = add_list(f, main_extra, N(main_extra))) < 0)
+		if ((r = add_list(f, main_extra, N(main_extra))) < 0 ||
+		    (api && (r = add_list(f, api_extra, N(api_extra))) < 0))
 			return r;
 		/* Kicks vCPUs out of KVM_RUN; starts the signal watcher when stopping. */
 		if ((r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -191,14 +194,14 @@ static int build(enum sandbox_kind kind, scmp_filter_ctx f)
 }
 
 /* Compile one kind's filter into a BPF program the thread can load without allocating. */
-static int compile(enum sandbox_kind kind, struct sock_fprog *prog)
+static int compile(enum sandbox_kind kind, bool api, struct sock_fprog *prog)
 {
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
 	int r, fd = -1;
 
 	if (!f)
 		return -ENOMEM;
-	if ((r = build(kind, f)) < 0)
+	if ((r = build(kind, api, f)) < 0)
 		goto out;
 	if ((fd = memfd_create("microvm-seccomp", MFD_CLOEXEC)) < 0) {
 		r = -errno;
@@ -285,16 +288,16 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	syscall(SYS_exit_group, MV_EXIT_SECCOMP);
 }
 
-int sandbox_prepare(void (*before_exit)(void *ctx), void *ctx)
+int sandbox_prepare(bool api, void (*before_exit)(void *ctx), void *ctx)
 {
 	int r;
 
 	if (seccomp_api_get() < 1)
 		return err_set(ENOSYS, "seccomp: this kernel has no seccomp filters (use --no-seccomp)");
 	for (int k = 0; k < SANDBOX_KINDS; k++) {
-		if (progs[k].filter)
-			continue;
-		if ((r = compile(k, &progs[k])) < 0)
+		free(progs[k].filter);
+		progs[k].filter = NULL;
+		if ((r = compile(k, api, &progs[k])) < 0)
 			return err_set(-r, "seccomp: building the %s thread's filter: %s",
 				       sandbox_kind_name(k), strerror(-r));
 	}

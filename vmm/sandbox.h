@@ -30,9 +30,11 @@ const char *sandbox_kind_name(enum sandbox_kind kind);
  * forbidden call; before_exit(ctx) then runs (async-signal-safe: the terminal
  * is restored) and the process exits with MV_EXIT_SECCOMP. Call it in the main
  * thread before any thread that enters the sandbox is started. From then on
- * sandbox_enter() applies the filters. Returns 0 or -errno with err_msg().
+ * sandbox_enter() applies the filters. With api (--api-sock), the main
+ * thread may also accept connections and, at exit, remove the socket file
+ * (unlink). Returns 0 or -errno with err_msg().
  */
-int sandbox_prepare(void (*before_exit)(void *ctx), void *ctx);
+int sandbox_prepare(bool api, void (*before_exit)(void *ctx), void *ctx);
 
 /*
  * Apply this kind's filter to the calling thread (and the threads it creates

@@ -3,6 +3,7 @@
 #include "boot/boot.h"
 #include "firmware/acpi.h"
 #include "firmware/fdt.h"
+#include "vmm/control.h"
 #include "vmm/err.h"
 #include "vmm/exit_codes.h"
 #include "vmm/log.h"
@@ -183,6 +184,11 @@ void vmm_request_stop(struct vmm *vmm, int status, const char *why)
 	vmm->exit_status = status;
 	if (why)
 		log_info("%s", why);
+	if (vmm->run_sync_ready) { /* a pause waiting for this vCPU to park gives up now */
+		pthread_mutex_lock(&vmm->run_lock);
+		pthread_cond_broadcast(&vmm->run_cond);
+		pthread_mutex_unlock(&vmm->run_lock);
+	}
 	uint64_t one = 1;
 	if (write(vmm->stop_efd, &one, sizeof(one)) < 0)
 		log_warn("cannot signal the main thread: %s", strerror(errno));
@@ -294,11 +300,21 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	vmm->vm.fd = -1;
 	if (vmm->stop_efd < 0)
 		return err_set(errno, "eventfd: %s", strerror(errno));
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&vmm->run_lock, NULL);
+	pthread_cond_init(&vmm->run_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	vmm->run_sync_ready = true;
 
 	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
 		return ret;
 	/* Disks and NICs join the machine before the firmware tables describe it; taps open before /dev/kvm. */
 	if ((ret = vdevs_open(&vmm->vdevs, cfg, &vmm->machine)) < 0)
+		return ret;
+	/* The socket too, so a path in use is reported the same on any host; requests are served once vmm_run() starts. */
+	if (cfg->api_sock && (ret = api_open(&vmm->api, cfg->api_sock, control_handle, vmm)) < 0)
 		return ret;
 	for (int i = 0; i < vmm->machine.nr_ram; i++) {
 		starts[i] = vmm->machine.ram[i].start;
@@ -362,6 +378,99 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	return 0;
 }
 
+/* (vCPU thread) Wait while the VM is paused; then clear the kick that took us out of KVM_RUN. */
+static void park(struct vmm *vmm, struct vcpu *vcpu)
+{
+	pthread_mutex_lock(&vmm->run_lock);
+	vmm->nr_parked++;
+	pthread_cond_broadcast(&vmm->run_cond);
+	while (atomic_load(&vmm->pause_requested) && !atomic_load(&vmm->stopping))
+		pthread_cond_wait(&vmm->run_cond, &vmm->run_lock);
+	vmm->nr_parked--;
+	/* Under the lock: a new pause sets the flag and kicks only after this. */
+	if (!atomic_load(&vmm->stopping))
+		vcpu_set_immediate_exit(vcpu, false);
+	pthread_mutex_unlock(&vmm->run_lock);
+}
+
+int vmm_pause(struct vmm *vmm)
+{
+	struct timespec dl;
+	int ret = 0;
+
+	pthread_mutex_lock(&vmm->run_lock);
+	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested)) {
+		pthread_mutex_unlock(&vmm->run_lock);
+		return -ESHUTDOWN;
+	}
+	if (atomic_load(&vmm->pause_requested)) {
+		pthread_mutex_unlock(&vmm->run_lock);
+		return 0;
+	}
+	atomic_store(&vmm->pause_requested, true);
+	for (int i = 0; i < vmm->nr_threads; i++) {
+		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
+		pthread_kill(vmm->threads[i], SIGUSR1);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += VMM_PAUSE_WAIT_MS / 1000;
+	dl.tv_nsec += (VMM_PAUSE_WAIT_MS % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	while (vmm->nr_parked < vmm->nr_threads && !atomic_load(&vmm->stop_requested)) {
+		if (pthread_cond_timedwait(&vmm->run_cond, &vmm->run_lock, &dl) == ETIMEDOUT)
+			break;
+	}
+	if (vmm->nr_parked < vmm->nr_threads) {
+		ret = atomic_load(&vmm->stop_requested) ? -ESHUTDOWN :
+			err_set(ETIMEDOUT, "pause: %d of %d vCPUs stopped within %d ms; the VM keeps running",
+				vmm->nr_parked, vmm->nr_threads, VMM_PAUSE_WAIT_MS);
+		atomic_store(&vmm->pause_requested, false);
+		pthread_cond_broadcast(&vmm->run_cond);
+	} else {
+		vmm->paused_since = stats_now_ns();
+		log_info("paused (control API): %d vCPUs stopped", vmm->nr_threads);
+	}
+	pthread_mutex_unlock(&vmm->run_lock);
+	return ret;
+}
+
+int vmm_resume(struct vmm *vmm)
+{
+	pthread_mutex_lock(&vmm->run_lock);
+	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested)) {
+		pthread_mutex_unlock(&vmm->run_lock);
+		return -ESHUTDOWN;
+	}
+	if (atomic_load(&vmm->pause_requested)) {
+		vmm->paused_total += stats_now_ns() - vmm->paused_since;
+		atomic_store(&vmm->pause_requested, false);
+		pthread_cond_broadcast(&vmm->run_cond);
+		log_info("resumed (control API)");
+	}
+	pthread_mutex_unlock(&vmm->run_lock);
+	return 0;
+}
+
+const char *vmm_state_name(struct vmm *vmm)
+{
+	if (atomic_load(&vmm->stop_requested) || atomic_load(&vmm->stopping))
+		return "stopping";
+	return atomic_load(&vmm->pause_requested) ? "paused" : "running";
+}
+
+uint64_t vmm_paused_ns(struct vmm *vmm, uint64_t now)
+{
+	pthread_mutex_lock(&vmm->run_lock);
+	uint64_t t = vmm->paused_total;
+	if (atomic_load(&vmm->pause_requested) && now > vmm->paused_since)
+		t += now - vmm->paused_since;
+	pthread_mutex_unlock(&vmm->run_lock);
+	return t;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -372,6 +481,10 @@ static void *vcpu_thread(void *arg)
 	sandbox_enter(SANDBOX_VCPU);
 	/* Once any stop is requested, no vCPU re-enters the guest. */
 	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
+		if (atomic_load(&vmm->pause_requested)) {
+			park(vmm, vcpu);
+			continue;
+		}
 		int ret = vcpu_run(vcpu, &ex);
 		if (ret == -EINTR)
 			continue;
@@ -394,11 +507,14 @@ static void kick_handler(int sig)
 /* Make every vCPU thread leave KVM_RUN and wait for them. */
 static void stop_vcpus(struct vmm *vmm)
 {
+	pthread_mutex_lock(&vmm->run_lock);
 	atomic_store(&vmm->stopping, true);
+	pthread_cond_broadcast(&vmm->run_cond); /* parked vCPUs leave too */
 	for (int i = 0; i < vmm->nr_threads; i++) {
 		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
 		pthread_kill(vmm->threads[i], SIGUSR1);
 	}
+	pthread_mutex_unlock(&vmm->run_lock);
 	for (int i = 0; i < vmm->nr_threads; i++)
 		pthread_join(vmm->threads[i], NULL);
 	vmm->nr_threads = 0;
@@ -458,7 +574,7 @@ int vmm_run(struct vmm *vmm)
 	/* Every thread started from here on confines itself (vmm/sandbox.h). */
 	if (vmm->cfg.no_seccomp) {
 		log_debug("seccomp: off (--no-seccomp)");
-	} else if (sandbox_prepare(restore_terminal, vmm) < 0) {
+	} else if (sandbox_prepare(vmm->api.path != NULL, restore_terminal, vmm) < 0) {
 		log_error("%s", err_msg());
 		close(sfd);
 		return MV_EXIT_ERROR;
@@ -498,11 +614,12 @@ int vmm_run(struct vmm *vmm)
 
 	uint64_t deadline = vmm->cfg.timeout_ms ? vmm->times.start + vmm->cfg.timeout_ms * 1000000ULL : 0;
 	for (;;) {
-		struct pollfd p[2] = {
+		struct pollfd p[2 + 1 + API_MAX_CLIENTS] = {
 			{ .fd = vmm->stop_efd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 		};
-		int wait_ms = -1;
+		int napi = api_pollfds(&vmm->api, p + 2, 1 + API_MAX_CLIENTS);
+		int wait_ms = api_timeout_ms(&vmm->api, stats_now_ns());
 		if (deadline) {
 			uint64_t now = stats_now_ns();
 			if (now >= deadline) {
@@ -514,9 +631,10 @@ int vmm_run(struct vmm *vmm)
 				break;
 			}
 			uint64_t left = (deadline - now + 999999) / 1000000;
-			wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+			if (wait_ms < 0 || left < (uint64_t)wait_ms)
+				wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
 		}
-		if (poll(p, 2, wait_ms) < 0) {
+		if (poll(p, (nfds_t)(2 + napi), wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
@@ -532,6 +650,8 @@ int vmm_run(struct vmm *vmm)
 				vmm_request_stop(vmm, 128 + (int)si.ssi_signo, why);
 			}
 		}
+		/* The control API: its routes run here, on the main thread (vmm/control.h). */
+		api_process(&vmm->api, p + 2, napi, stats_now_ns());
 		if (atomic_load(&vmm->stop_requested))
 			break;
 	}
@@ -568,6 +688,12 @@ void vmm_destroy(struct vmm *vmm)
 	if (vmm->kvm_open)
 		kvm_close(&vmm->kvm);
 	guest_mem_unmap(&vmm->mem);
+	api_close(&vmm->api);
+	if (vmm->run_sync_ready) {
+		pthread_cond_destroy(&vmm->run_cond);
+		pthread_mutex_destroy(&vmm->run_lock);
+		vmm->run_sync_ready = false;
+	}
 	if (vmm->stop_efd >= 0)
 		close(vmm->stop_efd);
 	vmm->stop_efd = -1;

@@ -13,6 +13,7 @@
 #include "driver/kvm.h"
 #include "driver/vcpu.h"
 #include "firmware/machine.h"
+#include "vmm/api.h"
 #include "vmm/bus.h"
 #include "vmm/cli.h"
 #include "vmm/console.h"
@@ -44,6 +45,16 @@ struct vmm {
 	struct exit_env exit_env;
 	struct vdevs vdevs;                 /* disks, virtio devices, the I/O thread */
 
+	/* Pause (the control API): vCPU threads park on run_cond while pause_requested. */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;            /* CLOCK_MONOTONIC */
+	bool run_sync_ready;
+	atomic_bool pause_requested;
+	int nr_parked;                      /* under run_lock */
+	uint64_t paused_since, paused_total; /* ns; under run_lock */
+
+	struct api_server api;              /* --api-sock (vmm/control.h); api.path NULL: none */
+
 	atomic_bool stop_requested;         /* first stop request wins */
 	atomic_bool stopping;               /* vCPU threads must leave KVM_RUN */
 	int exit_status;                    /* valid once stop_requested */
@@ -73,6 +84,24 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg);
 int vmm_run(struct vmm *vmm);
 
 void vmm_destroy(struct vmm *vmm);
+
+/*
+ * Pause: make every vCPU thread leave KVM_RUN and park, and wait (at most
+ * VMM_PAUSE_WAIT_MS) until all have. Idempotent. Main thread only. Returns 0,
+ * -ESHUTDOWN if the VM is stopping, or -ETIMEDOUT with err_msg() (the pause
+ * is then undone).
+ */
+#define VMM_PAUSE_WAIT_MS 2000
+int vmm_pause(struct vmm *vmm);
+
+/* Let parked vCPUs run again. Idempotent. Returns 0, or -ESHUTDOWN if the VM is stopping. */
+int vmm_resume(struct vmm *vmm);
+
+/* "running", "paused" or "stopping". */
+const char *vmm_state_name(struct vmm *vmm);
+
+/* Nanoseconds spent paused so far (the current pause included) at time now. */
+uint64_t vmm_paused_ns(struct vmm *vmm, uint64_t now);
 
 /* Ask the VM to stop with this exit status (thread-safe; the first request wins). */
 void vmm_request_stop(struct vmm *vmm, int status, const char *why);

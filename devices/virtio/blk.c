@@ -198,9 +198,10 @@ struct blk {
 	bool stalled;                   /* the pool ran dry with requests left in the ring */
 	unsigned long host_errors;
 
-	pthread_mutex_t lock;           /* inflight, for reset */
+	pthread_mutex_t lock;           /* inflight, for reset; stats */
 	pthread_cond_t idle;
 	unsigned inflight;
+	struct blk_stats stats;
 
 	bool fail_set;                  /* test-only error injection: eio:SECTOR */
 	uint64_t fail_sector;
@@ -211,6 +212,24 @@ struct blk {
 static const struct virtio_dev_ops blk_ops;
 
 static void blk_process(struct blk *b);
+
+/* Count an answered request (b->lock held). */
+static void count_locked(struct blk *b, enum io_op op, uint64_t len, uint8_t status)
+{
+	struct blk_stats *s = &b->stats;
+
+	s->requests++;
+	if (status != VIRTIO_BLK_S_OK) {
+		s->errors++;
+		return;
+	}
+	switch (op) {
+	case IO_OP_READ: s->reads++; s->read_bytes += len; break;
+	case IO_OP_WRITE: s->writes++; s->write_bytes += len; break;
+	case IO_OP_FLUSH: s->flushes++; break;
+	default: break;
+	}
+}
 
 /* Answer a request: status byte, used ring. The caller notifies. */
 static void finish(struct blk *b, uint16_t head, uint8_t *status_ptr, uint8_t status, uint32_t written)
@@ -266,6 +285,7 @@ static void req_done(struct io_request *io, int64_t res)
 	}
 	req_free(b, r);
 	pthread_mutex_lock(&b->lock);
+	count_locked(b, io->op, io->len, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 	if (--b->inflight == 0)
 		pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
@@ -291,6 +311,10 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 	if (p.status == VIRTIO_BLK_S_OK && p.type == VIRTIO_BLK_T_GET_ID)
 		virtq_chain_write(c, 0, b->disk.id, p.written - 1);
 	if (p.status != VIRTIO_BLK_S_OK || !p.needs_io) {
+		pthread_mutex_lock(&b->lock);
+		/* No host operation (GET_ID, an empty read, a flush of a read-only disk): only a request. */
+		count_locked(b, p.needs_io ? p.op : IO_OP_DISCARD, 0, p.status);
+		pthread_mutex_unlock(&b->lock);
 		finish(b, c->head, p.status_ptr, p.status, p.written);
 		req_free(b, r);
 		return true;
@@ -315,6 +339,7 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 	if (io_loop_submit(b->loop, &r->io) < 0) {
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
+		count_locked(b, p.op, 0, VIRTIO_BLK_S_IOERR);
 		pthread_mutex_unlock(&b->lock);
 		finish(b, c->head, p.status_ptr, VIRTIO_BLK_S_IOERR, 1);
 		req_free(b, r);
@@ -483,6 +508,13 @@ int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop,
 	fail_from_env(b);
 	*out = b;
 	return 0;
+}
+
+void blk_get_stats(struct blk *b, struct blk_stats *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = b->stats;
+	pthread_mutex_unlock(&b->lock);
 }
 
 struct virtio_dev *blk_virtio_dev(struct blk *b)

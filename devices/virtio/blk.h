@@ -127,6 +127,14 @@ struct blk_parsed {
 void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iovec *iov, int iov_max,
 	       struct blk_parsed *out);
 
+/* A disk's request counters since it was created (the control API's metrics). */
+struct blk_stats {
+	uint64_t requests;              /* chains answered */
+	uint64_t reads, writes, flushes;    /* host operations that succeeded */
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors;                /* answered IOERR or UNSUPP (bad request or host error) */
+};
+
 /*
  * The device model. Create it for disk d; requests go to file index `file` of
  * loop (registered by the caller). Reads BLK_FAIL_ENV (test only, below).
@@ -135,6 +143,9 @@ void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iov
 struct blk;
 int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop, int file);
 void blk_destroy(struct blk *b);
+
+/* A consistent copy of the counters (any thread). */
+void blk_get_stats(struct blk *b, struct blk_stats *out);
 
 /* The virtio device to hand to a transport (ops, priv and queues set). */
 struct virtio_dev *blk_virtio_dev(struct blk *b);

@@ -421,6 +421,12 @@ static void test_device_rw(enum io_engine e)
 	cr_assert_eq(pread(r.fd, back, 4096, 3 * 4096), 4096);
 	cr_assert_eq(back[0], 'D');
 	cr_assert_eq(back[4095], 'D');
+	struct blk_stats st;
+	blk_get_stats(r.blk, &st);
+	cr_assert_eq(st.requests, 5);
+	cr_assert_eq(st.writes, 5);
+	cr_assert_eq(st.write_bytes, 5 * 4096);
+	cr_assert_eq(st.reads + st.flushes + st.read_bytes + st.errors, 0);
 
 	memset(r.ram + DATA_GPA, 0, 5 * 4096);
 	for (int k = 0; k < 4; k++)
@@ -452,6 +458,14 @@ static void test_device_rw(enum io_engine e)
 	cr_assert_str_eq((char *)r.ram + DATA_GPA + 2 * 4096, "rig");
 	cr_assert_eq(r.ram[STATUS_GPA + 3], VIRTIO_BLK_S_IOERR);
 	cr_assert_eq(atomic_load(&r.broken), 0);
+	/* The counters: 4 reads and a flush in the second batch; GET_ID is a request only; 3 errors. */
+	blk_get_stats(r.blk, &st);
+	cr_assert_eq(st.requests, 14);
+	cr_assert_eq(st.reads, 4);
+	cr_assert_eq(st.read_bytes, 4 * 4096);
+	cr_assert_eq(st.flushes, 1);
+	cr_assert_eq(st.writes, 5);
+	cr_assert_eq(st.errors, 3);
 
 	/* Reset waits for what is in flight. */
 	for (int k = 0; k < 5; k++) {

@@ -361,6 +361,7 @@ Test(cli, timeout_stats_run)
 	cr_assert_eq(cfg.timeout_ms, 0, "no --timeout: none");
 	cr_assert_null(cfg.run);
 	cr_assert_null(cfg.user, "no --user: stay who we are");
+	cr_assert_null(cfg.api_sock, "no --api-sock: no control API");
 }
 
 Test(cli, user)
@@ -424,6 +425,8 @@ Test(cli, timeout_stats_run_errors)
 		{ 4, { "microvm", "--kernel", "k", "--run" }, "--run needs a value" },
 		{ 5, { "microvm", "--kernel", "k", "--run", "" }, "--run: empty path" },
 		{ 5, { "microvm", "--kernel", "k", "--user", "" }, "--user: empty user" },
+		{ 5, { "microvm", "--kernel", "k", "--api-sock", "" }, "--api-sock: empty path" },
+		{ 4, { "microvm", "--kernel", "k", "--api-sock" }, "--api-sock needs a value" },
 		{ 4, { "microvm", "--kernel", "k", "--user" }, "--user needs a value" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

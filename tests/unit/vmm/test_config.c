@@ -93,7 +93,8 @@ Test(config, every_key)
 			" \"nets\": [{\"tap\": \"tap0\", \"mac\": \"02:00:00:00:00:07\"}, \"tap=tap1,mac=random\"],\n"
 			" \"io_engine\": \"sync\", \"cmdline_devices\": true, \"no_host_quirks\": true,\n"
 			" \"no_seccomp\": true,"
-			" \"timeout\": 30, \"stats\": \"json\", \"run\": \"test.sh\", \"user\": \"nobody\"}");
+			" \"timeout\": 30, \"stats\": \"json\", \"run\": \"test.sh\", \"user\": \"nobody\",\n"
+			" \"api_sock\": \"vm.sock\"}");
 
 	cr_assert_eq(ret, 0, "%s", err_msg());
 	cr_assert_str_eq(cfg.kernel, in_dir("bzImage"));
@@ -124,6 +125,7 @@ Test(config, every_key)
 	cr_assert_eq(cfg.stats, STATS_JSON);
 	cr_assert_str_eq(cfg.run, in_dir("test.sh"));
 	cr_assert_str_eq(cfg.user, "nobody");
+	cr_assert_str_eq(cfg.api_sock, in_dir("vm.sock"));
 	cr_assert_str_eq(cfg.config, path);
 }
 

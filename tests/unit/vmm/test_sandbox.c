@@ -40,6 +40,8 @@ struct result {
 	char mark;
 };
 
+static bool with_api; /* sandbox_prepare's api option for the next run_confined() */
+
 /* Run fn in a child confined as kind; stderr and before_exit's mark come back. */
 static struct result run_confined(enum sandbox_kind kind, int (*fn)(void))
 {
@@ -58,7 +60,7 @@ static struct result run_confined(enum sandbox_kind kind, int (*fn)(void))
 		/* As in microvm, threads were started before: glibc's one-time thread set-up is done. */
 		if (pthread_create(&t, NULL, thread_fn, NULL) != 0 || pthread_join(t, NULL) != 0)
 			_exit(91);
-		if (sandbox_prepare(before_exit, &tag) < 0)
+		if (sandbox_prepare(with_api, before_exit, &tag) < 0)
 			_exit(90);
 		sandbox_enter(kind);
 		_exit(fn());
@@ -254,4 +256,28 @@ Test(sandbox, inactive_until_prepared)
 	int s = socket(AF_UNIX, SOCK_STREAM, 0);
 	cr_assert_geq(s, 0);
 	close(s);
+}
+
+/* ---- the control API's calls: the main thread's, and only with --api-sock ---- */
+
+static int api_calls(void)
+{
+	/* accept4 on a non-socket, a send on one, removing a file that is not there: each fails, none is killed. */
+	int fd = STDERR_FILENO; /* a pipe */
+	if (accept4(fd, NULL, NULL, SOCK_CLOEXEC) != -1 || errno != ENOTSOCK)
+		return 30;
+	if (send(fd, "x", 1, MSG_NOSIGNAL) != -1 || errno != ENOTSOCK)
+		return 31;
+	if (unlink("/nonexistent/microvm-test-api.sock") != -1 || errno != ENOENT)
+		return 32;
+	return 0;
+}
+
+Test(sandbox, api_calls_only_for_the_main_thread_with_the_api)
+{
+	with_api = true;
+	assert_survived(run_confined(SANDBOX_MAIN, api_calls));
+	assert_killed(run_confined(SANDBOX_VCPU, api_calls), "vcpu", "accept4");
+	with_api = false;
+	assert_killed(run_confined(SANDBOX_MAIN, api_calls), "main", "accept4");
 }

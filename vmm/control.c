@@ -1,0 +1,234 @@
+/* control.c - the control API's routes (see control.h and docs/api.md). */
+#include "vmm/control.h"
+#include "vmm/err.h"
+#include "vmm/exit_codes.h"
+#include "vmm/stats.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+static char *take_json(json_object *o)
+{
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static void disk_name(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "vd%c", 'a' + i);
+}
+
+static json_object *config_json(const struct vmm *vmm)
+{
+	const struct vmm_config *c = &vmm->cfg;
+	json_object *o = json_object_new_object();
+	json_object *disks = json_object_new_array();
+	json_object *nets = json_object_new_array();
+
+	json_object_object_add(o, "kernel", str_or_null(c->kernel));
+	json_object_object_add(o, "initrd", str_or_null(c->initrd));
+	json_object_object_add(o, "cmdline", str_or_null(vmm->vdevs.cmdline ? vmm->vdevs.cmdline : c->cmdline));
+	json_object_object_add(o, "mem", json_object_new_uint64(c->mem));
+	json_object_object_add(o, "cpus", json_object_new_int(c->cpus));
+	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {
+		const struct vdisk *v = &vmm->vdevs.disks[i];
+		json_object *d = json_object_new_object();
+		char name[16];
+		disk_name(name, sizeof(name), i);
+		json_object_object_add(d, "name", json_object_new_string(name));
+		json_object_object_add(d, "path", json_object_new_string(v->cfg->path));
+		json_object_object_add(d, "ro", json_object_new_boolean(v->cfg->ro));
+		json_object_object_add(d, "direct", json_object_new_boolean(v->cfg->direct));
+		json_object_object_add(d, "size", json_object_new_uint64(v->size));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(o, "disks", disks);
+	for (int i = 0; i < vmm->vdevs.nr_nics; i++) {
+		const struct vnet *v = &vmm->vdevs.nics[i];
+		json_object *n = json_object_new_object();
+		char name[16], mac[18];
+		snprintf(name, sizeof(name), "eth%d", i);
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", v->mac[0], v->mac[1], v->mac[2],
+			 v->mac[3], v->mac[4], v->mac[5]);
+		json_object_object_add(n, "name", json_object_new_string(name));
+		json_object_object_add(n, "tap", json_object_new_string(v->cfg->tap));
+		json_object_object_add(n, "mac", json_object_new_string(mac));
+		json_object_array_add(nets, n);
+	}
+	json_object_object_add(o, "nets", nets);
+	json_object_object_add(o, "io_engine", json_object_new_string(io_engine_name(c->io_engine)));
+	return o;
+}
+
+static json_object *engine_json(const struct vmm *vmm)
+{
+	return vmm->vdevs.loop ? json_object_new_string(io_engine_name(io_loop_engine(vmm->vdevs.loop))) : NULL;
+}
+
+static char *info_body(struct vmm *vmm)
+{
+	json_object *o = json_object_new_object();
+	uint64_t now = stats_now_ns();
+
+	json_object_object_add(o, "state", json_object_new_string(vmm_state_name(vmm)));
+	json_object_object_add(o, "uptime_ms", json_object_new_uint64((now - vmm->times.start) / 1000000));
+	json_object_object_add(o, "paused_ms", json_object_new_uint64(vmm_paused_ns(vmm, now) / 1000000));
+	json_object_object_add(o, "version", json_object_new_string(MICROVM_VERSION));
+	json_object_object_add(o, "io_engine", engine_json(vmm));
+	json_object_object_add(o, "config", config_json(vmm));
+	return take_json(o);
+}
+
+static char *metrics_body(struct vmm *vmm)
+{
+	static struct exit_stats sum; /* main thread only; a few KiB */
+	json_object *o = json_object_new_object();
+	json_object *exits = json_object_new_object();
+	json_object *devs = json_object_new_object();
+	uint64_t total = 0;
+
+	/* The vCPUs keep counting while this reads: each counter is exact, their sum a snapshot. */
+	exit_stats_sum(vmm->vstats, vmm->nr_vcpus, &sum);
+	for (int k = 0; k < VMEXIT_KIND_COUNT; k++) {
+		json_object_object_add(exits, vmexit_kind_name((enum vm_exit_kind)k), json_object_new_uint64(sum.kind[k]));
+		total += sum.kind[k];
+	}
+	json_object_object_add(o, "vm_exits_total", json_object_new_uint64(total));
+	json_object_object_add(o, "vm_exits", exits);
+	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {
+		struct blk_stats st = { 0 };
+		json_object *d = json_object_new_object();
+		char name[16];
+		if (vmm->vdevs.disks[i].blk)
+			blk_get_stats(vmm->vdevs.disks[i].blk, &st);
+		disk_name(name, sizeof(name), i);
+		json_object_object_add(d, "requests", json_object_new_uint64(st.requests));
+		json_object_object_add(d, "reads", json_object_new_uint64(st.reads));
+		json_object_object_add(d, "read_bytes", json_object_new_uint64(st.read_bytes));
+		json_object_object_add(d, "writes", json_object_new_uint64(st.writes));
+		json_object_object_add(d, "write_bytes", json_object_new_uint64(st.write_bytes));
+		json_object_object_add(d, "flushes", json_object_new_uint64(st.flushes));
+		json_object_object_add(d, "errors", json_object_new_uint64(st.errors));
+		json_object_object_add(devs, name, d);
+	}
+	for (int i = 0; i < vmm->vdevs.nr_nics; i++) {
+		struct net_stats st = { 0 };
+		json_object *n = json_object_new_object();
+		char name[16];
+		if (vmm->vdevs.nics[i].net)
+			net_get_stats(vmm->vdevs.nics[i].net, &st);
+		snprintf(name, sizeof(name), "eth%d", i);
+		json_object_object_add(n, "rx_frames", json_object_new_uint64(st.rx_frames));
+		json_object_object_add(n, "rx_bytes", json_object_new_uint64(st.rx_bytes));
+		json_object_object_add(n, "rx_dropped", json_object_new_uint64(st.rx_dropped));
+		json_object_object_add(n, "tx_frames", json_object_new_uint64(st.tx_frames));
+		json_object_object_add(n, "tx_bytes", json_object_new_uint64(st.tx_bytes));
+		json_object_object_add(n, "tx_dropped", json_object_new_uint64(st.tx_dropped));
+		json_object_object_add(devs, name, n);
+	}
+	json_object_object_add(o, "devices", devs);
+	json_object_object_add(o, "io_engine", engine_json(vmm));
+	json_object *api = json_object_new_object();
+	json_object_object_add(api, "requests", json_object_new_uint64(vmm->api.requests));
+	json_object_object_add(api, "rejected", json_object_new_uint64(vmm->api.rejected));
+	json_object_object_add(o, "api", api);
+	return take_json(o);
+}
+
+static char *state_body(struct vmm *vmm)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "state", json_object_new_string(vmm_state_name(vmm)));
+	return take_json(o);
+}
+
+/* One route: its path, its method, what it does. */
+struct route {
+	const char *path, *method;
+	void (*fn)(struct vmm *vmm, struct api_response *resp);
+};
+
+static void get_vm(struct vmm *vmm, struct api_response *resp)
+{
+	resp->status = 200;
+	resp->body = info_body(vmm);
+}
+
+static void get_metrics(struct vmm *vmm, struct api_response *resp)
+{
+	resp->status = 200;
+	resp->body = metrics_body(vmm);
+}
+
+static void post_pause(struct vmm *vmm, struct api_response *resp)
+{
+	int r = vmm_pause(vmm);
+	if (r == -ESHUTDOWN) {
+		resp->status = 409;
+		resp->body = api_error_body("the VM is stopping");
+	} else if (r < 0) {
+		resp->status = 500;
+		resp->body = api_error_body("%s", err_msg());
+	} else {
+		resp->status = 200;
+		resp->body = state_body(vmm);
+	}
+}
+
+static void post_resume(struct vmm *vmm, struct api_response *resp)
+{
+	if (vmm_resume(vmm) < 0) {
+		resp->status = 409;
+		resp->body = api_error_body("the VM is stopping");
+		return;
+	}
+	resp->status = 200;
+	resp->body = state_body(vmm);
+}
+
+static void post_stop(struct vmm *vmm, struct api_response *resp)
+{
+	vmm_request_stop(vmm, MV_EXIT_POWEROFF, "stop requested through the control API: stopping the VM");
+	resp->status = 200;
+	resp->body = state_body(vmm);
+}
+
+static const struct route routes[] = {
+	{ "/vm", "GET", get_vm },
+	{ "/metrics", "GET", get_metrics },
+	{ "/vm/pause", "POST", post_pause },
+	{ "/vm/resume", "POST", post_resume },
+	{ "/vm/stop", "POST", post_stop },
+};
+
+void control_handle(void *ctx, const struct api_request *req, struct api_response *resp)
+{
+	struct vmm *vmm = ctx;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(routes[i].path, req->path))
+			continue;
+		if (strcmp(routes[i].method, req->method)) {
+			resp->status = 405;
+			resp->allow = routes[i].method;
+			resp->body = api_error_body("%s %s: method not allowed (use %s)", req->method, req->path,
+						    routes[i].method);
+			return;
+		}
+		routes[i].fn(vmm, resp);
+		return;
+	}
+	resp->status = 404;
+	resp->body = api_error_body("%s: no such route (see docs/api.md)", req->path);
+}
