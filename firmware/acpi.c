@@ -299,6 +299,32 @@ static long build_dsdt(const struct machine *m, uint8_t *buf, size_t room)
 	aml_name_resources(&a, "_CRS", &r);
 	aml_end(&a, dev);
 
+	/*
+	 * The power button of a hardware-reduced machine (no PM1 fixed events): a
+	 * Generic Event Device whose interrupt runs _EVT, which notifies a
+	 * control-method power button (PNP0C0C) with 0x80 ("pressed"). microvm
+	 * pulses MV_IRQ_GED for a graceful shutdown (the control API's
+	 * POST /vm/shutdown); Linux's button driver turns it into KEY_POWER.
+	 */
+	dev = aml_device_begin(&a, "PWRB");
+	aml_name(&a, "_HID");
+	aml_dword(&a, aml_eisaid("PNP0C0C"));
+	aml_name(&a, "_UID");
+	aml_integer(&a, 0);
+	aml_end(&a, dev);
+	dev = aml_device_begin(&a, "GED0");
+	aml_name(&a, "_HID");
+	aml_string(&a, "ACPI0013");
+	aml_name(&a, "_UID");
+	aml_integer(&a, 0);
+	aml_res_init(&r);
+	aml_res_ext_irq_edge_high(&r, MV_IRQ_GED);
+	aml_name_resources(&a, "_CRS", &r);
+	size_t evt = aml_method_begin(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB.PWRB", 0x80);
+	aml_end(&a, evt);
+	aml_end(&a, dev);
+
 	for (int i = 0; i < m->nr_mmio_devs; i++) {
 		const struct mmio_dev *d = &m->mmio_devs[i];
 

@@ -17,6 +17,8 @@
 #define AML_BUFFER_OP     0x11
 #define AML_PACKAGE_OP    0x12
 #define AML_EXT_OP_PREFIX 0x5b
+#define AML_METHOD_OP     0x14
+#define AML_NOTIFY_OP     0x86
 #define AML_DEVICE_OP     0x82 /* after AML_EXT_OP_PREFIX */
 #define AML_ROOT_CHAR     '\\'
 #define AML_DUAL_NAME     0x2e
@@ -243,6 +245,24 @@ size_t aml_device_begin(struct aml *a, const char *name)
 	size_t mark = pkg_begin(a);
 	aml_name_string(a, name);
 	return mark;
+}
+
+size_t aml_method_begin(struct aml *a, const char *name, uint8_t nr_args)
+{
+	put8(a, AML_METHOD_OP);
+	size_t mark = pkg_begin(a);
+	aml_name_string(a, name);
+	if (nr_args > 7 && !a->err)
+		a->err = -EINVAL;
+	put8(a, (uint8_t)(nr_args & 7)); /* MethodFlags: ArgCount, NotSerialized, SyncLevel 0 */
+	return mark;
+}
+
+void aml_notify(struct aml *a, const char *path, uint8_t value)
+{
+	put8(a, AML_NOTIFY_OP);
+	aml_name_string(a, path);
+	aml_integer(a, value);
 }
 
 size_t aml_package_begin(struct aml *a, uint8_t nr_elements)

@@ -49,10 +49,14 @@ uint32_t aml_eisaid(const char *id);
 size_t aml_scope_begin(struct aml *a, const char *name);          /* Scope(name) { */
 size_t aml_device_begin(struct aml *a, const char *name);         /* Device(name) { */
 size_t aml_package_begin(struct aml *a, uint8_t nr_elements);     /* Package(n) { */
+size_t aml_method_begin(struct aml *a, const char *name, uint8_t nr_args); /* Method(name, n, NotSerialized) { (n <= 7) */
 void aml_end(struct aml *a, size_t mark);                         /* } */
 
 /* Name(name, ...): the caller emits the value next. */
 void aml_name(struct aml *a, const char *name);
+
+/* Notify(path, value): in a method body. */
+void aml_notify(struct aml *a, const char *path, uint8_t value);
 
 /*
  * A resource template under construction: descriptors are collected here and

@@ -57,7 +57,7 @@ int machine_init(struct machine *m, uint64_t ram_size, int ncpus)
 /*
  * Next IOAPIC pin after the pins already handed out. ISA IRQs are identity
  * mapped, so the pins the legacy devices own are never given to virtio:
- * COM1's, 8 (RTC, by convention) and the SCI.
+ * COM1's, 8 (RTC, by convention) and the SCI; nor is the GED's.
  */
 static int next_free_pin(const struct machine *m)
 {
@@ -66,7 +66,7 @@ static int next_free_pin(const struct machine *m)
 	if (m->nr_mmio_devs > 0)
 		pin = m->mmio_devs[m->nr_mmio_devs - 1].irq + 1;
 	for (; pin < MV_IOAPIC_PINS; pin++) {
-		if (pin == MV_IRQ_COM1 || pin == 8 || pin == MV_SCI_IRQ)
+		if (pin == MV_IRQ_COM1 || pin == 8 || pin == MV_SCI_IRQ || pin == MV_IRQ_GED)
 			continue;
 		return (int)pin;
 	}

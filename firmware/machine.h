@@ -72,6 +72,7 @@
 #define MV_IRQ_COM1          4
 #define MV_IRQ_VIRTIO_FIRST  5   /* virtio-mmio devices take 5, 6, 7, 10, 11, ... (see machine.c) */
 #define MV_IOAPIC_PINS       24
+#define MV_IRQ_GED           23  /* the ACPI Generic Event Device (ACPI0013): the power button */
 #define MV_SCI_IRQ           9   /* FADT SCI_INT (unused by a hardware-reduced machine, but must be valid) */
 
 #define MV_MAX_VCPUS      64

@@ -153,26 +153,29 @@ static char *state_body(struct vmm *vmm)
 	return take_json(o);
 }
 
-/* One route: its path, its method, what it does. */
+/* One route: its path, its method, what it does (body: the request's, NUL-terminated). */
 struct route {
 	const char *path, *method;
-	void (*fn)(struct vmm *vmm, struct api_response *resp);
+	void (*fn)(struct vmm *vmm, const struct api_request *req, struct api_response *resp);
 };
 
-static void get_vm(struct vmm *vmm, struct api_response *resp)
+static void get_vm(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
 {
+	(void)req;
 	resp->status = 200;
 	resp->body = info_body(vmm);
 }
 
-static void get_metrics(struct vmm *vmm, struct api_response *resp)
+static void get_metrics(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
 {
+	(void)req;
 	resp->status = 200;
 	resp->body = metrics_body(vmm);
 }
 
-static void post_pause(struct vmm *vmm, struct api_response *resp)
+static void post_pause(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
 {
+	(void)req;
 	int r = vmm_pause(vmm);
 	if (r == -ESHUTDOWN) {
 		resp->status = 409;
@@ -186,8 +189,9 @@ static void post_pause(struct vmm *vmm, struct api_response *resp)
 	}
 }
 
-static void post_resume(struct vmm *vmm, struct api_response *resp)
+static void post_resume(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
 {
+	(void)req;
 	if (vmm_resume(vmm) < 0) {
 		resp->status = 409;
 		resp->body = api_error_body("the VM is stopping");
@@ -197,11 +201,81 @@ static void post_resume(struct vmm *vmm, struct api_response *resp)
 	resp->body = state_body(vmm);
 }
 
-static void post_stop(struct vmm *vmm, struct api_response *resp)
+static void post_stop(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
 {
+	(void)req;
 	vmm_request_stop(vmm, MV_EXIT_POWEROFF, "stop requested through the control API: stopping the VM");
 	resp->status = 200;
 	resp->body = state_body(vmm);
+}
+
+/*
+ * The body: empty, or {"timeout": SECONDS} (a number, 0 < SECONDS <= 3600).
+ * Returns 0 with *ms, or -EINVAL with the message in resp.
+ */
+static int shutdown_timeout(const struct api_request *req, uint64_t *ms, struct api_response *resp)
+{
+	*ms = VMM_SHUTDOWN_DEFAULT_MS;
+	if (req->body_len == 0)
+		return 0;
+	struct json_tokener *tok = json_tokener_new();
+	json_object *o = tok ? json_tokener_parse_ex(tok, req->body, (int)req->body_len) : NULL;
+	bool whole = tok && json_tokener_get_error(tok) == json_tokener_success &&
+		     json_tokener_get_parse_end(tok) == req->body_len;
+	json_tokener_free(tok);
+	const char *why = NULL;
+	json_object *t = NULL;
+	if (!o || !whole || !json_object_is_type(o, json_type_object)) {
+		why = "the body must be a JSON object, e.g. {\"timeout\": 30}";
+	} else {
+		json_object_object_foreach(o, key, val) {
+			(void)val;
+			if (strcmp(key, "timeout")) {
+				why = "unknown key (only \"timeout\")";
+				break;
+			}
+		}
+		if (!why && json_object_object_get_ex(o, "timeout", &t)) {
+			double s = json_object_get_double(t);
+			if (!(json_object_is_type(t, json_type_int) || json_object_is_type(t, json_type_double)) ||
+			    !(s > 0 && s <= 3600))
+				why = "timeout must be a number of seconds, more than 0 and at most 3600";
+			else
+				*ms = (uint64_t)(s * 1000.0 + 0.5) ? (uint64_t)(s * 1000.0 + 0.5) : 1;
+		}
+	}
+	json_object_put(o);
+	if (why) {
+		resp->status = 400;
+		resp->body = api_error_body("POST /vm/shutdown: %s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void post_shutdown(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
+{
+	uint64_t ms;
+
+	if (shutdown_timeout(req, &ms, resp) < 0)
+		return;
+	int r = vmm_shutdown(vmm, ms);
+	if (r == -ESHUTDOWN || r == -EAGAIN) {
+		resp->status = 409;
+		resp->body = api_error_body(r == -EAGAIN ? "the VM is paused: resume it first (a paused guest cannot see the button)"
+							 : "the VM is stopping");
+		return;
+	}
+	if (r < 0) {
+		resp->status = 500;
+		resp->body = api_error_body("%s", err_msg());
+		return;
+	}
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "state", json_object_new_string(vmm_state_name(vmm)));
+	json_object_object_add(o, "timeout_ms", json_object_new_uint64(vmm->shutdown_timeout_ms));
+	resp->status = 202;
+	resp->body = take_json(o);
 }
 
 static const struct route routes[] = {
@@ -210,6 +284,7 @@ static const struct route routes[] = {
 	{ "/vm/pause", "POST", post_pause },
 	{ "/vm/resume", "POST", post_resume },
 	{ "/vm/stop", "POST", post_stop },
+	{ "/vm/shutdown", "POST", post_shutdown },
 };
 
 void control_handle(void *ctx, const struct api_request *req, struct api_response *resp)
@@ -226,7 +301,7 @@ void control_handle(void *ctx, const struct api_request *req, struct api_respons
 						    routes[i].method);
 			return;
 		}
-		routes[i].fn(vmm, resp);
+		routes[i].fn(vmm, req, resp);
 		return;
 	}
 	resp->status = 404;

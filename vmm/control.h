@@ -7,6 +7,8 @@
  *   GET  /metrics     VM exits by kind, per-device counters, I/O engine
  *   POST /vm/pause    stop every vCPU (idempotent)
  *   POST /vm/resume   let them run again (idempotent)
+ *   POST /vm/shutdown press the guest's ACPI power button; stop it (exit status 124) if it
+ *                     has not powered off after {"timeout": SECONDS} (default 30)
  *   POST /vm/stop     stop the VM as SIGTERM does (in-flight writes synced), exit status 0
  */
 #ifndef MICROVM_CONTROL_H

@@ -15,7 +15,7 @@
 #define MV_EXIT_GUEST_PANIC  122 /* the guest kernel reported a panic through pvpanic (port 0x505) */
 #define MV_EXIT_RUN_NO_STATUS 123 /* --run: the guest ended (power-off, reset, Ctrl-A x) without
 				   * reporting the script's status on the exit-status port */
-#define MV_EXIT_TIMEOUT      124 /* --timeout expired (as coreutils timeout); the VM was stopped cleanly */
+#define MV_EXIT_TIMEOUT      124 /* --timeout or a POST /vm/shutdown deadline expired (as coreutils timeout); the VM was stopped cleanly */
 #define MV_EXIT_SECCOMP      159 /* a thread made a system call its seccomp filter forbids (128 + SIGSYS);
 				  * the process stopped at once (vmm/sandbox.h) */
 

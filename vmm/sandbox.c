@@ -159,7 +159,9 @@ static int build(enum sandbox_kind kind, bool api, scmp_filter_ctx f)
 	switch (kind) {
 	case SANDBOX_MAIN:
 		if ((r = add_list(f, main_extra, N(main_extra))) < 0 ||
-		    (api && (r = add_list(f, api_extra, N(api_extra))) < 0))
+		    (api && (r = add_list(f, api_extra, N(api_extra))) < 0) ||
+		    /* POST /vm/shutdown pulses the power button's line. */
+		    (api && (r = add_ioctls(f, (const unsigned long[]){ KVM_IRQ_LINE }, 1)) < 0))
 			return r;
 		/* Kicks vCPUs out of KVM_RUN; starts the signal watcher when stopping. */
 		if ((r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,

@@ -454,11 +454,32 @@ int vmm_resume(struct vmm *vmm)
 	return 0;
 }
 
+int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms)
+{
+	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested))
+		return -ESHUTDOWN;
+	if (atomic_load(&vmm->pause_requested))
+		return -EAGAIN;
+	/* An edge on the GED's pin: _EVT runs and notifies the power button. */
+	if (vm_irq_line(&vmm->vm, MV_IRQ_GED, true) < 0 || vm_irq_line(&vmm->vm, MV_IRQ_GED, false) < 0)
+		return -EIO;
+	uint64_t deadline = stats_now_ns() + timeout_ms * 1000000ULL;
+	if (!vmm->shutdown_deadline || deadline < vmm->shutdown_deadline) {
+		vmm->shutdown_deadline = deadline;
+		vmm->shutdown_timeout_ms = timeout_ms;
+	}
+	log_info("shutdown requested (control API): pressed the guest's power button; stopping it in %g s "
+		 "unless it powers off", (double)timeout_ms / 1000.0);
+	return 0;
+}
+
 const char *vmm_state_name(struct vmm *vmm)
 {
 	if (atomic_load(&vmm->stop_requested) || atomic_load(&vmm->stopping))
 		return "stopping";
-	return atomic_load(&vmm->pause_requested) ? "paused" : "running";
+	if (atomic_load(&vmm->pause_requested))
+		return "paused";
+	return vmm->shutdown_deadline ? "shutting-down" : "running";
 }
 
 uint64_t vmm_paused_ns(struct vmm *vmm, uint64_t now)
@@ -620,6 +641,20 @@ int vmm_run(struct vmm *vmm)
 		};
 		int napi = api_pollfds(&vmm->api, p + 2, 1 + API_MAX_CLIENTS);
 		int wait_ms = api_timeout_ms(&vmm->api, stats_now_ns());
+		if (vmm->shutdown_deadline) {
+			uint64_t now = stats_now_ns();
+			if (now >= vmm->shutdown_deadline) {
+				char why[160];
+				snprintf(why, sizeof(why),
+					 "the guest did not power off within %g s of the shutdown request; stopping the VM (exit status %d)",
+					 (double)vmm->shutdown_timeout_ms / 1000.0, MV_EXIT_TIMEOUT);
+				vmm_request_stop(vmm, MV_EXIT_TIMEOUT, why);
+				break;
+			}
+			uint64_t left = (vmm->shutdown_deadline - now + 999999) / 1000000;
+			if (wait_ms < 0 || left < (uint64_t)wait_ms)
+				wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
 		if (deadline) {
 			uint64_t now = stats_now_ns();
 			if (now >= deadline) {

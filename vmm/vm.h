@@ -54,6 +54,8 @@ struct vmm {
 	uint64_t paused_since, paused_total; /* ns; under run_lock */
 
 	struct api_server api;              /* --api-sock (vmm/control.h); api.path NULL: none */
+	uint64_t shutdown_deadline;         /* ns; a shutdown request not yet obeyed (main thread only); 0: none */
+	uint64_t shutdown_timeout_ms;
 
 	atomic_bool stop_requested;         /* first stop request wins */
 	atomic_bool stopping;               /* vCPU threads must leave KVM_RUN */
@@ -97,7 +99,17 @@ int vmm_pause(struct vmm *vmm);
 /* Let parked vCPUs run again. Idempotent. Returns 0, or -ESHUTDOWN if the VM is stopping. */
 int vmm_resume(struct vmm *vmm);
 
-/* "running", "paused" or "stopping". */
+/*
+ * Graceful shutdown: press the guest's ACPI power button (the GED's
+ * interrupt, firmware/acpi.c) and stop the VM with MV_EXIT_TIMEOUT if it has
+ * not ended timeout_ms later. Main thread only. Returns 0, -ESHUTDOWN if the
+ * VM is stopping, -EAGAIN if it is paused (it could not react), or -errno with
+ * err_msg().
+ */
+#define VMM_SHUTDOWN_DEFAULT_MS 30000
+int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms);
+
+/* "running", "paused", "shutting-down" (a shutdown request pending) or "stopping". */
 const char *vmm_state_name(struct vmm *vmm);
 
 /* Nanoseconds spent paused so far (the current pause included) at time now. */

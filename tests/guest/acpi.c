@@ -130,6 +130,20 @@ static void find_virtio(const uint8_t *t, uint32_t len, struct acpi_info *ai)
 	}
 }
 
+/* The Generic Event Device (ACPI0013, the power button): its Extended Interrupt's first GSI. */
+static uint32_t find_ged(const uint8_t *t, uint32_t len)
+{
+	for (uint32_t i = HDR_LEN; i + 9 < len; i++) {
+		if (t[i] != 'A' || memcmp(t + i, "ACPI0013", 9))
+			continue;
+		uint32_t end = i + 9 + 64 < len ? i + 9 + 64 : len;
+		for (uint32_t j = i + 9; j + 9 <= end; j++)
+			if (t[j] == 0x89 && t[j + 2] == 0 && t[j + 1] >= 6 && t[j + 4] >= 1)
+				return rd32(t + j + 5);
+	}
+	return 0;
+}
+
 /* A Generic Address Structure in system I/O space: its port, else 0. */
 static uint16_t gas_port(const uint8_t *g)
 {
@@ -156,6 +170,7 @@ static void read_fadt(const uint8_t *t, struct acpi_info *ai)
 	if (d) {
 		ai->s5_slp_typ = find_s5(d, rd32(d + 4));
 		find_virtio(d, rd32(d + 4), ai);
+		ai->ged_gsi = find_ged(d, rd32(d + 4));
 	}
 }
 

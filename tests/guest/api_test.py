@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """api_test.py - the control API (--api-sock) on a running test guest: state, pause (the guest
 stops: a line sent to its echo loop is not answered until resume), resume, metrics, error
-statuses from a raw socket client, stop (exit 0, socket removed).
+statuses from a raw socket client, stop (exit 0, socket removed); shutdown: the guest's power
+button (action=power-button powers off: exit 0), and a guest that ignores it (stopped at the
+deadline: exit 124).
 
   api_test.py MICROVM GUEST_ELF
 
@@ -189,8 +191,62 @@ def main():
                 os.unlink(os.path.join(tmp, f))
             except FileNotFoundError:
                 pass
-        os.rmdir(tmp)
+    shutdown_obeyed(microvm, guest, tmp)
+    shutdown_ignored(microvm, guest, tmp)
+    os.rmdir(tmp)
     return 0
+
+
+def run_guest(microvm, guest, sock, action, ready):
+    g = Guest([microvm, "--kernel", guest, "--api-sock", sock, "--timeout", "120", "--cmdline", action])
+    g.wait_out(ready)
+    return g
+
+
+def shutdown_obeyed(microvm, guest, tmp):
+    sock = os.path.join(tmp, "api2.sock")
+    g = run_guest(microvm, guest, sock, "action=power-button", "power: waiting for the power button")
+    try:
+        for body in ("xx", '{"timeout": -1}', '{"timeout": "3"}', '{"timeout": 4000}', '{"bogus": 1}', "[1]"):
+            status, r = call(sock, "POST", "/vm/shutdown", body)
+            check(status == 400 and "POST /vm/shutdown" in r["error"], f"shutdown with body {body}: 400 ({r})")
+        status, r = call(sock, "POST", "/vm/shutdown", '{"timeout": 60}')
+        check(status == 202 and r["state"] == "shutting-down" and r["timeout_ms"] == 60000,
+              f"POST /vm/shutdown: 202, shutting down ({status} {r})")
+        rc = g.p.wait(timeout=60)
+        g.pump(0.1)
+        g.pump(0.1)
+        check(rc == 0, f"the guest saw its power button and powered off: exit 0 (got {rc}; stderr {g.err!r})")
+        check(b"power: button pressed" in g.out and b"poweroff:" in g.out, "the guest's own words")
+        check(b"pressed the guest's power button" in g.err, "microvm logged the request")
+    finally:
+        if g.p.poll() is None:
+            g.p.kill()
+            g.p.wait()
+
+
+def shutdown_ignored(microvm, guest, tmp):
+    sock = os.path.join(tmp, "api3.sock")
+    g = run_guest(microvm, guest, sock, "action=spin", "spin: looping forever")
+    try:
+        check(call(sock, "POST", "/vm/pause")[0] == 200, "pause")
+        status, r = call(sock, "POST", "/vm/shutdown")
+        check(status == 409 and "paused" in r["error"], f"shutdown while paused: 409 ({status} {r})")
+        check(call(sock, "POST", "/vm/resume")[0] == 200, "resume")
+        t0 = time.monotonic()
+        status, r = call(sock, "POST", "/vm/shutdown", '{"timeout": 1.5}')
+        check(status == 202 and r["timeout_ms"] == 1500, f"POST /vm/shutdown with a 1.5 s deadline: 202 ({r})")
+        rc = g.p.wait(timeout=60)
+        took = time.monotonic() - t0
+        g.pump(0.1)
+        g.pump(0.1)
+        check(rc == 124, f"a guest that ignores the button is stopped at the deadline: exit 124 (got {rc})")
+        check(took >= 1.4, f"... not before it ({took:.1f} s)")
+        check(b"did not power off within 1.5 s of the shutdown request" in g.err, "one log line says why")
+    finally:
+        if g.p.poll() is None:
+            g.p.kill()
+            g.p.wait()
 
 
 if __name__ == "__main__":

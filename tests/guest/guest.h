@@ -13,7 +13,8 @@
 #define GUEST_MODE_LINUX64 1   /* entered at +0x200 in long mode, RSI = boot_params */
 #define GUEST_MODE_PVH     2   /* entered at the PVH note's entry, EBX = hvm_start_info */
 #define VEC_SERIAL         0x30 /* IDT vector the IOAPIC routes COM1 (pin 4) to */
-#define NR_IDT_VECTORS     (VEC_SERIAL + 1)
+#define VEC_POWER          0x31 /* IDT vector the IOAPIC routes the GED's pin (power button) to */
+#define NR_IDT_VECTORS     (VEC_POWER + 1)
 #define AP_TRAMPOLINE_GPA  0x8000 /* real-mode AP start code (SIPI vector 0x08) */
 
 #ifndef __ASSEMBLER__
@@ -219,6 +220,7 @@ struct acpi_info {
 	uint16_t reset_port;        /* FADT RESET_REG, 0: none */
 	uint8_t reset_value;
 	uint8_t s5_slp_typ;         /* from \_S5 in the DSDT, 0xff: not found */
+	uint32_t ged_gsi;           /* the interrupt of the DSDT's ACPI0013 (power button), 0: none */
 	int nr_virtio;              /* LNRO0005 devices in the DSDT, in DSDT order */
 	struct virtio_mmio_loc virtio[VIRTIO_MMIO_MAX];
 };
@@ -301,6 +303,8 @@ void check_fwait(void);
 void check_smap(void);
 /* action=echo: serial RX by interrupt, echo lines until "quit". Does not return. */
 __attribute__((noreturn)) void run_echo(uint64_t ioapic_addr);
+/* action=power-button: route the GED's pin, wait (hlt) until its interrupt comes; then return. */
+void wait_power_button(uint64_t ioapic_addr, uint32_t gsi);
 
 /* ---- entry.S ---- */
 extern const char guest_image_name[];

@@ -26,6 +26,7 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate is 16 bytes");
 
 static struct idt_gate idt[NR_IDT_VECTORS];
 
+static volatile int power_pressed;
 static volatile bool bp_expected;
 static volatile int bp_count;
 static volatile uint64_t bp_rip;
@@ -67,6 +68,11 @@ void trap_handler(struct trap_frame *f)
 	}
 	if (f->vector == VEC_SERIAL) {
 		serial_rx();
+		lapic_eoi();
+		return;
+	}
+	if (f->vector == VEC_POWER) {
+		power_pressed++;
 		lapic_eoi();
 		return;
 	}
@@ -183,4 +189,24 @@ void run_echo(uint64_t ioapic)
 		}
 		n = 0;
 	}
+}
+
+void wait_power_button(uint64_t ioapic, uint32_t gsi)
+{
+	if (!ioapic)
+		ioapic = IOAPIC_DEFAULT;
+	lapic_enable();
+	/* The GED's pin: vector VEC_POWER, fixed, physical, edge, active high, to us. */
+	ioapic_write(ioapic, 0x11 + 2 * gsi, lapic_id() << 24);
+	ioapic_write(ioapic, 0x10 + 2 * gsi, VEC_POWER);
+	gprintf("power: waiting for the power button (ACPI0013, GSI %u)\n", gsi);
+	for (;;) {
+		__asm__ volatile("cli");
+		if (power_pressed) {
+			__asm__ volatile("sti");
+			break;
+		}
+		__asm__ volatile("sti; hlt" : : : "memory");
+	}
+	gprintf("power: button pressed\n");
 }

@@ -10,7 +10,7 @@
 #define CMDLINE_PRINT_MAX 200
 
 enum action { ACT_NONE, ACT_EXIT, ACT_POWEROFF, ACT_RESET, ACT_ACPI_RESET, ACT_TRIPLE_FAULT, ACT_ECHO,
-	      ACT_SPIN, ACT_PANIC };
+	      ACT_SPIN, ACT_PANIC, ACT_POWER_BUTTON };
 
 struct config {
 	int mode;                 /* 0: not checked */
@@ -86,6 +86,8 @@ static bool parse_action(struct config *c, const char *v, size_t n)
 		c->action = ACT_SPIN;
 	else if (mem_eq_str(v, n, "panic"))
 		c->action = ACT_PANIC;
+	else if (mem_eq_str(v, n, "power-button"))
+		c->action = ACT_POWER_BUTTON;
 	else
 		return false;
 	return true;
@@ -285,6 +287,14 @@ static __attribute__((noreturn)) void act(const struct config *c, const struct a
 	case ACT_EXIT:
 		gprintf("exit: writing %u (%d-bit) to the exit port\n", c->exit_value, c->exit_width);
 		guest_exit(c->exit_value, c->exit_width);
+	case ACT_POWER_BUTTON:
+		/* A graceful shutdown as an OS does it: wait for the button, then ACPI S5. */
+		if (!ai->ged_gsi) {
+			fail(FAIL_ACPI_DSDT, "power-button: no ACPI0013 with an interrupt in the DSDT");
+			guest_exit(FAIL_ACPI_DSDT, 32);
+		}
+		wait_power_button(ai->ioapic_addr, ai->ged_gsi);
+		/* fall through */
 	case ACT_POWEROFF: {
 		uint16_t port = ai->sleep_port ? ai->sleep_port : PORT_ACPI_SLEEP_DEFAULT;
 		uint8_t typ = ai->s5_slp_typ != 0xff ? ai->s5_slp_typ : SLP_TYP_DEFAULT;
@@ -368,7 +378,7 @@ void guest_main(int mode, uint64_t params)
 	ai.s5_slp_typ = 0xff;
 	/* Other users of the tables (CPU list, ports, IOAPIC) fall back to defaults without them. */
 	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) || net_wants_acpi(mode) ||
-				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO)))
+				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO || c.action == ACT_POWER_BUTTON)))
 		acpi_read(bi.rsdp, &ai);
 	if (!c.fdt && (blk_wants_fdt(mode) || net_wants_fdt(mode)))
 		fdt_read(&bi, &fi);

@@ -221,6 +221,11 @@ Test(acpi, dsdt_contents)
 		cr_assert_eq(count(d, len, com1_irq, sizeof(com1_irq)), 1, "COM1 IRQ descriptor");
 		cr_assert_eq(count(d, len, "\x0dQEMU0001", 10), 1, "one pvpanic QEMU0001");
 		cr_assert_eq(count(d, len, "PEVT", 4), 1, "Device(PEVT)");
+		static const uint8_t ged_irq[9] = { 0x89, 6, 0, 0x03, 1, MV_IRQ_GED, 0, 0, 0 };
+		static const uint8_t pwrb[] = { 0x0c, 0x41, 0xd0, 0x0c, 0x0c }; /* EisaId("PNP0C0C") */
+		cr_assert_eq(count(d, len, "\x0d" "ACPI0013", 10), 1, "one GED ACPI0013");
+		cr_assert_eq(count(d, len, ged_irq, sizeof(ged_irq)), 1, "the GED's interrupt");
+		cr_assert_eq(count(d, len, pwrb, sizeof(pwrb)), 1, "one power button PNP0C0C");
 		cr_assert_eq(count(d, len, pvpanic_io, sizeof(pvpanic_io)), 1, "pvpanic IO descriptor");
 		for (int i = 0; i < ndevs; i++) {
 			const struct mmio_dev *v = &m.mmio_devs[i];

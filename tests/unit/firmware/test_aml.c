@@ -133,6 +133,22 @@ Test(aml, nested_devices)
 		     0x08, '_', 'U', 'I', 'D', 0x00);
 }
 
+Test(aml, method_with_notify)
+{
+	struct aml a;
+
+	aml_init(&a, buf, sizeof(buf));
+	size_t m = aml_method_begin(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB.PWRB", 0x80);
+	aml_end(&a, m);
+	/* Method(_EVT, 1) { Notify(\_SB.PWRB, 0x80) }: 0x14 PkgLength NameSeg flags, 0x86 DualName 0x0a 0x80 */
+	assert_bytes(&a, 0x14, 19, '_', 'E', 'V', 'T', 0x01,
+		     0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B', 0x0a, 0x80);
+	aml_init(&a, buf, sizeof(buf));
+	aml_method_begin(&a, "_EVT", 8);
+	cr_assert_eq(a.err, -EINVAL, "more than 7 arguments");
+}
+
 Test(aml, resource_template)
 {
 	struct aml a;

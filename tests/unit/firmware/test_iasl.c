@@ -158,6 +158,13 @@ Test(iasl, dsdt, .init = setup, .fini = teardown)
 	cr_assert(strstr(s, "Memory32Fixed (ReadWrite"), "no Memory32Fixed in:\n%s", s);
 	cr_assert(strstr(s, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive"),
 		  "no Interrupt() in:\n%s", s);
+	/* The power button: a GED whose _EVT notifies PNP0C0C. */
+	cr_assert(strstr(s, "\"ACPI0013\""), "no GED in:\n%s", s);
+	cr_assert(strstr(s, "EisaId (\"PNP0C0C\")"), "no power button in:\n%s", s);
+	cr_assert(strstr(s, "Method (_EVT, 1, NotSerialized)"), "no _EVT in:\n%s", s);
+	cr_assert(strstr(s, "Notify (\\_SB.PWRB, 0x80)") || strstr(s, "Notify (PWRB, 0x80)"),
+		  "no Notify in:\n%s", s);
+	cr_assert(strstr(s, "0x00000017,"), "no GED interrupt 23 in:\n%s", s);
 	free(s);
 }
 
