@@ -220,8 +220,11 @@ static int shutdown_timeout(const struct api_request *req, uint64_t *ms, struct 
 		return 0;
 	struct json_tokener *tok = json_tokener_new();
 	json_object *o = tok ? json_tokener_parse_ex(tok, req->body, (int)req->body_len) : NULL;
-	bool whole = tok && json_tokener_get_error(tok) == json_tokener_success &&
-		     json_tokener_get_parse_end(tok) == req->body_len;
+	size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
+	while (end < req->body_len && (req->body[end] == ' ' || req->body[end] == '\t' ||
+				       req->body[end] == '\r' || req->body[end] == '\n'))
+		end++; /* trailing white space (a newline from `curl -d @file`) is fine */
+	bool whole = tok && json_tokener_get_error(tok) == json_tokener_success && end == req->body_len;
 	json_tokener_free(tok);
 	const char *why = NULL;
 	json_object *t = NULL;

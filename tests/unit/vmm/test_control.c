@@ -126,7 +126,7 @@ Test(control, shutdown_body_is_checked_before_anything_happens)
 	}
 	cr_assert_eq(vmm.shutdown_deadline, 0, "nothing was armed");
 	/* A good body reaches the VM, which has no KVM here: the line cannot be pulsed. */
-	cr_assert_eq(call("POST", "/vm/shutdown", "{\"timeout\": 2.5}", &o, NULL), 500);
+	cr_assert_eq(call("POST", "/vm/shutdown", "{\"timeout\": 2.5}\n", &o, NULL), 500);
 	json_object_put(o);
 	cr_assert_eq(vmm.shutdown_deadline, 0);
 }
