@@ -93,17 +93,25 @@ static void client_answer(struct api_client *c, int status, char *body, const ch
 	c->complete = true;
 }
 
+/* Append a parser chunk to a bounded, NUL-terminated buffer (room for max bytes); false if it would not fit. */
+static bool append(char *buf, size_t *len, size_t max, const char *at, size_t n)
+{
+	if (*len + n > max)
+		return false;
+	memcpy(buf + *len, at, n);
+	*len += n;
+	buf[*len] = '\0';
+	return true;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len)
 {
 	struct api_client *c = p->data;
 
-	if (c->url_len + len > API_MAX_URL) {
+	if (!append(c->url, &c->url_len, API_MAX_URL, at, len)) {
 		c->error = 414;
 		return 1;
 	}
-	memcpy(c->url + c->url_len, at, len);
-	c->url_len += len;
-	c->url[c->url_len] = '\0';
 	return 0;
 }
 
@@ -124,13 +132,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct api_client *c = p->data;
 
-	if (c->body_len + len > API_MAX_BODY) {
+	if (!append(c->body, &c->body_len, API_MAX_BODY, at, len)) {
 		c->error = 413;
 		return 1;
 	}
-	memcpy(c->body + c->body_len, at, len);
-	c->body_len += len;
-	c->body[c->body_len] = '\0';
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "vmm/err.h"
 #include "vmm/log.h"
 #include "vmm/sandbox.h"
+#include "vmm/stats.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -252,19 +253,12 @@ void console_stop(struct console *c)
 		c->in_thread_started = false;
 	}
 	if (c->out_thread_started) {
-		struct timespec until;
 		pthread_mutex_lock(&c->lock);
 		c->stop = true;
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 		/* Stdout may be a pipe nobody reads: do not wait for it forever. */
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += CONSOLE_STOP_WAIT_MS / 1000;
-		until.tv_nsec += (CONSOLE_STOP_WAIT_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = stats_deadline_ts(CLOCK_REALTIME, CONSOLE_STOP_WAIT_MS);
 		if (pthread_timedjoin_np(c->out_thread, NULL, &until) == ETIMEDOUT) {
 			uint64_t one = 1;
 			/* It waits in poll() for room: wake it there, it drops the rest and leaves. */

@@ -19,6 +19,11 @@ static char *take_json(json_object *o)
 	return s;
 }
 
+static void put_u64(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
 static json_object *str_or_null(const char *s)
 {
 	return s ? json_object_new_string(s) : NULL;
@@ -39,7 +44,7 @@ static json_object *config_json(const struct vmm *vmm)
 	json_object_object_add(o, "kernel", str_or_null(c->kernel));
 	json_object_object_add(o, "initrd", str_or_null(c->initrd));
 	json_object_object_add(o, "cmdline", str_or_null(vmm->vdevs.cmdline ? vmm->vdevs.cmdline : c->cmdline));
-	json_object_object_add(o, "mem", json_object_new_uint64(c->mem));
+	put_u64(o, "mem", c->mem);
 	json_object_object_add(o, "cpus", json_object_new_int(c->cpus));
 	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {
 		const struct vdisk *v = &vmm->vdevs.disks[i];
@@ -50,7 +55,7 @@ static json_object *config_json(const struct vmm *vmm)
 		json_object_object_add(d, "path", json_object_new_string(v->cfg->path));
 		json_object_object_add(d, "ro", json_object_new_boolean(v->cfg->ro));
 		json_object_object_add(d, "direct", json_object_new_boolean(v->cfg->direct));
-		json_object_object_add(d, "size", json_object_new_uint64(v->size));
+		put_u64(d, "size", v->size);
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -82,8 +87,8 @@ static char *info_body(struct vmm *vmm)
 	uint64_t now = stats_now_ns();
 
 	json_object_object_add(o, "state", json_object_new_string(vmm_state_name(vmm)));
-	json_object_object_add(o, "uptime_ms", json_object_new_uint64((now - vmm->times.start) / 1000000));
-	json_object_object_add(o, "paused_ms", json_object_new_uint64(vmm_paused_ns(vmm, now) / 1000000));
+	put_u64(o, "uptime_ms", (now - vmm->times.start) / 1000000);
+	put_u64(o, "paused_ms", vmm_paused_ns(vmm, now) / 1000000);
 	json_object_object_add(o, "version", json_object_new_string(MICROVM_VERSION));
 	json_object_object_add(o, "io_engine", engine_json(vmm));
 	json_object_object_add(o, "config", config_json(vmm));
@@ -101,10 +106,10 @@ static char *metrics_body(struct vmm *vmm)
 	/* The vCPUs keep counting while this reads: each counter is exact, their sum a snapshot. */
 	exit_stats_sum(vmm->vstats, vmm->nr_vcpus, &sum);
 	for (int k = 0; k < VMEXIT_KIND_COUNT; k++) {
-		json_object_object_add(exits, vmexit_kind_name((enum vm_exit_kind)k), json_object_new_uint64(sum.kind[k]));
+		put_u64(exits, vmexit_kind_name((enum vm_exit_kind)k), sum.kind[k]);
 		total += sum.kind[k];
 	}
-	json_object_object_add(o, "vm_exits_total", json_object_new_uint64(total));
+	put_u64(o, "vm_exits_total", total);
 	json_object_object_add(o, "vm_exits", exits);
 	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {
 		struct blk_stats st = { 0 };
@@ -113,13 +118,13 @@ static char *metrics_body(struct vmm *vmm)
 		if (vmm->vdevs.disks[i].blk)
 			blk_get_stats(vmm->vdevs.disks[i].blk, &st);
 		disk_name(name, sizeof(name), i);
-		json_object_object_add(d, "requests", json_object_new_uint64(st.requests));
-		json_object_object_add(d, "reads", json_object_new_uint64(st.reads));
-		json_object_object_add(d, "read_bytes", json_object_new_uint64(st.read_bytes));
-		json_object_object_add(d, "writes", json_object_new_uint64(st.writes));
-		json_object_object_add(d, "write_bytes", json_object_new_uint64(st.write_bytes));
-		json_object_object_add(d, "flushes", json_object_new_uint64(st.flushes));
-		json_object_object_add(d, "errors", json_object_new_uint64(st.errors));
+		put_u64(d, "requests", st.requests);
+		put_u64(d, "reads", st.reads);
+		put_u64(d, "read_bytes", st.read_bytes);
+		put_u64(d, "writes", st.writes);
+		put_u64(d, "write_bytes", st.write_bytes);
+		put_u64(d, "flushes", st.flushes);
+		put_u64(d, "errors", st.errors);
 		json_object_object_add(devs, name, d);
 	}
 	for (int i = 0; i < vmm->vdevs.nr_nics; i++) {
@@ -129,19 +134,19 @@ static char *metrics_body(struct vmm *vmm)
 		if (vmm->vdevs.nics[i].net)
 			net_get_stats(vmm->vdevs.nics[i].net, &st);
 		snprintf(name, sizeof(name), "eth%d", i);
-		json_object_object_add(n, "rx_frames", json_object_new_uint64(st.rx_frames));
-		json_object_object_add(n, "rx_bytes", json_object_new_uint64(st.rx_bytes));
-		json_object_object_add(n, "rx_dropped", json_object_new_uint64(st.rx_dropped));
-		json_object_object_add(n, "tx_frames", json_object_new_uint64(st.tx_frames));
-		json_object_object_add(n, "tx_bytes", json_object_new_uint64(st.tx_bytes));
-		json_object_object_add(n, "tx_dropped", json_object_new_uint64(st.tx_dropped));
+		put_u64(n, "rx_frames", st.rx_frames);
+		put_u64(n, "rx_bytes", st.rx_bytes);
+		put_u64(n, "rx_dropped", st.rx_dropped);
+		put_u64(n, "tx_frames", st.tx_frames);
+		put_u64(n, "tx_bytes", st.tx_bytes);
+		put_u64(n, "tx_dropped", st.tx_dropped);
 		json_object_object_add(devs, name, n);
 	}
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "io_engine", engine_json(vmm));
 	json_object *api = json_object_new_object();
-	json_object_object_add(api, "requests", json_object_new_uint64(vmm->api.requests));
-	json_object_object_add(api, "rejected", json_object_new_uint64(vmm->api.rejected));
+	put_u64(api, "requests", vmm->api.requests);
+	put_u64(api, "rejected", vmm->api.rejected);
 	json_object_object_add(o, "api", api);
 	return take_json(o);
 }
@@ -276,7 +281,7 @@ static void post_shutdown(struct vmm *vmm, const struct api_request *req, struct
 	}
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "state", json_object_new_string(vmm_state_name(vmm)));
-	json_object_object_add(o, "timeout_ms", json_object_new_uint64(vmm->shutdown_timeout_ms));
+	put_u64(o, "timeout_ms", vmm->shutdown_timeout_ms);
 	resp->status = 202;
 	resp->body = take_json(o);
 }

@@ -12,6 +12,20 @@ uint64_t stats_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec stats_deadline_ts(clockid_t clk, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 void exit_stats_sum(const struct exit_stats *per_vcpu, int n, struct exit_stats *sum)
 {
 	memset(sum, 0, sizeof(*sum));

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "driver/vcpu.h"
 #include "vmm/bus.h"
@@ -54,6 +55,9 @@ struct boot_times {
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t stats_now_ns(void);
+
+/* The time ms milliseconds from now on clock clk, for pthread's timed waits. */
+struct timespec stats_deadline_ts(clockid_t clk, unsigned ms);
 
 /* Feed guest serial output seen at time now (see struct boot_times). Cheap once both milestones are set. */
 void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uint64_t now);

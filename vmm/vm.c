@@ -393,13 +393,27 @@ static void park(struct vmm *vmm, struct vcpu *vcpu)
 	pthread_mutex_unlock(&vmm->run_lock);
 }
 
+/* A stop was requested or is under way. */
+static bool stop_pending(struct vmm *vmm)
+{
+	return atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested);
+}
+
+/* Make every vCPU thread leave KVM_RUN (or not enter it): immediate_exit, then a signal. */
+static void kick_vcpus(struct vmm *vmm)
+{
+	for (int i = 0; i < vmm->nr_threads; i++) {
+		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
+		pthread_kill(vmm->threads[i], SIGUSR1);
+	}
+}
+
 int vmm_pause(struct vmm *vmm)
 {
-	struct timespec dl;
 	int ret = 0;
 
 	pthread_mutex_lock(&vmm->run_lock);
-	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested)) {
+	if (stop_pending(vmm)) {
 		pthread_mutex_unlock(&vmm->run_lock);
 		return -ESHUTDOWN;
 	}
@@ -408,17 +422,8 @@ int vmm_pause(struct vmm *vmm)
 		return 0;
 	}
 	atomic_store(&vmm->pause_requested, true);
-	for (int i = 0; i < vmm->nr_threads; i++) {
-		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
-		pthread_kill(vmm->threads[i], SIGUSR1);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += VMM_PAUSE_WAIT_MS / 1000;
-	dl.tv_nsec += (VMM_PAUSE_WAIT_MS % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	kick_vcpus(vmm);
+	struct timespec dl = stats_deadline_ts(CLOCK_MONOTONIC, VMM_PAUSE_WAIT_MS);
 	while (vmm->nr_parked < vmm->nr_threads && !atomic_load(&vmm->stop_requested)) {
 		if (pthread_cond_timedwait(&vmm->run_cond, &vmm->run_lock, &dl) == ETIMEDOUT)
 			break;
@@ -440,7 +445,7 @@ int vmm_pause(struct vmm *vmm)
 int vmm_resume(struct vmm *vmm)
 {
 	pthread_mutex_lock(&vmm->run_lock);
-	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested)) {
+	if (stop_pending(vmm)) {
 		pthread_mutex_unlock(&vmm->run_lock);
 		return -ESHUTDOWN;
 	}
@@ -456,7 +461,7 @@ int vmm_resume(struct vmm *vmm)
 
 int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms)
 {
-	if (atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested))
+	if (stop_pending(vmm))
 		return -ESHUTDOWN;
 	if (atomic_load(&vmm->pause_requested))
 		return -EAGAIN;
@@ -475,7 +480,7 @@ int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms)
 
 const char *vmm_state_name(struct vmm *vmm)
 {
-	if (atomic_load(&vmm->stop_requested) || atomic_load(&vmm->stopping))
+	if (stop_pending(vmm))
 		return "stopping";
 	if (atomic_load(&vmm->pause_requested))
 		return "paused";
@@ -531,10 +536,7 @@ static void stop_vcpus(struct vmm *vmm)
 	pthread_mutex_lock(&vmm->run_lock);
 	atomic_store(&vmm->stopping, true);
 	pthread_cond_broadcast(&vmm->run_cond); /* parked vCPUs leave too */
-	for (int i = 0; i < vmm->nr_threads; i++) {
-		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
-		pthread_kill(vmm->threads[i], SIGUSR1);
-	}
+	kick_vcpus(vmm);
 	pthread_mutex_unlock(&vmm->run_lock);
 	for (int i = 0; i < vmm->nr_threads; i++)
 		pthread_join(vmm->threads[i], NULL);

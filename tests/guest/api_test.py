@@ -18,13 +18,13 @@ import sys
 import tempfile
 import time
 
+from run import kvm_usable  # tests/guest/run.py, next to this file
+
 
 def skip_without_kvm():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-        os.close(fd)
-    except OSError as e:
-        print(f"SKIP: /dev/kvm cannot be opened ({e.strerror}); guest tests need KVM")
+    why = kvm_usable()
+    if why:
+        print(f"SKIP: {why}; guest tests need a usable /dev/kvm")
         sys.exit(77)
 
 
