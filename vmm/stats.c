@@ -101,6 +101,7 @@ void stats_report_fill(struct stats_report *r, const struct boot_times *t,
 {
 	memset(r, 0, sizeof(*r));
 	r->exit_status = exit_status;
+	r->guest_start_ms = rel_ms(t->start, atomic_load(&t->guest_start));
 	r->first_output_ms = rel_ms(t->start, atomic_load(&t->first_output));
 	r->run_init_ms = rel_ms(t->start, atomic_load(&t->run_init));
 	r->guest_end_ms = rel_ms(t->start, atomic_load(&t->guest_end));
@@ -158,6 +159,7 @@ static void print_devs(FILE *out, const char *title, const char *space, const st
 void stats_print_text(FILE *out, const struct stats_report *r)
 {
 	fprintf(out, P "time since microvm started:\n");
+	print_time(out, "guest started", r->guest_start_ms);
 	print_time(out, "first guest output", r->first_output_ms);
 	print_time(out, "init started", r->run_init_ms);
 	print_time(out, "guest ended", r->guest_end_ms);
@@ -225,6 +227,7 @@ void stats_print_json(FILE *out, const struct stats_report *r)
 {
 	fprintf(out, "{\"microvm_stats\":1,\"exit_status\":%d,\"vcpus\":%d,\"ms\":{", r->exit_status,
 		r->nr_vcpus);
+	json_ms(out, "guest_start", r->guest_start_ms, true);
 	json_ms(out, "first_output", r->first_output_ms, true);
 	json_ms(out, "run_init", r->run_init_ms, true);
 	json_ms(out, "guest_end", r->guest_end_ms, true);

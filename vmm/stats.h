@@ -46,6 +46,7 @@ void exit_stats_sum(const struct exit_stats *per_vcpu, int n, struct exit_stats 
 
 struct boot_times {
 	uint64_t start;                 /* microvm's main() began */
+	atomic_ullong guest_start;      /* the first vCPU thread is about to enter KVM_RUN the first time */
 	atomic_ullong first_output;     /* first byte the guest wrote to the serial port */
 	atomic_ullong run_init;         /* the serial output contained STATS_INIT_MARK: Linux starts init */
 	atomic_ullong guest_end;        /* the first stop request (guest exit, power-off, timeout, ...) */
@@ -76,7 +77,7 @@ struct stats_dev {
 struct stats_report {
 	int exit_status;
 	/* Milliseconds since microvm started, or < 0 when not reached. */
-	double first_output_ms, run_init_ms, guest_end_ms, exit_ms;
+	double guest_start_ms, first_output_ms, run_init_ms, guest_end_ms, exit_ms;
 	int nr_vcpus;
 	uint64_t kind[VMEXIT_KIND_COUNT];
 	int nr_pio, nr_mmio;            /* rows with exits > 0 only */

@@ -505,6 +505,8 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit ex;
 
 	sandbox_enter(SANDBOX_VCPU);
+	uint64_t unset = 0;
+	atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
 	/* Once any stop is requested, no vCPU re-enters the guest. */
 	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
 		if (atomic_load(&vmm->pause_requested)) {

@@ -56,6 +56,7 @@ enum fail_code {
 	FAIL_FWAIT = 71,
 	FAIL_SMAP = 72,
 	FAIL_ECHO = 80,
+	FAIL_BENCH = 85,        /* bench.mmio: no virtio-mmio window */
 	FAIL_ACTION = 90,       /* poweroff / reset / triple fault did not stop the VM */
 	FAIL_EXCEPTION = 99,    /* unexpected CPU exception */
 	FAIL_BLK_FIND = 100,    /* blk.count differs; no FDT/DSDT entry; bad magic, version or device ID */
@@ -268,6 +269,14 @@ bool run_parse(const char *v, size_t n);
 bool run_wanted(void);
 /* After blk_run(): read and check the run disk; the script's status, or -1 (none, or after fail()). */
 int run_read(void);
+
+/* ---- bench.c: timed loops for the exit-handling benchmark (bench.* keys) ---- */
+extern volatile uint32_t bench_sink;
+bool bench_parse(const char *key, size_t klen, const char *v, size_t n);
+bool bench_wanted(void);
+bool bench_wants_fdt(int mode);  /* bench.mmio needs the virtio-mmio windows */
+bool bench_wants_acpi(int mode);
+void bench_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
 
 /* ---- net.c: virtio-net driver (net.* keys) ---- */
 bool net_parse(const char *key, size_t klen, const char *v, size_t n);

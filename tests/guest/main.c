@@ -151,10 +151,13 @@ static void parse_token(struct config *c, const char *t, size_t len)
 		ok = blk_parse(t + 4, k - 4, v, n);
 	} else if (ok && starts_with(t, "net.")) {
 		ok = net_parse(t + 4, k - 4, v, n);
+	} else if (ok && starts_with(t, "bench.")) {
+		ok = bench_parse(t + 6, k - 6, v, n);
 	} else if (ok && mem_eq_str(t, k, "microvm.run")) {
 		ok = run_parse(v, n);
 	} else if (starts_with(t, "expect.") || starts_with(t, "check.") || starts_with(t, "action") ||
-		   starts_with(t, "blk.") || starts_with(t, "net.") || starts_with(t, "microvm.run")) {
+		   starts_with(t, "blk.") || starts_with(t, "net.") || starts_with(t, "bench.") ||
+		   starts_with(t, "microvm.run")) {
 		ok = false;
 	} else {
 		return;
@@ -378,9 +381,11 @@ void guest_main(int mode, uint64_t params)
 	ai.s5_slp_typ = 0xff;
 	/* Other users of the tables (CPU list, ports, IOAPIC) fall back to defaults without them. */
 	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) || net_wants_acpi(mode) ||
+				   bench_wants_acpi(mode) ||
 				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO || c.action == ACT_POWER_BUTTON)))
 		acpi_read(bi.rsdp, &ai);
-	if (!c.fdt && (blk_wants_fdt(mode) || net_wants_fdt(mode)))
+	if (!c.fdt && (blk_wants_fdt(mode) || net_wants_fdt(mode) ||
+		       bench_wants_fdt(mode)))
 		fdt_read(&bi, &fi);
 	if (c.fdt) {
 		fdt_read(&bi, &fi);
@@ -413,6 +418,8 @@ void guest_main(int mode, uint64_t params)
 		blk_run(&bi, &fi, &ai);
 	if (net_wanted())
 		net_run(&bi, &fi, &ai);
+	if (bench_wanted())
+		bench_run(&bi, &fi, &ai);
 	int run_status = run_wanted() ? run_read() : -1;
 
 	if (first_failure()) {

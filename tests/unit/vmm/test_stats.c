@@ -77,6 +77,7 @@ static void make_report(struct stats_report *r, struct bus *pio, struct bus *mmi
 	per[0].kind[VMEXIT_EMULATION_FAILURE] = 4;
 	per[0].quirk[QUIRK_INT3] = 4;
 	per[0].quirk_name[QUIRK_INT3] = "int3";
+	t.guest_start = 1000000 + 2500000;      /* 2.5 ms */
 	t.first_output = 1000000 + 12345678;   /* 12.345678 ms */
 	t.guest_end = 1000000 + 50000000;
 	t.exit = 1000000 + 51000000;
@@ -110,6 +111,7 @@ Test(stats, report_rows)
 	cr_assert_str_eq(r.pio[2].name, "(no device)");
 	cr_assert_eq(r.nr_mmio, 1);
 	cr_assert_eq(r.nr_quirks, 1);
+	cr_assert_float_eq(r.guest_start_ms, 2.5, 1e-9);
 	cr_assert_float_eq(r.first_output_ms, 12.345678, 1e-9);
 	cr_assert_lt(r.run_init_ms, 0, "never seen");
 	cr_assert_float_eq(r.exit_ms, 51.0, 1e-9);
@@ -124,6 +126,7 @@ Test(stats, text_table)
 	char *s = capture(stats_print_text, &r);
 	const char *want[] = {
 		"microvm: stats: time since microvm started:\n",
+		"microvm: stats:   guest started                 2.500 ms\n",
 		"microvm: stats:   first guest output           12.346 ms\n",
 		"microvm: stats:   init started                      -\n",
 		"microvm: stats:   guest ended                  50.000 ms\n",
@@ -162,7 +165,7 @@ Test(stats, json_line)
 	char *s = capture(stats_print_json, &r);
 	cr_assert_str_eq(s,
 		"{\"microvm_stats\":1,\"exit_status\":7,\"vcpus\":2,"
-		"\"ms\":{\"first_output\":12.346,\"run_init\":null,\"guest_end\":50.000,\"exit\":51.000},"
+		"\"ms\":{\"guest_start\":2.500,\"first_output\":12.346,\"run_init\":null,\"guest_end\":50.000,\"exit\":51.000},"
 		"\"exits\":{\"total\":111,\"unknown\":0,\"io\":102,\"mmio\":5,\"hlt\":0,\"shutdown\":0,"
 		"\"system-event\":0,\"emulation-failure\":4,\"internal-error\":0,\"fail-entry\":0},"
 		"\"pio\":[{\"device\":\"COM1\",\"base\":1016,\"size\":8,\"exits\":99},"
@@ -178,7 +181,7 @@ Test(stats, json_escapes_names)
 	static struct stats_report r;
 
 	memset(&r, 0, sizeof(r));
-	r.first_output_ms = r.run_init_ms = r.guest_end_ms = r.exit_ms = -1;
+	r.guest_start_ms = r.first_output_ms = r.run_init_ms = r.guest_end_ms = r.exit_ms = -1;
 	r.nr_pio = 1;
 	r.pio[0] = (struct stats_dev){ "a\"b\\c\n", 1, 1, 2 };
 	char *s = capture(stats_print_json, &r);

@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+"""bench/vm.py - microvm against QEMU's `microvm` machine on the same /dev/kvm: start-up,
+memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6).
+
+Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
+  LIST: comma-separated of startup, memory, exits, linux (default: all)
+
+Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
+scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
+builds them), qemu-system-x86_64, and for `linux` the images of
+scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest). Both VMMs boot
+the same files with the same RAM and vCPUs; runs alternate (microvm, QEMU,
+microvm, ...) after one warm-up run each. Writes DIR/vm-results.json (every
+run) and prints the tables. Nothing fails because it is slow; a VMM that does
+not behave (no output, a wrong exit status) is a failure (exit status 1).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+MICROVM = os.path.join(BUILD, "vmm", "microvm")
+GUEST = os.path.join(BUILD, "tests", "guest", "guest-pvh.elf")
+QEMU = "qemu-system-x86_64"
+SKIP = 77
+EXIT_TRIPLE_FAULT = 120          # microvm's status for a guest triple fault (docs/cli-runs.md)
+failures = []
+
+
+def log(msg):
+    print(f"bench-vm: {msg}", file=sys.stderr, flush=True)
+
+
+def kvm_usable():
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+        return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- one VM run
+
+class Run:
+    """A VMM as a child process, started at t0 (just before exec); its serial lines (stdout)
+    with the time each arrived, the first byte's time, and the exit time."""
+
+    def __init__(self, cmd, stderr=subprocess.PIPE):
+        self.cmd = cmd
+        self.lines = []               # (seconds since t0, line)
+        self.first_byte = None
+        self.cond = threading.Condition()
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=stderr)
+        self.err = b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if stderr == subprocess.PIPE:
+            self.err_reader = threading.Thread(target=self._read_err, daemon=True)
+            self.err_reader.start()
+        self.end = None
+
+    def _read(self):
+        part = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            b = os.read(fd, 65536)
+            now = time.monotonic() - self.t0
+            if not b:
+                break
+            with self.cond:
+                if self.first_byte is None:
+                    self.first_byte = now
+                part += b
+                while b"\n" in part:
+                    ln, part = part.split(b"\n", 1)
+                    self.lines.append((now, ln.decode(errors="replace").rstrip("\r")))
+                self.cond.notify_all()
+
+    def _read_err(self):
+        self.err = self.proc.stderr.read()
+
+    def wait_line(self, pattern, timeout):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, ln in self.lines:
+                    if rx.search(ln):
+                        return t
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def wait(self, timeout):
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self.end = time.monotonic() - self.t0
+        self.reader.join(5)
+        if hasattr(self, "err_reader"):
+            self.err_reader.join(5)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def line_time(self, pattern):
+        rx = re.compile(pattern)
+        for t, ln in self.lines:
+            if rx.search(ln):
+                return t
+        return None
+
+    def tail(self, n=8):
+        return "\n".join(ln for _, ln in self.lines[-n:]) + "\n" + self.err.decode(errors="replace")[-600:]
+
+
+def microvm_cmd(kernel, cmdline, mem, disks=(), extra=()):
+    cmd = [MICROVM, "-q", "--kernel", kernel, "--mem", f"{mem}M", "--cmdline", cmdline]
+    for d in disks:
+        cmd += ["--disk", d]
+    return cmd + list(extra)
+
+
+def qemu_cmd(kernel, cmdline, mem, disks=(), extra=()):
+    """QEMU's microvm machine with KVM, the same kernel, RAM and vCPU count; serial on stdout,
+    no firmware devices beyond the machine's own (-nodefaults), no reboot on a triple fault."""
+    cmd = [QEMU, "-M", "microvm,acpi=on", "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", f"{mem}M",
+           "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-serial", "stdio",
+           "-no-reboot", "-kernel", kernel, "-append", cmdline]
+    for i, d in enumerate(disks):
+        cmd += ["-drive", f"file={d},if=none,id=d{i},format=raw,cache=none,aio=io_uring",
+                "-device", f"virtio-blk-device,drive=d{i}"]
+    return cmd + list(extra)
+
+
+VMMS = {"microvm": microvm_cmd, "qemu-microvm": qemu_cmd}
+# What each VMM's process does when the guest triple-faults (the way every test-guest run here ends,
+# since QEMU has no exit-status port): microvm exits 120, QEMU with -no-reboot exits 0.
+END_STATUS = {"microvm": EXIT_TRIPLE_FAULT, "qemu-microvm": 0}
+
+
+def alternate(reps, warm, fn, names):
+    """warm-up once each, then reps rounds of A B A B ...; returns {name: [result or None]}."""
+    if warm:
+        for n in names:
+            fn(n, True)
+    out = {n: [] for n in names}
+    for _ in range(reps):
+        for n in names:
+            out[n].append(fn(n, False))
+    return out
+
+
+def summarize(table, case, per, metric, unit, lower_is_better=True, ref="qemu-microvm"):
+    rows = []
+    for name, vals in per.items():
+        v = [r[metric] for r in vals if r and r.get(metric) is not None]
+        if not v:
+            continue
+        row = {"table": table, "case": case, "candidate": name, "metric": metric, "unit": unit, "n": len(v),
+               "median": statistics.median(v), "min": min(v), "max": max(v)}
+        if name != ref and ref in per:
+            ratios = [a[metric] / b[metric] for a, b in zip(vals, per[ref])
+                      if a and b and a.get(metric) is not None and b.get(metric)]
+            if ratios:
+                row.update(ratio_median=statistics.median(ratios), ratio_min=min(ratios),
+                           ratio_max=max(ratios), ratio_to=ref, lower_is_better=lower_is_better)
+        rows.append(row)
+    return rows
+
+
+def check(ok, what, run=None):
+    if not ok:
+        failures.append(what)
+        log(f"FAILED: {what}" + (f"\n{run.tail()}" if run else ""))
+    return ok
+
+
+# --------------------------------------------------------------------------- 1. start-up
+
+def bench_startup(reps, warm, runs, timeout):
+    """exec -> first serial byte, and exec -> process exit, for the test guest (PVH ELF), which prints
+    its banner and triple-faults at once. microvm's own --stats=json adds exec -> first KVM_RUN."""
+    cmdline = "action=triple-fault"
+
+    def one(name, warmup):
+        extra = ["--stats=json"] if name == "microvm" else []
+        r = Run(VMMS[name](GUEST, cmdline, 128, extra=extra))
+        code = r.wait(timeout)
+        if not check(code == END_STATUS[name], f"startup/{name}: exit status {code}, expected {END_STATUS[name]}", r):
+            return None
+        if not check(r.line_time(r"^microvm test guest: image pvh") is not None, f"startup/{name}: no banner", r):
+            return None
+        res = {"first_output_ms": r.first_byte * 1e3, "exit_ms": r.end * 1e3}
+        if name == "microvm":
+            st = stats_json(r.err)
+            res["guest_start_ms"] = st and st["ms"].get("guest_start")
+            res["vmm_first_output_ms"] = st and st["ms"].get("first_output")
+        if not warmup:
+            runs.append({"table": "startup", "candidate": name, **res})
+        return res
+
+    per = alternate(reps, warm, one, list(VMMS))
+    rows = summarize("startup", "exec -> first serial byte", per, "first_output_ms", "ms")
+    rows += summarize("startup", "exec -> VMM exited", per, "exit_ms", "ms")
+    rows += summarize("startup", "exec -> first KVM_RUN (--stats)", {"microvm": per["microvm"]},
+                      "guest_start_ms", "ms")
+    return rows
+
+
+def stats_json(err):
+    for ln in reversed(err.decode(errors="replace").splitlines()):
+        if ln.startswith("{"):
+            try:
+                return json.loads(ln)
+            except ValueError:
+                return None
+    return None
+
+
+# --------------------------------------------------------------------------- 2. memory
+
+def smaps(pid, guest_bytes):
+    """RSS of the process, and RSS of its guest-RAM mapping: the mapping of at least the guest's
+    size with the most resident memory (microvm maps RAM once; QEMU once per RAM block)."""
+    total, guest, private, pss = 0, 0, 0, 0
+    cur_size, cur_rss = 0, 0
+    best = 0
+
+    def close():
+        nonlocal best
+        if cur_size >= guest_bytes and cur_rss > best:
+            best = cur_rss
+
+    with open(f"/proc/{pid}/smaps") as f:
+        for ln in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", ln)
+            if m:
+                close()
+                cur_size, cur_rss = int(m.group(2), 16) - int(m.group(1), 16), 0
+            elif ln.startswith("Rss:"):
+                kb = int(ln.split()[1]) << 10
+                cur_rss = kb
+                total += kb
+            elif ln.startswith("Pss:"):
+                pss += int(ln.split()[1]) << 10
+            elif ln.startswith("Private_Clean:") or ln.startswith("Private_Dirty:"):
+                private += int(ln.split()[1]) << 10
+    close()
+    guest = best
+    return {"rss": total, "guest_rss": guest, "private": private, "pss": pss,
+            "overhead": total - guest, "private_overhead": private - guest, "pss_overhead": pss - guest}
+
+
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for ln in f:
+            if ln.startswith("MemAvailable:"):
+                return int(ln.split()[1]) << 10
+    return 0
+
+
+IDLE = r"^echo: ready"      # the test guest's action=echo ends in `hlt`, waiting for serial input
+
+
+def bench_memory(reps, warm, runs, nvms, timeout):
+    """One idle VM (128 MiB, the test guest waiting in hlt): the VMM's RSS minus the RSS of its
+    guest-RAM mapping. Then nvms idle VMs of 32 MiB at once per VMM: MemAvailable before minus
+    after, per VM (host memory of every kind: the processes, KVM's own, page tables)."""
+    def one(name, warmup):
+        mem = 128
+        r = Run(VMMS[name](GUEST, "action=echo", mem), stderr=subprocess.DEVNULL)
+        try:
+            if not check(r.wait_line(IDLE, timeout) is not None, f"memory/{name}: guest never idle", r):
+                return None
+            time.sleep(0.3)
+            m = smaps(r.proc.pid, mem << 20)
+        finally:
+            r.kill()
+        res = {k: v / 1048576 for k, v in m.items()}
+        if not warmup:
+            runs.append({"table": "memory", "candidate": name, **res})
+        return res
+
+    per = alternate(reps, warm, one, list(VMMS))
+    rows = summarize("memory", "RSS - guest RAM touched, 1 VM (128 MiB)", per, "overhead", "MiB")
+    rows += summarize("memory", "private - guest RAM touched, 1 VM", per, "private_overhead", "MiB")
+    rows += summarize("memory", "PSS - guest RAM touched, 1 VM", per, "pss_overhead", "MiB")
+    rows += summarize("memory", "guest RAM touched, 1 VM", per, "guest_rss", "MiB")
+
+    if nvms:
+        per_many = {}
+        for name in VMMS:
+            time.sleep(1)
+            before = mem_available()
+            vms = []
+            try:
+                for _ in range(nvms):
+                    vms.append(Run(VMMS[name](GUEST, "action=echo", 32), stderr=subprocess.DEVNULL))
+                ok = all(v.wait_line(IDLE, timeout * 4) is not None for v in vms)
+                if check(ok, f"memory/{name}: not all {nvms} VMs idle"):
+                    time.sleep(1)
+                    used = (before - mem_available()) / nvms / 1048576
+                    m = [smaps(v.proc.pid, 32 << 20) for v in vms]
+                    pss = statistics.mean(x["pss"] for x in m) / 1048576
+                    per_many[name] = [{"host_per_vm": used, "pss_per_vm": pss}]
+                    runs.append({"table": "memory-many", "candidate": name, "vms": nvms,
+                                 "host_per_vm_mib": used, "pss_per_vm_mib": pss})
+            finally:
+                for v in vms:
+                    v.kill()
+        rows += summarize("memory", f"host MemAvailable drop per VM, {nvms} VMs (32 MiB)", per_many,
+                          "host_per_vm", "MiB")
+        rows += summarize("memory", f"PSS per VMM process, {nvms} VMs (32 MiB)", per_many, "pss_per_vm", "MiB")
+    return rows
+
+
+# --------------------------------------------------------------------------- 3. exits
+
+def bench_exits(reps, warm, runs, n, timeout, tmp):
+    """The test guest's bench.* loops (tests/guest/bench.c): n RAM writes (no exit, the guest's own
+    cost), n port writes to the UART scratch register, n writes to a virtio-mmio register (QueueSel
+    of the disk's window); each loop timed by the host from its start and done lines."""
+    disk = os.path.join(tmp, "exits.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    cmdline = f"bench.loop={n} bench.pio={n} bench.mmio={n} action=triple-fault"
+
+    def span(r, what):
+        a, b = r.line_time(rf"^bench: {what} {n} start$"), r.line_time(rf"^bench: {what} {n} done")
+        return None if a is None or b is None else b - a
+
+    def one(name, warmup):
+        r = Run(VMMS[name](GUEST, cmdline, 128, disks=[disk]))
+        code = r.wait(timeout)
+        if not check(code == END_STATUS[name], f"exits/{name}: exit status {code}", r):
+            return None
+        t = {w: span(r, w) for w in ("loop", "pio", "mmio")}
+        if not check(all(v is not None for v in t.values()), f"exits/{name}: loop lines missing", r):
+            return None
+        res = {"loop_s": t["loop"], "pio_s": t["pio"], "mmio_s": t["mmio"],
+               "pio_per_s": n / t["pio"], "mmio_per_s": n / t["mmio"],
+               "pio_vmm_us": max(t["pio"] - t["loop"], 0) / n * 1e6,
+               "mmio_vmm_us": max(t["mmio"] - t["loop"], 0) / n * 1e6,
+               "loop_us": t["loop"] / n * 1e6}
+        if not warmup:
+            runs.append({"table": "exits", "candidate": name, "n": n, **res})
+        return res
+
+    per = alternate(reps, warm, one, list(VMMS))
+    rows = summarize("exits", f"port writes per second ({n})", per, "pio_per_s", "/s", lower_is_better=False)
+    rows += summarize("exits", f"MMIO writes per second ({n})", per, "mmio_per_s", "/s", lower_is_better=False)
+    rows += summarize("exits", "port write minus the no-exit loop", per, "pio_vmm_us", "us")
+    rows += summarize("exits", "MMIO write minus the no-exit loop", per, "mmio_vmm_us", "us")
+    rows += summarize("exits", "no-exit loop iteration (guest only)", per, "loop_us", "us")
+    return rows
+
+
+# --------------------------------------------------------------------------- 6. Linux
+
+def perf_exits():
+    """perf stat with KVM's tracepoints, if perf can read them here (counts both VMMs alike)."""
+    if shutil.which("perf") is None:
+        return None
+    if not os.path.isdir("/sys/kernel/tracing/events/kvm"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+                       stderr=subprocess.DEVNULL, check=False)
+    if not os.path.isdir("/sys/kernel/tracing/events/kvm"):
+        return None
+    return ["kvm:kvm_exit", "kvm:kvm_userspace_exit", "kvm:kvm_pio", "kvm:kvm_mmio"]
+
+
+def bench_linux(reps, warm, runs, images, timeout, tmp):
+    """The project's Linux guest (scripts/guest-image: bzImage, rootfs-spin.ext4 with the /spin init
+    that faults after ~1 s; the kernel panics and pvpanic ends the VM), 256 MiB, 1 vCPU. Times from
+    exec: first serial byte, "Run /spin as init process", the VMM's exit. VM exits by kind from
+    perf's KVM tracepoints where available (both VMMs), and microvm's --stats."""
+    kernel = os.path.join(images, "bzImage")
+    spin = os.path.join(images, "rootfs-spin.ext4")
+    cmdline = "console=ttyS0 earlyprintk=serial panic=-1 init=/spin root=/dev/vda rw"
+    events = perf_exits()
+    status = {"microvm": 122, "qemu-microvm": 1}   # pvpanic: microvm 122; QEMU -action panic=exit-failure: 1
+
+    def one(name, warmup):
+        root = os.path.join(tmp, f"linux-{name}.img")
+        shutil.copyfile(spin, root)
+        extra = ["--stats=json"] if name == "microvm" else ["-device", "pvpanic", "-action", "panic=exit-failure"]
+        cmd = VMMS[name](kernel, cmdline, 256, disks=[root], extra=extra)
+        stat_file = None
+        if events:
+            stat_file = os.path.join(tmp, f"perf-{name}.csv")
+            cmd = ["perf", "stat", "-x", ",", "-o", stat_file, "-e", ",".join(events), "--"] + cmd
+        r = Run(cmd)
+        code = r.wait(timeout)
+        if not check(code == status[name], f"linux/{name}: exit status {code}, expected {status[name]}", r):
+            return None
+        init = r.line_time(r"Run /spin as init process")
+        if not check(init is not None, f"linux/{name}: init never started", r):
+            return None
+        res = {"first_output_ms": r.first_byte * 1e3, "init_ms": init * 1e3, "exit_ms": r.end * 1e3}
+        if stat_file and os.path.exists(stat_file):
+            for ln in open(stat_file):
+                f = ln.strip().split(",")
+                if len(f) > 2 and f[2].startswith("kvm:") and f[0].isdigit():
+                    res[f[2]] = int(f[0])
+        if name == "microvm":
+            st = stats_json(r.err)
+            if st:
+                res["microvm_exits"] = {k: v for k, v in st["exits"].items() if v}
+        if not warmup:
+            runs.append({"table": "linux", "candidate": name, **res})
+        return res
+
+    per = alternate(reps, warm, one, list(VMMS))
+    rows = summarize("linux", "exec -> first serial byte", per, "first_output_ms", "ms")
+    rows += summarize("linux", "exec -> Run /spin as init process", per, "init_ms", "ms")
+    rows += summarize("linux", "exec -> VMM exited (panic, pvpanic)", per, "exit_ms", "ms")
+    for ev in events or []:
+        rows += summarize("linux", f"{ev} events (perf)", per, ev, "")
+    if not events:
+        log("linux: perf cannot read KVM's tracepoints here: VM exits only from microvm's --stats")
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
+def fmt(v):
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
+
+
+def print_table(rows):
+    head = ["table", "case", "candidate", "median", "min", "max", "ratio to QEMU (min-max)"]
+    lines = [head]
+    for r in rows:
+        ratio = ""
+        if "ratio_median" in r:
+            ratio = f"{r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+        lines.append([r["table"], r["case"], r["candidate"], f"{fmt(r['median'])} {r['unit']}".strip(),
+                      fmt(r["min"]), fmt(r["max"]), ratio])
+    widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+    for l in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip(), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="one run of each, tiny loops (CI)")
+    ap.add_argument("--quick", action="store_true", help="3 repetitions, 10 VMs at once")
+    ap.add_argument("--out", default=os.path.join(BUILD, "bench-results"))
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--vms", type=int, help="VMs at once for the memory table (default 50)")
+    ap.add_argument("--exits", type=int, help="iterations of each exit loop (default 20000)")
+    ap.add_argument("--only", default="startup,memory,exits,linux")
+    ap.add_argument("--images", default=os.environ.get("MICROVM_LINUX_GUEST") or os.path.join(BUILD, "linux-guest"))
+    ap.add_argument("--timeout", type=float, default=300, help="seconds one VM may take")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    bad = only - {"startup", "memory", "exits", "linux"}
+    if bad:
+        ap.error(f"--only: unknown table(s) {', '.join(sorted(bad))}")
+
+    if a.smoke:
+        reps, warm, nvms, nexits = 1, False, 3, 500
+    elif a.quick:
+        reps, warm, nvms, nexits = 3, True, 10, 5000
+    else:
+        reps, warm, nvms, nexits = 7, True, 50, 20000
+    reps = a.reps or reps
+    nvms = a.vms if a.vms is not None else nvms
+    nexits = a.exits or nexits
+
+    if not kvm_usable():
+        log("no usable /dev/kvm here (bench/run runs this script in scripts/nested-kvm then)")
+        return SKIP
+    if shutil.which(QEMU) is None:
+        log(f"{QEMU} is missing (apt-get install qemu-system-x86; scripts/setup.sh does)")
+        return 1
+    missing = [p for p in (MICROVM, GUEST) if not os.path.isfile(p)]
+    if missing:
+        log(f"not built: {', '.join(missing)} (ninja -C build; bench/run builds them)")
+        return 1
+    qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    started = time.time()
+    rows, runs = [], []
+    with tempfile.TemporaryDirectory(prefix="microvm-bench-") as tmp:
+        if "startup" in only:
+            log("start-up")
+            rows += bench_startup(reps, warm, runs, a.timeout)
+        if "memory" in only:
+            log(f"memory (1 VM, then {nvms} at once)")
+            rows += bench_memory(reps, warm, runs, nvms, a.timeout)
+        if "exits" in only:
+            log(f"exit handling ({nexits} of each)")
+            rows += bench_exits(reps, warm, runs, nexits, a.timeout, tmp)
+        if "linux" in only:
+            if all(os.path.isfile(os.path.join(a.images, f)) for f in ("bzImage", "rootfs-spin.ext4")):
+                log("Linux boot")
+                rows += bench_linux(max(1, reps // 2) if not a.smoke else 1, warm and not a.quick, runs,
+                                    a.images, a.timeout * 4, tmp)
+            else:
+                failures.append(f"linux: no bzImage/rootfs-spin.ext4 in {a.images} (sh scripts/guest-image --out {a.images})")
+                log(failures[-1])
+    print_table(rows)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "vm-results.json"), "w") as f:
+        json.dump({"command": " ".join(["bench/vm.py"] + sys.argv[1:]), "reps": reps, "vms_at_once": nvms,
+                   "exit_loop": nexits, "qemu": qemu_version,
+                   "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                               "cpu": cpu_model()},
+                   "summary": rows, "runs": runs, "failures": failures,
+                   "wall_seconds": round(time.time() - started, 1)}, f, indent=1)
+    log(f"results in {a.out}/vm-results.json ({time.time() - started:.0f} s)")
+    if failures:
+        log(f"{len(failures)} failure(s):\n  " + "\n  ".join(failures))
+        return 1
+    return 0
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    return ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
