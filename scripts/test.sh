@@ -37,8 +37,9 @@ done
 
 # No /dev/kvm here (our CI machines): the guest-level and Linux tests above skipped, saying
 # so. Two sets run now in a QEMU VM with an emulated AMD-V CPU, where KVM works and behaves
-# like hardware virtualization (scripts/nested-kvm, docs/nested-kvm.md; ~15 min): the linux
-# suite with the plain build (its real seccomp policy), then suite 'fault' (every
+# like hardware virtualization (scripts/nested-kvm, docs/nested-kvm.md; ~20 min): the linux
+# suite with the plain build (its real seccomp policy), the VM benchmarks' smoke run (bench/vm.py
+# --smoke: microvm and QEMU's microvm machine once each), then suite 'fault' (every
 # misbehaving-guest, hostile-input, fault, soak and sandbox case, the console and the control
 # API) with the ASan+UBSan build. The whole guest suite would take ~40 min more under the
 # sanitizers there; run it by hand (docs/nested-kvm.md). Each meson run is bounded, and so is
@@ -50,6 +51,7 @@ if [ ! -e /dev/kvm ]; then
 	nested_cmd="rc=0
 		MICROVM_LINUX_GUEST=$MICROVM_LINUX_GUEST timeout 1200 meson test -C build --no-rebuild --print-errorlogs \
 			--timeout-multiplier 3 --logbase nested-linux --suite linux || rc=1
+		timeout 900 python3 bench/vm.py --smoke --out build/bench-smoke --images $MICROVM_LINUX_GUEST || rc=1
 		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		timeout 2400 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
 			--timeout-multiplier 3 --logbase nested-guest --suite fault || rc=1
@@ -68,9 +70,10 @@ if [ ! -e /dev/kvm ]; then
 fi
 
 # The benchmarks' smoke run (a few seconds): the harnesses still build and run, and what they
-# read back is what they wrote. Slowness never fails it; a crash or a wrong result does.
+# read back is what they wrote. Slowness never fails it; a crash or a wrong result does. The VM
+# part (bench/vm.py) runs here on /dev/kvm, or above in the nested KVM without one.
 echo "=== bench/run --smoke ==="
-python3 bench/run --smoke --out build/bench-smoke || status=1
+python3 bench/run --smoke --no-nested --out build/bench-smoke || status=1
 
 # Every libFuzzer harness with ASan+UBSan for a bounded time (build-fuzz/, clang; two at a
 # time: 9 harnesses x 60 s take about 5 minutes). A crash, leak or timeout fails the run;
