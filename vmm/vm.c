@@ -505,7 +505,7 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit ex;
 
 	sandbox_enter(SANDBOX_VCPU);
-	uint64_t unset = 0;
+	unsigned long long unset = 0; /* atomic_ullong's own type */
 	atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
 	/* Once any stop is requested, no vCPU re-enters the guest. */
 	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
