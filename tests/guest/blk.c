@@ -69,7 +69,8 @@ struct disk {
 	bool irq_checked;
 };
 
-enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE, OP_ABUSE, OP_SOAK };
+enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE, OP_ABUSE, OP_SOAK,
+	       OP_BENCH };
 enum hostile { H_NEXT, H_ADDR, H_WRAP, H_LOOP, H_AVAIL, H_INDIRECT, H_LEN };
 static const char *const hostile_names[] = { "next", "addr", "wrap", "loop", "avail", "indirect", "len" };
 /* blk.abuse: a driver that misbehaves at the register level (see op_abuse()). */
@@ -163,7 +164,7 @@ bool blk_wants_acpi(int mode)
 bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 {
 	static const char *const names[] = { "read", "write", "multi", "ro", "id", "ioerr",
-					     "capacity", "hostile", "abuse", "soak" };
+					     "capacity", "hostile", "abuse", "soak", "bench" };
 	uint64_t num[4] = { 0, 0, 0, 1 };
 	size_t colon = 0;
 
@@ -229,6 +230,11 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 		if (!has_rest || !find_name(hostile_names, sizeof(hostile_names) / sizeof(hostile_names[0]),
 					    rest, rn, &o->count))
 			return false;
+		break;
+	case OP_BENCH:    /* DISK:BATCHES */
+		if (!has_rest || split_nums(rest, rn, num, 1) != 1 || !num[0] || num[0] > 10000000)
+			return false;
+		o->count = num[0];
 		break;
 	case OP_SOAK:     /* DISK:ROUNDS:SEED */
 		if (!has_rest || split_nums(rest, rn, num, 2) != 2 || !num[0] || num[0] > 100000)
@@ -561,6 +567,41 @@ static void op_multi(const struct op *o)
 	if (verify(o->disk, (const uint64_t *)buf, o->sector, (uint64_t)n, o->seed))
 		gprintf("blk: vd%c: %d reads in flight at %lu: pattern %lu ok\n", 'a' + o->disk, n,
 			o->sector, o->seed);
+}
+
+/*
+ * blk.bench=DISK:BATCHES, for bench/vm.py: BATCHES rounds of MAX_REQS one-sector
+ * reads (sectors walking through the disk) queued at once, one notify, polled to
+ * completion, every status checked; timed by the host from the start and done lines.
+ */
+static void op_bench(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+	struct ring *r = &rings[o->disk];
+	uint32_t want[MAX_REQS];
+	uint64_t next = 0;
+
+	if (3 * MAX_REQS > d->qsize || !d->capacity) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: queue size %u or capacity %lu too small for the bench",
+		     'a' + o->disk, d->qsize, d->capacity);
+		return;
+	}
+	gprintf("bench: blk %lu start\n", o->count * MAX_REQS);
+	uint64_t t0 = rdtsc();
+	for (uint64_t b = 0; b < o->count; b++) {
+		for (int s = 0; s < MAX_REQS; s++) {
+			queue_req(d, r, s, T_IN, next, buf + s * SECTOR, SECTOR, true);
+			next = next + 1 < d->capacity ? next + 1 : 0;
+			want[s] = SECTOR + 1;
+		}
+		kick(d, r);
+		if (!wait_used(d, r, o->disk, MAX_REQS, want))
+			return;
+		for (int s = 0; s < MAX_REQS; s++)
+			if (!expect_ok(o->disk, "bench read", r->status[s]))
+				return;
+	}
+	gprintf("bench: blk %lu done, %lu TSC cycles\n", o->count * MAX_REQS, rdtsc() - t0);
 }
 
 static void op_ro(const struct op *o)
@@ -1102,6 +1143,7 @@ void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct
 		case OP_HOSTILE: op_hostile(o); break;
 		case OP_ABUSE: op_abuse(o); break;
 		case OP_SOAK: op_soak(o); break;
+		case OP_BENCH: op_bench(o); break;
 		}
 	}
 }
