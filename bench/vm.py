@@ -24,10 +24,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "linux"))
+from e2e import Boot, kvm_usable  # noqa: E402  (tests/linux/e2e.py, tests/guest/run.py)
 BUILD = os.path.join(ROOT, "build")
 MICROVM = os.path.join(BUILD, "vmm", "microvm")
 GUEST = os.path.join(BUILD, "tests", "guest", "guest-pvh.elf")
@@ -41,97 +42,27 @@ def log(msg):
     print(f"bench-vm: {msg}", file=sys.stderr, flush=True)
 
 
-def kvm_usable():
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-        return True
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------- one VM run
 
-class Run:
-    """A VMM as a child process, started at t0 (just before exec); its serial lines (stdout)
-    with the time each arrived, the first byte's time, and the exit time."""
+class Run(Boot):
+    """A VMM as a child (tests/linux/e2e.py's Boot: timed serial and log lines, the first serial
+    byte's time), plus what the tables read off a finished run."""
 
-    def __init__(self, cmd, stderr=subprocess.PIPE):
-        self.cmd = cmd
-        self.lines = []               # (seconds since t0, line)
-        self.first_byte = None
-        self.cond = threading.Condition()
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=stderr)
-        self.err = b""
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        if stderr == subprocess.PIPE:
-            self.err_reader = threading.Thread(target=self._read_err, daemon=True)
-            self.err_reader.start()
-        self.end = None
-
-    def _read(self):
-        part = b""
-        fd = self.proc.stdout.fileno()
-        while True:
-            b = os.read(fd, 65536)
-            now = time.monotonic() - self.t0
-            if not b:
-                break
-            with self.cond:
-                if self.first_byte is None:
-                    self.first_byte = now
-                part += b
-                while b"\n" in part:
-                    ln, part = part.split(b"\n", 1)
-                    self.lines.append((now, ln.decode(errors="replace").rstrip("\r")))
-                self.cond.notify_all()
-
-    def _read_err(self):
-        self.err = self.proc.stderr.read()
-
-    def wait_line(self, pattern, timeout):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for t, ln in self.lines:
-                    if rx.search(ln):
-                        return t
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
-                    return None
-                self.cond.wait(min(left, 0.2))
-
-    def wait(self, timeout):
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+    def finish(self, timeout):
+        """Wait for the exit; a VMM still running after timeout seconds is killed (None)."""
+        code = self.wait(timeout)
+        if code is None:
             self.kill()
-            return None
-        self.end = time.monotonic() - self.t0
-        self.reader.join(5)
-        if hasattr(self, "err_reader"):
-            self.err_reader.join(5)
         return code
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
     def line_time(self, pattern):
         rx = re.compile(pattern)
-        for t, ln in self.lines:
-            if rx.search(ln):
-                return t
-        return None
+        with self.cond:
+            return next((t for t, ln in self.out if rx.search(ln)), None)
 
     def tail(self, n=8):
-        if self.proc.poll() is not None and hasattr(self, "err_reader"):
-            self.err_reader.join(2)
-        return "\n".join(ln for _, ln in self.lines[-n:]) + "\n" + self.err.decode(errors="replace")[-600:]
+        with self.cond:
+            return "\n".join([ln for _, ln in self.out[-n:]] + [ln for _, ln in self.err[-n:]])
 
 
 def microvm_cmd(kernel, cmdline, mem, disks=(), extra=()):
@@ -159,16 +90,20 @@ VMMS = {"microvm": microvm_cmd, "qemu-microvm": qemu_cmd}
 END_STATUS = {"microvm": EXIT_TRIPLE_FAULT, "qemu-microvm": 0}
 
 
-def alternate(reps, warm, fn, names):
-    """warm-up once each, then reps rounds of A B A B ...; returns {name: [result or None]}."""
+def alternate(reps, warm, fn, names, runs, table):
+    """warm-up once each, then reps rounds of A B A B ...; returns {name: [result or None]}.
+    Each result of a round (not of the warm-up) is also recorded in runs for the JSON."""
     if warm:
         for n in names:
-            fn(n, True)
+            fn(n)
     out = {n: [] for n in names}
     for rep in range(reps):
         for n in names:
             t = time.monotonic()
-            out[n].append(fn(n, False))
+            res = fn(n)
+            out[n].append(res)
+            if res:
+                runs.append({"table": table, "candidate": n, **res})
             log(f"  round {rep + 1}/{reps} {n}: {time.monotonic() - t:.1f} s")
     return out
 
@@ -205,39 +140,27 @@ def bench_startup(reps, warm, runs, timeout):
     its banner and triple-faults at once. microvm's own --stats=json adds exec -> first KVM_RUN."""
     cmdline = "action=triple-fault"
 
-    def one(name, warmup):
+    def one(name):
         extra = ["--stats=json"] if name == "microvm" else []
         r = Run(VMMS[name](GUEST, cmdline, 128, extra=extra))
-        code = r.wait(timeout)
+        code = r.finish(timeout)
         if not check(code == END_STATUS[name], f"startup/{name}: exit status {code}, expected {END_STATUS[name]}", r):
             return None
         if not check(r.line_time(r"^microvm test guest: image pvh") is not None, f"startup/{name}: no banner", r):
             return None
-        res = {"first_output_ms": r.first_byte * 1e3, "exit_ms": r.end * 1e3}
+        res = {"first_output_ms": r.first_byte * 1e3, "exit_ms": r.elapsed * 1e3}
         if name == "microvm":
-            st = stats_json(r.err)
+            st = r.stats()
             res["guest_start_ms"] = st and st["ms"].get("guest_start")
             res["vmm_first_output_ms"] = st and st["ms"].get("first_output")
-        if not warmup:
-            runs.append({"table": "startup", "candidate": name, **res})
         return res
 
-    per = alternate(reps, warm, one, list(VMMS))
+    per = alternate(reps, warm, one, list(VMMS), runs, "startup")
     rows = summarize("startup", "exec -> first serial byte", per, "first_output_ms", "ms")
     rows += summarize("startup", "exec -> VMM exited", per, "exit_ms", "ms")
     rows += summarize("startup", "exec -> first KVM_RUN (--stats)", {"microvm": per["microvm"]},
                       "guest_start_ms", "ms")
     return rows
-
-
-def stats_json(err):
-    for ln in reversed(err.decode(errors="replace").splitlines()):
-        if ln.startswith("{"):
-            try:
-                return json.loads(ln)
-            except ValueError:
-                return None
-    return None
 
 
 # --------------------------------------------------------------------------- 2. memory
@@ -289,22 +212,20 @@ def bench_memory(reps, warm, runs, nvms, timeout):
     """One idle VM (128 MiB, the test guest waiting in hlt): the VMM's RSS minus the RSS of its
     guest-RAM mapping. Then nvms idle VMs of 32 MiB at once per VMM: MemAvailable before minus
     after, per VM (host memory of every kind: the processes, KVM's own, page tables)."""
-    def one(name, warmup):
+    def one(name):
         mem = 128
-        r = Run(VMMS[name](GUEST, "action=echo", mem), stderr=subprocess.DEVNULL)
+        r = Run(VMMS[name](GUEST, "action=echo", mem))
         try:
-            if not check(r.wait_line(IDLE, timeout) is not None, f"memory/{name}: guest never idle", r):
+            if not check(r.wait_for(IDLE, timeout) is not None, f"memory/{name}: guest never idle", r):
                 return None
             time.sleep(0.3)
             m = smaps(r.proc.pid, mem << 20)
         finally:
             r.kill()
         res = {k: v / 1048576 for k, v in m.items()}
-        if not warmup:
-            runs.append({"table": "memory", "candidate": name, **res})
         return res
 
-    per = alternate(reps, warm, one, list(VMMS))
+    per = alternate(reps, warm, one, list(VMMS), runs, "memory")
     rows = summarize("memory", "RSS - guest RAM touched, 1 VM (128 MiB)", per, "overhead", "MiB")
     rows += summarize("memory", "private - guest RAM touched, 1 VM", per, "private_overhead", "MiB")
     rows += summarize("memory", "PSS - guest RAM touched, 1 VM", per, "pss_overhead", "MiB")
@@ -319,7 +240,7 @@ def bench_memory(reps, warm, runs, nvms, timeout):
             try:
                 for _ in range(nvms):
                     vms.append(Run(VMMS[name](GUEST, "action=echo", 32)))
-                idle = [v for v in vms if v.wait_line(IDLE, timeout * 4) is not None]
+                idle = [v for v in vms if v.wait_for(IDLE, timeout * 4) is not None]
                 # A VM that ended or hung on the way is reported (its status and last lines) and left
                 # out of the figures; the VMM only fails the run when fewer than 90% got there.
                 lost = [v for v in vms if v not in idle]
@@ -372,15 +293,15 @@ def bench_exits(reps, warm, runs, n, timeout, tmp):
         return None if a is None or b is None else b - a
 
     def cycles(r, what):
-        for _, ln in r.lines:
+        for _, ln in r.out:
             m = re.match(rf"^bench: {what} {n} done, (\d+) TSC cycles$", ln)
             if m:
                 return int(m.group(1))
         return None
 
-    def one(name, warmup):
+    def one(name):
         r = Run(VMMS[name](GUEST, cmdline, 128, disks=[disk]))
-        code = r.wait(timeout)
+        code = r.finish(timeout)
         if not check(code == END_STATUS[name], f"exits/{name}: exit status {code}", r):
             return None
         t = {w: span(r, w) for w in ("loop", "pio", "mmio")}
@@ -394,12 +315,10 @@ def bench_exits(reps, warm, runs, n, timeout, tmp):
                "pio_vmm_us": max(t["pio"] - t["loop"], 0) / n * 1e6,
                "mmio_vmm_us": max(t["mmio"] - t["loop"], 0) / n * 1e6,
                "loop_us": c["loop"] / c["pio"] * t["pio"] / n * 1e6,
-               "blk_per_s": batches * 8 / t["blk"]}
-        if not warmup:
-            runs.append({"table": "exits", "candidate": name, "n": n, **res})
+               "blk_per_s": batches * 8 / t["blk"], "n": n}
         return res
 
-    per = alternate(reps, warm, one, list(VMMS))
+    per = alternate(reps, warm, one, list(VMMS), runs, "exits")
     rows = summarize("exits", f"port writes per second ({n})", per, "pio_per_s", "/s", lower_is_better=False)
     rows += summarize("exits", f"MMIO writes per second ({n})", per, "mmio_per_s", "/s", lower_is_better=False)
     rows += summarize("exits", "port write minus the no-exit loop", per, "pio_vmm_us", "us")
@@ -439,7 +358,7 @@ def bench_linux(reps, warm, runs, images, timeout, tmp):
     status = {"microvm": 122, "qemu-microvm": 1}   # pvpanic: microvm 122; QEMU -action panic=exit-failure: 1
     seen = {"cmdline": None}
 
-    def one(name, warmup):
+    def one(name):
         root = os.path.join(tmp, f"linux-{name}.img")
         shutil.copyfile(spin, root)
         extra = ["--stats=json"] if name == "microvm" else ["-device", "pvpanic", "-action", "panic=exit-failure"]
@@ -454,31 +373,29 @@ def bench_linux(reps, warm, runs, images, timeout, tmp):
             stat_file = os.path.join(tmp, f"perf-{name}.csv")
             cmd = ["perf", "stat", "-x", ",", "-o", stat_file, "-e", ",".join(events), "--"] + cmd
         r = Run(cmd)
-        code = r.wait(timeout)
+        code = r.finish(timeout)
         if not check(code == status[name], f"linux/{name}: exit status {code}, expected {status[name]}", r):
             return None
         init = r.line_time(r"Run /spin as init process")
         if name == "microvm":
-            m = next((re.search(r"\] Command line: (.*)$", ln) for _, ln in r.lines
+            m = next((re.search(r"\] Command line: (.*)$", ln) for _, ln in r.out
                       if "] Command line: " in ln), None)
             seen["cmdline"] = m.group(1).strip() if m else None
         if not check(init is not None, f"linux/{name}: init never started", r):
             return None
-        res = {"first_output_ms": r.first_byte * 1e3, "init_ms": init * 1e3, "exit_ms": r.end * 1e3}
+        res = {"first_output_ms": r.first_byte * 1e3, "init_ms": init * 1e3, "exit_ms": r.elapsed * 1e3}
         if stat_file and os.path.exists(stat_file):
             for ln in open(stat_file):
                 f = ln.strip().split(",")
                 if len(f) > 2 and f[2].startswith("kvm:") and f[0].isdigit():
                     res[f[2]] = int(f[0])
         if name == "microvm":
-            st = stats_json(r.err)
+            st = r.stats()
             if st:
                 res["microvm_exits"] = {k: v for k, v in st["exits"].items() if v}
-        if not warmup:
-            runs.append({"table": "linux", "candidate": name, **res})
         return res
 
-    per = alternate(reps, warm, one, list(VMMS))
+    per = alternate(reps, warm, one, list(VMMS), runs, "linux")
     rows = summarize("linux", "exec -> first serial byte", per, "first_output_ms", "ms")
     rows += summarize("linux", "exec -> Run /spin as init process", per, "init_ms", "ms")
     rows += summarize("linux", "exec -> VMM exited (panic, pvpanic)", per, "exit_ms", "ms")
@@ -536,8 +453,9 @@ def main():
     nvms = a.vms if a.vms is not None else nvms
     nexits = a.exits or nexits
 
-    if not kvm_usable():
-        log("no usable /dev/kvm here (bench/run runs this script in scripts/nested-kvm then)")
+    why = kvm_usable()
+    if why:
+        log(f"no usable /dev/kvm here ({why}; bench/run runs this script in scripts/nested-kvm then)")
         return SKIP
     if shutil.which(QEMU) is None:
         log(f"{QEMU} is missing (apt-get install qemu-system-x86; scripts/setup.sh does)")

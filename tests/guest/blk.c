@@ -541,29 +541,42 @@ static void op_write(const struct op *o)
 }
 
 /* N one-sector reads of consecutive sectors, all in the avail ring before the first completion is looked at. */
-static void op_multi(const struct op *o)
+/*
+ * n (1..MAX_REQS) one-sector reads of first, first + 1, ... into buf, all in
+ * the avail ring before one notify; waits for every completion and checks
+ * each status. Returns false after fail().
+ */
+static bool reads_in_flight(int disk, uint64_t first, int n, const char *what)
 {
-	struct disk *d = &disks[o->disk];
-	struct ring *r = &rings[o->disk];
-	int n = (int)o->count;
+	struct disk *d = &disks[disk];
+	struct ring *r = &rings[disk];
 	uint32_t want[MAX_REQS];
 
 	if (3 * n > d->qsize) {
-		fail(FAIL_BLK_INIT, "blk: vd%c: queue size %u too small for %d requests", 'a' + o->disk,
+		fail(FAIL_BLK_INIT, "blk: vd%c: queue size %u too small for %d requests", 'a' + disk,
 		     d->qsize, n);
-		return;
+		return false;
 	}
-	memset(buf, 0, (size_t)n * SECTOR);
 	for (int s = 0; s < n; s++) {
-		queue_req(d, r, s, T_IN, o->sector + (uint64_t)s, buf + s * SECTOR, SECTOR, true);
+		queue_req(d, r, s, T_IN, first + (uint64_t)s, buf + s * SECTOR, SECTOR, true);
 		want[s] = SECTOR + 1;
 	}
 	kick(d, r);
-	if (!wait_used(d, r, o->disk, n, want))
-		return;
+	if (!wait_used(d, r, disk, n, want))
+		return false;
 	for (int s = 0; s < n; s++)
-		if (!expect_ok(o->disk, "read in flight", r->status[s]))
-			return;
+		if (!expect_ok(disk, what, r->status[s]))
+			return false;
+	return true;
+}
+
+static void op_multi(const struct op *o)
+{
+	int n = (int)o->count;
+
+	memset(buf, 0, (size_t)n * SECTOR);
+	if (!reads_in_flight(o->disk, o->sector, n, "read in flight"))
+		return;
 	if (verify(o->disk, (const uint64_t *)buf, o->sector, (uint64_t)n, o->seed))
 		gprintf("blk: vd%c: %d reads in flight at %lu: pattern %lu ok\n", 'a' + o->disk, n,
 			o->sector, o->seed);
@@ -571,17 +584,15 @@ static void op_multi(const struct op *o)
 
 /*
  * blk.bench=DISK:BATCHES, for bench/vm.py: BATCHES rounds of MAX_REQS one-sector
- * reads (sectors walking through the disk) queued at once, one notify, polled to
- * completion, every status checked; timed by the host from the start and done lines.
+ * reads in flight (reads_in_flight(), sectors walking through the disk and back
+ * to 0 at its end); timed by the host from the start and done lines.
  */
 static void op_bench(const struct op *o)
 {
 	struct disk *d = &disks[o->disk];
-	struct ring *r = &rings[o->disk];
-	uint32_t want[MAX_REQS];
 	uint64_t next = 0;
 
-	if (3 * MAX_REQS > d->qsize || !d->capacity) {
+	if (3 * MAX_REQS > d->qsize || d->capacity < MAX_REQS) {
 		fail(FAIL_BLK_INIT, "blk: vd%c: queue size %u or capacity %lu too small for the bench",
 		     'a' + o->disk, d->qsize, d->capacity);
 		return;
@@ -589,17 +600,9 @@ static void op_bench(const struct op *o)
 	gprintf("bench: blk %lu start\n", o->count * MAX_REQS);
 	uint64_t t0 = rdtsc();
 	for (uint64_t b = 0; b < o->count; b++) {
-		for (int s = 0; s < MAX_REQS; s++) {
-			queue_req(d, r, s, T_IN, next, buf + s * SECTOR, SECTOR, true);
-			next = next + 1 < d->capacity ? next + 1 : 0;
-			want[s] = SECTOR + 1;
-		}
-		kick(d, r);
-		if (!wait_used(d, r, o->disk, MAX_REQS, want))
+		if (!reads_in_flight(o->disk, next, MAX_REQS, "bench read"))
 			return;
-		for (int s = 0; s < MAX_REQS; s++)
-			if (!expect_ok(o->disk, "bench read", r->status[s]))
-				return;
+		next = next + 2 * MAX_REQS <= d->capacity ? next + MAX_REQS : 0;
 	}
 	gprintf("bench: blk %lu done, %lu TSC cycles\n", o->count * MAX_REQS, rdtsc() - t0);
 }

@@ -59,7 +59,8 @@ TAP = "tap0"
 
 class Boot:
     """microvm as a child: serial (stdout) lines and log (stderr) lines, each with
-    the time it arrived in seconds since the start."""
+    the time it arrived in seconds since the start, and the first serial byte's time
+    (bench/vm.py runs QEMU with it too)."""
 
     def __init__(self, cmd):
         self.cmd = cmd
@@ -75,6 +76,7 @@ class Boot:
             t.start()
         self.code = None
         self.elapsed = None
+        self.first_byte = None
 
     def now(self):
         return time.monotonic() - self.t0
@@ -83,6 +85,8 @@ class Boot:
         while True:
             chunk = os.read(pipe.fileno(), 65536)
             with self.cond:
+                if chunk and key == 1 and self.first_byte is None:
+                    self.first_byte = self.now()
                 if not chunk:
                     if self._part[key]:
                         lines.append((self.now(), self._part[key].decode(errors="replace")))
