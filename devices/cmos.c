@@ -130,3 +130,19 @@ void cmos_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is
 	}
 	pthread_mutex_unlock(&c->lock);
 }
+
+void cmos_save(struct cmos *c, struct cmos_state *st)
+{
+	pthread_mutex_lock(&c->lock);
+	st->index = c->index;
+	memcpy(st->ram, c->ram, sizeof(st->ram));
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cmos_load(struct cmos *c, const struct cmos_state *st)
+{
+	pthread_mutex_lock(&c->lock);
+	c->index = st->index & 0x7f;
+	memcpy(c->ram, st->ram, sizeof(c->ram));
+	pthread_mutex_unlock(&c->lock);
+}

@@ -39,4 +39,13 @@ void cmos_destroy(struct cmos *c);
  */
 void cmos_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
+/* The selected register and the RAM bytes, for snapshots (the clock itself is the host's). */
+struct cmos_state {
+	uint8_t index;
+	uint8_t ram[CMOS_SIZE];
+};
+
+void cmos_save(struct cmos *c, struct cmos_state *st);
+void cmos_load(struct cmos *c, const struct cmos_state *st);
+
 #endif

@@ -1,5 +1,8 @@
 /* serial.c - 16550A UART: what Linux's 8250 driver probes and uses, interrupts for THRE and RX. */
 #include "devices/serial.h"
+#include "vmm/err.h"
+
+#include <errno.h>
 
 #include <string.h>
 
@@ -217,4 +220,33 @@ size_t serial_rx_room(struct serial *s)
 	room = SERIAL_RX_FIFO - s->rx_count;
 	pthread_mutex_unlock(&s->lock);
 	return room;
+}
+
+void serial_save(struct serial *s, struct serial_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&s->lock);
+	st->ier = s->ier, st->lcr = s->lcr, st->mcr = s->mcr, st->lsr_extra = s->lsr_extra;
+	st->msr = s->msr, st->scr = s->scr, st->dll = s->dll, st->dlm = s->dlm, st->fcr = s->fcr;
+	st->thre_pending = s->thre_pending, st->irq_level = s->irq_level;
+	st->rx_count = (uint32_t)s->rx_count;
+	for (size_t i = 0; i < s->rx_count; i++)
+		st->rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_FIFO];
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_load(struct serial *s, const struct serial_state *st)
+{
+	if (st->rx_count > SERIAL_RX_FIFO)
+		return err_set(EINVAL, "serial state: %u bytes of input, at most %d", st->rx_count,
+			       SERIAL_RX_FIFO);
+	pthread_mutex_lock(&s->lock);
+	s->ier = st->ier, s->lcr = st->lcr, s->mcr = st->mcr, s->lsr_extra = st->lsr_extra;
+	s->msr = st->msr, s->scr = st->scr, s->dll = st->dll, s->dlm = st->dlm, s->fcr = st->fcr;
+	s->thre_pending = st->thre_pending != 0, s->irq_level = st->irq_level != 0;
+	memcpy(s->rx, st->rx, st->rx_count);
+	s->rx_head = 0;
+	s->rx_count = st->rx_count;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

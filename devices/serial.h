@@ -40,4 +40,16 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 /* Free room in the receive FIFO. */
 size_t serial_rx_room(struct serial *s);
 
+/* The UART's registers and unread input, for snapshots (vmm/snapshot.h). */
+struct serial_state {
+	uint8_t ier, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr, thre_pending, irq_level, pad;
+	uint32_t rx_count;              /* bytes of rx[] in use, oldest first */
+	uint8_t rx[SERIAL_RX_FIFO];
+};
+
+void serial_save(struct serial *s, struct serial_state *st);
+
+/* Returns 0, or -EINVAL with err_msg() if rx_count is too large. The line level follows the IOAPIC's own saved state. */
+int serial_load(struct serial *s, const struct serial_state *st);
+
 #endif

@@ -140,3 +140,21 @@ void sysctl_acpi_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, 
 			sc->ops.request(sc->ops.ctx, SYSCTL_RESET, 0);
 	}
 }
+
+void sysctl_save(struct sysctl *sc, struct i8042_state *st)
+{
+	pthread_mutex_lock(&sc->kbd.lock);
+	*st = (struct i8042_state){ .ctr = sc->kbd.ctr, .out = sc->kbd.out, .out_full = sc->kbd.out_full,
+				    .pending_cmd = sc->kbd.pending_cmd };
+	pthread_mutex_unlock(&sc->kbd.lock);
+}
+
+void sysctl_load(struct sysctl *sc, const struct i8042_state *st)
+{
+	pthread_mutex_lock(&sc->kbd.lock);
+	sc->kbd.ctr = st->ctr;
+	sc->kbd.out = st->out;
+	sc->kbd.out_full = st->out_full != 0;
+	sc->kbd.pending_cmd = st->pending_cmd;
+	pthread_mutex_unlock(&sc->kbd.lock);
+}

@@ -42,4 +42,12 @@ void sysctl_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 /* Registered at MV_PORT_ACPI_SLEEP_CTL with size 3 (sleep control, sleep status, reset). */
 void sysctl_acpi_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
+/* The i8042's bytes, for snapshots. */
+struct i8042_state {
+	uint8_t ctr, out, out_full, pending_cmd;
+};
+
+void sysctl_save(struct sysctl *sc, struct i8042_state *st);
+void sysctl_load(struct sysctl *sc, const struct i8042_state *st);
+
 #endif

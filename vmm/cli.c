@@ -270,8 +270,11 @@ void cli_usage(FILE *out)
 		"                   with no way back to root (needs root to start)\n"
 		"  --api-sock PATH  serve the control API (HTTP/1.1, JSON) on a Unix socket at\n"
 		"                   PATH, owner-only: state, pause, resume, shutdown (the\n"
-		"                   guest's power button), stop, metrics\n"
+		"                   guest's power button), stop, metrics, snapshot\n"
 		"                   (see docs/api.md)\n"
+		"  --restore DIR    resume the VM saved in the snapshot directory DIR (made\n"
+		"                   by POST /vm/snapshot); the snapshot defines memory,\n"
+		"                   vCPUs, disks and NICs (see docs/snapshot.md)\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -348,7 +351,15 @@ static int add_net(struct vmm_config *cfg, const char *val)
 
 int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const char *val)
 {
+	if (key == CLI_KERNEL || key == CLI_INITRD || key == CLI_CMDLINE || key == CLI_MEM ||
+	    key == CLI_CPUS || key == CLI_DISK || key == CLI_NET || key == CLI_RUN)
+		cfg->machine_set = true;
 	switch (key) {
+	case CLI_RESTORE:
+		if (!*val)
+			return err_set(EINVAL, "%s: empty path", name);
+		cfg->restore = val;
+		return 0;
 	case CLI_KERNEL:
 	case CLI_INITRD:
 	case CLI_RUN:
@@ -420,7 +431,10 @@ int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const ch
 
 int cli_check(const struct vmm_config *cfg)
 {
-	if (!cfg->kernel && !cfg->host_info)
+	if (cfg->restore && cfg->machine_set)
+		return err_set(EINVAL, "--restore %s: the snapshot defines the machine: no --kernel, --initrd, "
+			       "--cmdline, --mem, --cpus, --disk, --net or --run with it", cfg->restore);
+	if (!cfg->kernel && !cfg->host_info && !cfg->restore)
 		return err_set(EINVAL, "--kernel is required (see microvm --help)");
 	/* The script travels on one more disk after the user's. */
 	if (cfg->run && cfg->nr_disks >= CLI_MAX_DISKS)
@@ -460,6 +474,7 @@ static const struct flag {
 	{ "--run", NULL, F_SET, CLI_RUN },
 	{ "--user", NULL, F_SET, CLI_USER },
 	{ "--api-sock", NULL, F_SET, CLI_API_SOCK },
+	{ "--restore", NULL, F_SET, CLI_RESTORE },
 };
 
 /*

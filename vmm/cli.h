@@ -60,6 +60,8 @@ struct vmm_config {
 	const char *api_sock;  /* --api-sock PATH (vmm/control.h), NULL: no control API */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
+	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */
+	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus, --disk, --net or --run given */
 	int nr_owned;          /* strings from the --config file that the pointers above use */
 	char *owned[CLI_MAX_OWNED];
 };
@@ -71,7 +73,7 @@ struct vmm_config {
  */
 enum cli_key {
 	CLI_KERNEL, CLI_INITRD, CLI_CMDLINE, CLI_MEM, CLI_CPUS, CLI_DISK, CLI_NET,
-	CLI_IO_ENGINE, CLI_TIMEOUT, CLI_STATS, CLI_RUN, CLI_USER, CLI_API_SOCK,
+	CLI_IO_ENGINE, CLI_TIMEOUT, CLI_STATS, CLI_RUN, CLI_USER, CLI_API_SOCK, CLI_RESTORE,
 };
 
 /* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */

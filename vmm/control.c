@@ -214,6 +214,27 @@ static void post_stop(struct vmm *vmm, const struct api_request *req, struct api
 	resp->body = state_body(vmm);
 }
 
+/* The body of a JSON-object request, or NULL with a 400 in resp ("ROUTE: the body must be ..."). */
+static json_object *object_body(const struct api_request *req, const char *route, const char *example,
+				struct api_response *resp)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *o = tok ? json_tokener_parse_ex(tok, req->body, (int)req->body_len) : NULL;
+	size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
+	while (end < req->body_len && (req->body[end] == ' ' || req->body[end] == '\t' ||
+				       req->body[end] == '\r' || req->body[end] == '\n'))
+		end++;
+	bool whole = tok && json_tokener_get_error(tok) == json_tokener_success && end == req->body_len;
+	json_tokener_free(tok);
+	if (!o || !whole || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		resp->status = 400;
+		resp->body = api_error_body("%s: the body must be a JSON object, e.g. %s", route, example);
+		return NULL;
+	}
+	return o;
+}
+
 /*
  * The body: empty, or {"timeout": SECONDS} (a number, 0 < SECONDS <= 3600).
  * Returns 0 with *ms, or -EINVAL with the message in resp.
@@ -223,34 +244,25 @@ static int shutdown_timeout(const struct api_request *req, uint64_t *ms, struct 
 	*ms = VMM_SHUTDOWN_DEFAULT_MS;
 	if (req->body_len == 0)
 		return 0;
-	struct json_tokener *tok = json_tokener_new();
-	json_object *o = tok ? json_tokener_parse_ex(tok, req->body, (int)req->body_len) : NULL;
-	size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
-	while (end < req->body_len && (req->body[end] == ' ' || req->body[end] == '\t' ||
-				       req->body[end] == '\r' || req->body[end] == '\n'))
-		end++; /* trailing white space (a newline from `curl -d @file`) is fine */
-	bool whole = tok && json_tokener_get_error(tok) == json_tokener_success && end == req->body_len;
-	json_tokener_free(tok);
+	json_object *o = object_body(req, "POST /vm/shutdown", "{\"timeout\": 30}", resp);
+	if (!o)
+		return -EINVAL;
 	const char *why = NULL;
 	json_object *t = NULL;
-	if (!o || !whole || !json_object_is_type(o, json_type_object)) {
-		why = "the body must be a JSON object, e.g. {\"timeout\": 30}";
-	} else {
-		json_object_object_foreach(o, key, val) {
-			(void)val;
-			if (strcmp(key, "timeout")) {
-				why = "unknown key (only \"timeout\")";
-				break;
-			}
+	json_object_object_foreach(o, key, val) {
+		(void)val;
+		if (strcmp(key, "timeout")) {
+			why = "unknown key (only \"timeout\")";
+			break;
 		}
-		if (!why && json_object_object_get_ex(o, "timeout", &t)) {
-			double s = json_object_get_double(t);
-			if (!(json_object_is_type(t, json_type_int) || json_object_is_type(t, json_type_double)) ||
-			    !(s > 0 && s <= 3600))
-				why = "timeout must be a number of seconds, more than 0 and at most 3600";
-			else
-				*ms = (uint64_t)(s * 1000.0 + 0.5) ? (uint64_t)(s * 1000.0 + 0.5) : 1;
-		}
+	}
+	if (!why && json_object_object_get_ex(o, "timeout", &t)) {
+		double s = json_object_get_double(t);
+		if (!(json_object_is_type(t, json_type_int) || json_object_is_type(t, json_type_double)) ||
+		    !(s > 0 && s <= 3600))
+			why = "timeout must be a number of seconds, more than 0 and at most 3600";
+		else
+			*ms = (uint64_t)(s * 1000.0 + 0.5) ? (uint64_t)(s * 1000.0 + 0.5) : 1;
 	}
 	json_object_put(o);
 	if (why) {
@@ -286,6 +298,63 @@ static void post_shutdown(struct vmm *vmm, const struct api_request *req, struct
 	resp->body = take_json(o);
 }
 
+/* {"path": DIR, "compress": false}: snapshot the paused VM into DIR (vmm/snapshot.h). */
+static void post_snapshot(struct vmm *vmm, const struct api_request *req, struct api_response *resp)
+{
+	static const char route[] = "POST /vm/snapshot", example[] = "{\"path\": \"/srv/snap/fn1\"}";
+	json_object *o = object_body(req, route, example, resp), *v;
+	const char *why = NULL, *path = NULL;
+	bool compress = false;
+
+	if (!o)
+		return;
+	json_object_object_foreach(o, key, val) {
+		(void)val;
+		if (strcmp(key, "path") && strcmp(key, "compress")) {
+			why = "unknown key (only \"path\" and \"compress\")";
+			break;
+		}
+	}
+	if (!why && (!json_object_object_get_ex(o, "path", &v) || !json_object_is_type(v, json_type_string) ||
+		     !*(path = json_object_get_string(v)) || strlen(path) > 3500))
+		why = "\"path\" must be a directory path (a non-empty string)";
+	if (!why && json_object_object_get_ex(o, "compress", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			why = "\"compress\" must be true or false";
+		else
+			compress = json_object_get_boolean(v);
+	}
+	if (why) {
+		resp->status = 400;
+		resp->body = api_error_body("%s: %s", route, why);
+		json_object_put(o);
+		return;
+	}
+	if (strcmp(vmm_state_name(vmm), "paused")) {
+		resp->status = 409;
+		resp->body = api_error_body("%s: the VM is %s: pause it first (POST /vm/pause)", route,
+					    vmm_state_name(vmm));
+		json_object_put(o);
+		return;
+	}
+	uint64_t t0 = stats_now_ns(), bytes = 0;
+	if (vmm_snapshot(vmm, path, compress, &bytes) < 0) {
+		resp->status = 500;
+		resp->body = api_error_body("%s: %s", route, err_msg());
+		json_object_put(o);
+		return;
+	}
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "state", json_object_new_string(vmm_state_name(vmm)));
+	json_object_object_add(r, "path", json_object_new_string(path));
+	json_object_object_add(r, "compress", json_object_new_boolean(compress));
+	put_u64(r, "bytes", bytes);
+	put_u64(r, "ms", (stats_now_ns() - t0) / 1000000);
+	json_object_put(o);
+	resp->status = 200;
+	resp->body = take_json(r);
+}
+
 static const struct route routes[] = {
 	{ "/vm", "GET", get_vm },
 	{ "/metrics", "GET", get_metrics },
@@ -293,6 +362,7 @@ static const struct route routes[] = {
 	{ "/vm/resume", "POST", post_resume },
 	{ "/vm/stop", "POST", post_stop },
 	{ "/vm/shutdown", "POST", post_shutdown },
+	{ "/vm/snapshot", "POST", post_snapshot },
 };
 
 void control_handle(void *ctx, const struct api_request *req, struct api_response *resp)

@@ -321,3 +321,33 @@ void vdevs_destroy(struct vdevs *d)
 	free(d->cmdline);
 	d->cmdline = NULL;
 }
+
+int vdevs_count(const struct vdevs *d)
+{
+	return d->nr_disks + d->nr_nics;
+}
+
+struct virtio_mmio *vdevs_transport(struct vdevs *d, int i)
+{
+	struct vwire *w = i < d->nr_disks ? &d->disks[i].wire : &d->nics[i - d->nr_disks].wire;
+
+	return w->mmio_ready ? &w->mmio : NULL;
+}
+
+void vdevs_freeze(struct vdevs *d)
+{
+	for (int i = 0; i < vdevs_count(d); i++) {
+		struct virtio_mmio *m = vdevs_transport(d, i);
+		if (m && m->dev->ops->freeze)
+			m->dev->ops->freeze(m->dev);
+	}
+}
+
+void vdevs_thaw(struct vdevs *d)
+{
+	for (int i = 0; i < vdevs_count(d); i++) {
+		struct virtio_mmio *m = vdevs_transport(d, i);
+		if (m && m->dev->ops->thaw)
+			m->dev->ops->thaw(m->dev);
+	}
+}

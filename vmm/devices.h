@@ -93,6 +93,19 @@ int vdevs_start(struct vdevs *d);
  */
 void vdevs_stop(struct vdevs *d);
 
+/* The virtio transports in machine order (the disks, then the NICs): how many, and the i-th. */
+int vdevs_count(const struct vdevs *d);
+struct virtio_mmio *vdevs_transport(struct vdevs *d, int i);
+
+/*
+ * For a snapshot, with every vCPU stopped: freeze every device (requests in
+ * flight finish, nothing new starts, held buffers go back to their rings;
+ * virtio_dev_ops.freeze), so that guest memory and the transports' state
+ * stay still; vdevs_thaw() lets them go on.
+ */
+void vdevs_freeze(struct vdevs *d);
+void vdevs_thaw(struct vdevs *d);
+
 /* Stop if needed and free everything, closing the taps (a tap microvm created goes away); safe on a zeroed or partly built struct. */
 void vdevs_destroy(struct vdevs *d);
 

@@ -8,13 +8,23 @@
 
 int guest_mem_map(struct guest_mem *mem, const gpa_t *starts, const uint64_t *sizes, int nr)
 {
+	return guest_mem_map_file(mem, starts, sizes, nr, -1);
+}
+
+int guest_mem_map_file(struct guest_mem *mem, const gpa_t *starts, const uint64_t *sizes, int nr, int fd)
+{
+	uint64_t off = 0;
+
 	memset(mem, 0, sizeof(*mem));
 	if (nr < 1 || nr > GUEST_MEM_MAX_REGIONS)
 		return err_set(EINVAL, "guest memory: %d regions (1..%d allowed)", nr,
 			       GUEST_MEM_MAX_REGIONS);
 	for (int i = 0; i < nr; i++) {
+		/* From a file: copy-on-write, loaded on first touch, shared through the page cache. */
 		void *p = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			       MAP_PRIVATE | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0), fd,
+			       fd < 0 ? 0 : (off_t)off);
+		off += sizes[i];
 		if (p == MAP_FAILED) {
 			int e = errno;
 			guest_mem_unmap(mem);

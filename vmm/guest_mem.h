@@ -28,6 +28,13 @@ struct guest_mem {
  */
 int guest_mem_map(struct guest_mem *mem, const gpa_t *starts, const uint64_t *sizes, int nr);
 
+/*
+ * The same, but the regions come from the file fd, one after the other from
+ * offset 0, mapped MAP_PRIVATE (a snapshot's memory: vmm/snapshot.h); fd -1
+ * is guest_mem_map(). The file must be at least as large as the regions.
+ */
+int guest_mem_map_file(struct guest_mem *mem, const gpa_t *starts, const uint64_t *sizes, int nr, int fd);
+
 /* Unmap everything mapped by guest_mem_map(); safe on a zeroed struct. */
 void guest_mem_unmap(struct guest_mem *mem);
 

@@ -74,8 +74,20 @@ static const int main_extra[] = {
 	SCMP_SYS(io_uring_enter),
 	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sigwatch.h) */
 };
-/* The main thread with the control API (vmm/api.h): connections, answers, the socket file at exit. */
-static const int api_extra[] = { SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(unlink) };
+/*
+ * The main thread with the control API (vmm/api.h): connections, answers, the socket file at
+ * exit; and POST /vm/snapshot (vmm/snapshot.h): the directory, its files, the KVM state below.
+ */
+static const int api_extra[] = {
+	SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(unlink),
+	SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(openat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
+	SCMP_SYS(renameat2), SCMP_SYS(rename), SCMP_SYS(pwrite64), SCMP_SYS(ftruncate),
+};
+static const unsigned long snapshot_ioctls[] = {
+	KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_XCRS, KVM_GET_DEBUGREGS,
+	KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_IRQCHIP,
+	KVM_GET_PIT2, KVM_GET_CLOCK,
+};
 static const int io_extra[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(io_uring_enter), SCMP_SYS(preadv), SCMP_SYS(pwritev),
 	SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(fdatasync), SCMP_SYS(fsync),
@@ -161,7 +173,8 @@ static int build(enum sandbox_kind kind, bool api, scmp_filter_ctx f)
 		if ((r = add_list(f, main_extra, N(main_extra))) < 0 ||
 		    (api && (r = add_list(f, api_extra, N(api_extra))) < 0) ||
 		    /* POST /vm/shutdown pulses the power button's line. */
-		    (api && (r = add_ioctls(f, (const unsigned long[]){ KVM_IRQ_LINE }, 1)) < 0))
+		    (api && (r = add_ioctls(f, (const unsigned long[]){ KVM_IRQ_LINE }, 1)) < 0) ||
+		    (api && (r = add_ioctls(f, snapshot_ioctls, N(snapshot_ioctls))) < 0))
 			return r;
 		/* Kicks vCPUs out of KVM_RUN; starts the signal watcher when stopping. */
 		if ((r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,

@@ -10,6 +10,7 @@
 #include "vmm/quirks.h"
 #include "vmm/sandbox.h"
 #include "vmm/sigwatch.h"
+#include "driver/state.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -286,6 +287,57 @@ static int setup_devices(struct vmm *vmm)
 	return 0;
 }
 
+/* --restore: the machine the snapshot describes, with this run's other settings. */
+static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
+{
+	cfg->mem = c->mem;
+	cfg->cpus = (int)c->cpus;
+	cfg->io_engine = (enum io_engine)c->io_engine;
+	cfg->nr_disks = (int)c->nr_disks;
+	for (uint32_t i = 0; i < c->nr_disks; i++) {
+		struct disk_config *d = &cfg->disks[i];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->path, sizeof(d->path), "%s", c->disks[i].path);
+		snprintf(d->id, sizeof(d->id), "%s", c->disks[i].id);
+		d->ro = c->disks[i].ro;
+		d->direct = c->disks[i].direct;
+	}
+	cfg->nr_nics = (int)c->nr_nics;
+	for (uint32_t i = 0; i < c->nr_nics; i++) {
+		struct net_config *n = &cfg->nics[i];
+		memset(n, 0, sizeof(*n));
+		snprintf(n->tap, sizeof(n->tap), "%s", c->nics[i].tap);
+		n->has_mac = true;
+		memcpy(n->mac, c->nics[i].mac, 6);
+	}
+	return 0;
+}
+
+/* --restore: every vCPU's state, then the VM's (the clock last), then the devices'. */
+static int restore_state(struct vmm *vmm)
+{
+	const struct snapshot *s = &vmm->snap;
+	int ret;
+
+	for (int i = 0; i < vmm->nr_vcpus; i++)
+		if ((ret = vcpu_state_load(&vmm->vcpus[i], s->vcpu[i], s->vcpu_len[i])) < 0)
+			return err_prefix(-ret, "--restore %s", vmm->cfg.restore);
+	if ((ret = vm_state_load(&vmm->vm, s->vm, s->vm_len)) < 0 ||
+	    (ret = serial_load(&vmm->serial, s->serial)) < 0)
+		return err_prefix(-ret, "--restore %s", vmm->cfg.restore);
+	cmos_load(&vmm->cmos, s->cmos);
+	sysctl_load(&vmm->sysctl, s->i8042);
+	for (int i = 0; i < vdevs_count(&vmm->vdevs); i++) {
+		struct virtio_mmio *m = vdevs_transport(&vmm->vdevs, i);
+		if (!m || (ret = virtio_mmio_load(m, s->virtio[i])) < 0)
+			return err_prefix(m ? -ret : EINVAL, "--restore %s", vmm->cfg.restore);
+	}
+	log_info("restored from %s: %d vCPUs, %llu MiB", vmm->cfg.restore, vmm->nr_vcpus,
+		 (unsigned long long)(vmm->machine.ram_size >> 20));
+	snapshot_free(&vmm->snap);
+	return 0;
+}
+
 int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 {
 	struct boot_kernel k;
@@ -308,6 +360,13 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	pthread_condattr_destroy(&ca);
 	vmm->run_sync_ready = true;
 
+	if (cfg->restore) {
+		/* The snapshot's machine replaces the configuration's (cli_check() refused both). */
+		if ((ret = snapshot_read(cfg->restore, &vmm->snap)) < 0 ||
+		    (ret = restore_config(&vmm->cfg, vmm->snap.config)) < 0)
+			return ret;
+		cfg = &vmm->cfg;
+	}
 	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
 		return ret;
 	/* Disks and NICs join the machine before the firmware tables describe it; taps open before /dev/kvm. */
@@ -320,10 +379,21 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 		starts[i] = vmm->machine.ram[i].start;
 		sizes[i] = vmm->machine.ram[i].size;
 	}
-	if ((ret = guest_mem_map(&vmm->mem, starts, sizes, vmm->machine.nr_ram)) < 0)
-		return ret;
-	if ((ret = load_guest(vmm, &k)) < 0)
-		return ret;
+	if (cfg->restore) {
+		for (int i = 0; i < vmm->vdevs.nr_disks; i++)
+			if (vmm->vdevs.disks[i].size != vmm->snap.config->disks[i].size)
+				return err_set(EINVAL, "--restore %s: refused: disk %s is %llu bytes now, %llu when the snapshot was taken",
+					       cfg->restore, cfg->disks[i].path,
+					       (unsigned long long)vmm->vdevs.disks[i].size,
+					       (unsigned long long)vmm->snap.config->disks[i].size);
+		if ((ret = snapshot_map_memory(cfg->restore, &vmm->snap, &vmm->machine, &vmm->mem)) < 0)
+			return ret;
+	} else {
+		if ((ret = guest_mem_map(&vmm->mem, starts, sizes, vmm->machine.nr_ram)) < 0)
+			return ret;
+		if ((ret = load_guest(vmm, &k)) < 0)
+			return ret;
+	}
 
 	if ((ret = kvm_open(&vmm->kvm, KVM_DEV_PATH)) < 0)
 		return ret;
@@ -354,8 +424,11 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 		if ((ret = vcpu_set_mp_state(&vmm->vcpus[i], i == 0)) < 0)
 			return ret;
 	}
+	if (cfg->restore) {
+		if ((ret = restore_state(vmm)) < 0)
+			return ret;
 	/* Only the boot vCPU gets a boot state; the others wait for INIT/SIPI in the LAPIC. */
-	if (k.mode == BOOT_PVH)
+	} else if (k.mode == BOOT_PVH)
 		ret = vcpu_boot_pvh(&vmm->vcpus[0], k.entry, (uint32_t)MV_PVH_INFO_GPA, MV_GDT_GPA,
 				    MV_BOOT_STACK_TOP);
 	else
@@ -507,13 +580,21 @@ static void *vcpu_thread(void *arg)
 	sandbox_enter(SANDBOX_VCPU);
 	unsigned long long unset = 0; /* atomic_ullong's own type */
 	atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
+	/*
+	 * settled: the last KVM_RUN ended without an exit to handle, so the
+	 * vCPU's state is complete (an I/O or MMIO exit finishes only in the
+	 * next KVM_RUN; a pause's immediate_exit makes that one return at once).
+	 * Only a settled vCPU parks, so a paused VM's state can be saved.
+	 */
+	bool settled = true;
 	/* Once any stop is requested, no vCPU re-enters the guest. */
 	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
-		if (atomic_load(&vmm->pause_requested)) {
+		if (atomic_load(&vmm->pause_requested) && settled) {
 			park(vmm, vcpu);
 			continue;
 		}
 		int ret = vcpu_run(vcpu, &ex);
+		settled = ret == -EINTR;
 		if (ret == -EINTR)
 			continue;
 		if (ret < 0) {
@@ -727,6 +808,7 @@ void vmm_destroy(struct vmm *vmm)
 	if (vmm->kvm_open)
 		kvm_close(&vmm->kvm);
 	guest_mem_unmap(&vmm->mem);
+	snapshot_free(&vmm->snap);
 	api_close(&vmm->api);
 	if (vmm->run_sync_ready) {
 		pthread_cond_destroy(&vmm->run_cond);

@@ -20,6 +20,7 @@
 #include "vmm/devices.h"
 #include "vmm/exits.h"
 #include "vmm/guest_mem.h"
+#include "vmm/snapshot.h"
 #include "vmm/stats.h"
 
 struct vmm {
@@ -44,6 +45,7 @@ struct vmm {
 	bool devices_ready, console_ready;
 	struct exit_env exit_env;
 	struct vdevs vdevs;                 /* disks, virtio devices, the I/O thread */
+	struct snapshot snap;               /* --restore: the parsed state file (freed after the build) */
 
 	/* Pause (the control API): vCPU threads park on run_cond while pause_requested. */
 	pthread_mutex_t run_lock;

@@ -189,6 +189,7 @@ struct blk {
 	struct io_loop *loop;
 	int file;
 	atomic_bool active;             /* DRIVER_OK and not being reset */
+	bool frozen_active;             /* active when freeze() stopped it (main thread) */
 
 	/* I/O thread only (and the vCPU thread while active is false and nothing is in flight). */
 	struct virtq_chain chain;
@@ -453,6 +454,33 @@ static void blk_reset(struct virtio_dev *dev)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Snapshot: no new request, none in flight (the queue's position says the rest). */
+static void blk_freeze(struct virtio_dev *dev)
+{
+	struct blk *b = dev->priv;
+
+	b->frozen_active = atomic_load(&b->active);
+	blk_reset(dev);
+}
+
+/* (io) Through io_loop_call(): serve again, and what the driver queued meanwhile. */
+static void blk_thaw_io(void *arg)
+{
+	struct blk *b = arg;
+
+	atomic_store(&b->active, true);
+	blk_process(b);
+}
+
+static void blk_thaw(struct virtio_dev *dev)
+{
+	struct blk *b = dev->priv;
+
+	if (b->frozen_active)
+		io_loop_call(b->loop, blk_thaw_io, b);
+	b->frozen_active = false;
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -463,6 +491,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.activate = blk_activate,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.freeze = blk_freeze,
+	.thaw = blk_thaw,
 };
 
 static void fail_from_env(struct blk *b)

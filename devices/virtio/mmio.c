@@ -477,3 +477,95 @@ void virtio_mmio_queue_kicked(struct virtio_mmio *m, uint16_t q)
 		return;
 	dev->ops->queue_notify(dev, q);
 }
+
+void virtio_mmio_save(struct virtio_mmio *m, struct virtio_mmio_state *s)
+{
+	struct virtio_dev *dev = m->dev;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&m->lock);
+	s->device_id = dev->ops->device_id;
+	s->num_queues = dev->ops->num_queues;
+	s->status = m->status;
+	s->device_features_sel = m->device_features_sel;
+	s->driver_features_sel = m->driver_features_sel;
+	s->queue_sel = m->queue_sel;
+	s->driver_features = m->driver_features;
+	s->negotiated = dev->driver_features;
+	s->interrupt_status = atomic_load(&m->interrupt_status);
+	s->config_generation = __atomic_load_n(&m->config_generation, __ATOMIC_SEQ_CST);
+	s->broken = atomic_load(&m->broken);
+	for (int i = 0; i < dev->ops->num_queues; i++) {
+		const struct virtq *q = &dev->vq[i];
+		s->q[i] = (struct virtio_queue_state){
+			.desc = q->desc, .avail = q->avail, .used = q->used, .size = q->size,
+			.last_avail = q->last_avail, .used_idx = q->used_idx,
+			.signalled_used = q->signalled_used, .ready = q->ready,
+			.signalled_valid = q->signalled_valid,
+		};
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, const struct virtio_mmio_state *s)
+{
+	struct virtio_dev *dev = m->dev;
+	const char *name = dev->ops->name;
+	const uint32_t known = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |
+			       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_FAILED;
+
+	if (s->device_id != dev->ops->device_id || s->num_queues != dev->ops->num_queues)
+		return err_set(EINVAL, "%s state: saved for device type %u with %u queues", name,
+			       s->device_id, s->num_queues);
+	if ((s->status & ~known) ||
+	    ((s->status & VIRTIO_STATUS_DRIVER_OK) && !(s->status & VIRTIO_STATUS_FEATURES_OK)))
+		return err_set(EINVAL, "%s state: bad status 0x%x", name, s->status);
+	if ((s->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    (s->negotiated != s->driver_features || (s->negotiated & ~offered_features(m)) ||
+	     !(s->negotiated & (1ULL << VIRTIO_F_VERSION_1))))
+		return err_set(EINVAL, "%s state: features 0x%llx are not ones the device offers", name,
+			       (unsigned long long)s->negotiated);
+	if (!(s->status & VIRTIO_STATUS_FEATURES_OK) && s->negotiated)
+		return err_set(EINVAL, "%s state: features without FEATURES_OK", name);
+
+	pthread_mutex_lock(&m->lock);
+	dev->driver_features = s->negotiated;
+	for (uint32_t i = 0; i < s->num_queues; i++) {
+		const struct virtio_queue_state *qs = &s->q[i];
+		struct virtq *q = &dev->vq[i];
+		virtq_reset(q);
+		q->desc = qs->desc;
+		q->avail = qs->avail;
+		q->used = qs->used;
+		q->size = qs->size;
+		apply_features(m, q);
+		if (qs->ready && virtq_validate(q) != 0) {
+			pthread_mutex_unlock(&m->lock);
+			return err_set(EINVAL, "%s state: queue %u: rings outside guest RAM or malformed", name, i);
+		}
+		q->ready = qs->ready;
+		q->last_avail = qs->last_avail;
+		q->used_idx = qs->used_idx;
+		q->signalled_used = qs->signalled_used;
+		q->signalled_valid = qs->signalled_valid;
+	}
+	m->device_features_sel = s->device_features_sel;
+	m->driver_features_sel = s->driver_features_sel;
+	m->queue_sel = s->queue_sel;
+	m->driver_features = s->driver_features;
+	atomic_store(&m->interrupt_status, s->interrupt_status & (INT_USED_BUFFER | INT_CONFIG_CHANGE));
+	__atomic_store_n(&m->config_generation, s->config_generation, __ATOMIC_SEQ_CST);
+	atomic_store(&m->broken, s->broken != 0);
+	__atomic_store_n(&m->status, s->status, __ATOMIC_SEQ_CST);
+	int ret = 0;
+	if ((s->status & VIRTIO_STATUS_DRIVER_OK) && !s->broken && dev->ops->activate)
+		ret = dev->ops->activate(dev);
+	/* A kick may have been on its way when the snapshot froze the device: each queue gets one. */
+	for (uint32_t i = 0; ret == 0 && i < s->num_queues; i++)
+		if (dev->vq[i].ready)
+			signal_fd(m->notify_fd[i]);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0)
+		return err_set(-ret, "%s state: activating the device: %s", name, strerror(-ret));
+	return 0;
+}

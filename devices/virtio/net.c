@@ -163,6 +163,7 @@ struct net {
 	 * which runs on the caller's thread only while no I/O thread runs.
 	 */
 	bool active;                    /* DRIVER_OK, not reset, rings not broken */
+	bool frozen_active;             /* active when freeze() stopped it */
 	uint64_t features;              /* negotiated, copied at activation */
 	bool rx_wait;                   /* a frame waits for guest buffers: no POLLIN, RX kicks on */
 	bool rx_dead;                   /* the host side hung up or failed: no more reads */
@@ -562,6 +563,49 @@ static void net_quiesce(void *arg)
 	update_watch(n);
 }
 
+/*
+ * (io) Snapshot: stop, and give back to the rings what is held: the chains
+ * of a frame not yet delivered (the frame is dropped, as a full queue would)
+ * and a TX chain not yet sent (it is sent again after thaw or restore).
+ */
+static void net_freeze_io(void *arg)
+{
+	struct net *n = arg;
+
+	n->frozen_active = n->active;
+	if (n->active) {
+		n->dev.vq[NET_RXQ].last_avail -= (uint16_t)n->rx_n;
+		if (n->tx_have)
+			n->dev.vq[NET_TXQ].last_avail--;
+		if (n->rx_len)
+			STAT_ADD(n, rx_dropped, 1);
+	}
+	net_quiesce(n);
+}
+
+static void net_thaw_io(void *arg)
+{
+	struct net *n = arg;
+
+	if (n->frozen_active)
+		net_start(n);
+	n->frozen_active = false;
+}
+
+static void net_freeze(struct virtio_dev *dev)
+{
+	struct net *n = dev->priv;
+
+	io_loop_call(n->loop, net_freeze_io, n);
+}
+
+static void net_thaw(struct virtio_dev *dev)
+{
+	struct net *n = dev->priv;
+
+	io_loop_call(n->loop, net_thaw_io, n);
+}
+
 static int net_activate(struct virtio_dev *dev)
 {
 	struct net *n = dev->priv;
@@ -619,6 +663,8 @@ static const struct virtio_dev_ops net_ops = {
 	.activate = net_activate,
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
+	.freeze = net_freeze,
+	.thaw = net_thaw,
 };
 
 int net_create(struct net **out, const struct net_backend *be, struct io_loop *loop)

@@ -43,6 +43,14 @@ struct virtio_dev_ops {
 	void (*queue_notify)(struct virtio_dev *dev, uint16_t q);
 	/* The driver reset the device: stop, wait for in-flight requests, forget state. */
 	void (*reset)(struct virtio_dev *dev);
+	/*
+	 * For a snapshot, with every vCPU stopped: finish the requests in flight
+	 * and take no new ones; buffers taken from a ring but not given back go
+	 * back to the ring (the queue's position is rewound), so the queues'
+	 * positions alone describe the device. thaw() goes on as before.
+	 */
+	void (*freeze)(struct virtio_dev *dev);
+	void (*thaw)(struct virtio_dev *dev);
 };
 
 /* Callbacks a device uses to reach the driver, set by the transport. */

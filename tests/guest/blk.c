@@ -70,7 +70,7 @@ struct disk {
 };
 
 enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE, OP_ABUSE, OP_SOAK,
-	       OP_BENCH };
+	       OP_BENCH, OP_SEQ };
 enum hostile { H_NEXT, H_ADDR, H_WRAP, H_LOOP, H_AVAIL, H_INDIRECT, H_LEN };
 static const char *const hostile_names[] = { "next", "addr", "wrap", "loop", "avail", "indirect", "len" };
 /* blk.abuse: a driver that misbehaves at the register level (see op_abuse()). */
@@ -164,7 +164,7 @@ bool blk_wants_acpi(int mode)
 bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 {
 	static const char *const names[] = { "read", "write", "multi", "ro", "id", "ioerr",
-					     "capacity", "hostile", "abuse", "soak", "bench" };
+					     "capacity", "hostile", "abuse", "soak", "bench", "seq" };
 	uint64_t num[4] = { 0, 0, 0, 1 };
 	size_t colon = 0;
 
@@ -233,6 +233,11 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 		break;
 	case OP_BENCH:    /* DISK:BATCHES */
 		if (!has_rest || split_nums(rest, rn, num, 1) != 1 || !num[0] || num[0] > 10000000)
+			return false;
+		o->count = num[0];
+		break;
+	case OP_SEQ:      /* DISK:N */
+		if (!has_rest || split_nums(rest, rn, num, 1) != 1 || !num[0] || num[0] > 1000000)
 			return false;
 		o->count = num[0];
 		break;
@@ -538,6 +543,38 @@ static void op_write(const struct op *o)
 	    verify(o->disk, (const uint64_t *)buf, o->sector, o->count, o->seed))
 		gprintf("blk: vd%c: wrote and flushed %lu sectors at %lu: pattern %lu, read back ok\n",
 			'a' + o->disk, o->count, o->sector, o->seed);
+}
+
+/*
+ * For snapshot tests: step i of N writes sector i (pattern SEQ_SEED), flushes
+ * and prints "blk: seq i"; a VM snapshotted midway and restored must go on
+ * with the next step. Then every sector is read back and checked.
+ */
+#define SEQ_SEED 77
+static void op_seq(const struct op *o)
+{
+	struct disk *d = &disks[o->disk];
+
+	if (o->count > d->capacity) {
+		fail(FAIL_BLK_IO, "blk: vd%c: seq of %lu sectors on a disk of %lu", 'a' + o->disk, o->count,
+		     d->capacity);
+		return;
+	}
+	for (uint64_t i = 0; i < o->count; i++) {
+		fill((uint64_t *)buf, i, 1, SEQ_SEED);
+		if (!expect_ok(o->disk, "seq write", request(o->disk, T_OUT, i, buf, SECTOR, false)) ||
+		    !expect_ok(o->disk, "seq flush", request(o->disk, T_FLUSH, 0, NULL, 0, false)))
+			return;
+		gprintf("blk: seq %lu\n", i);
+	}
+	for (uint64_t i = 0; i < o->count; i += BUF_SECTORS) {
+		uint64_t n = o->count - i < BUF_SECTORS ? o->count - i : BUF_SECTORS;
+		memset(buf, 0, n * SECTOR);
+		if (!expect_ok(o->disk, "seq read back", request(o->disk, T_IN, i, buf, (uint32_t)(n * SECTOR), true)) ||
+		    !verify(o->disk, (const uint64_t *)buf, i, n, SEQ_SEED))
+			return;
+	}
+	gprintf("blk: vd%c: seq of %lu sectors written, read back ok\n", 'a' + o->disk, o->count);
 }
 
 /* N one-sector reads of consecutive sectors, all in the avail ring before the first completion is looked at. */
@@ -1147,6 +1184,7 @@ void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct
 		case OP_ABUSE: op_abuse(o); break;
 		case OP_SOAK: op_soak(o); break;
 		case OP_BENCH: op_bench(o); break;
+		case OP_SEQ: op_seq(o); break;
 		}
 	}
 }

@@ -1,0 +1,124 @@
+/* snapshot.h - snapshots of a paused VM into a directory, and the restore from one (docs/snapshot.md). */
+#ifndef MICROVM_SNAPSHOT_H
+#define MICROVM_SNAPSHOT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/cmos.h"
+#include "devices/serial.h"
+#include "devices/sysctl.h"
+#include "devices/virtio/mmio.h"
+#include "firmware/machine.h"
+#include "vmm/cli.h"
+
+/*
+ * A snapshot directory holds two files: `state` (a header, then records:
+ * the configuration, the VM's and every vCPU's KVM state, every device's
+ * state and the list of memory extents; CRC-32 over header and body) and
+ * the guest memory, either `memory` (the RAM regions one after the other, a
+ * sparse file: pages of zeroes are holes) or, compressed, `memory.z` (each
+ * extent of non-zero pages deflated on its own). Every extent has a CRC-32.
+ */
+#define SNAP_MAGIC "MVMSNAP\n"
+#define SNAP_VERSION 1
+#define SNAP_HEADER_SIZE 64
+#define SNAP_MAX_STATE (64u << 20)      /* a state file larger than this is refused */
+#define SNAP_MAX_EXTENTS (1u << 20)
+#define SNAP_FLAG_COMPRESSED 1u
+
+enum snap_tag {
+	SNAP_CONFIG = 1, SNAP_VM, SNAP_VCPU, SNAP_SERIAL, SNAP_CMOS, SNAP_I8042, SNAP_VIRTIO, SNAP_MEMORY,
+};
+
+struct snap_disk {
+	char path[PATH_MAX];
+	char id[CLI_DISK_ID_MAX + 4];
+	uint64_t size;
+	uint8_t ro, direct, pad[6];
+};
+
+struct snap_nic {
+	char tap[CLI_TAP_NAME_MAX + 1];
+	uint8_t mac[6], pad[2];
+};
+
+struct snap_config {
+	uint64_t mem;
+	uint32_t cpus, nr_disks, nr_nics, io_engine;
+	struct snap_disk disks[CLI_MAX_DISKS];
+	struct snap_nic nics[CLI_MAX_NICS];
+};
+
+struct snap_extent {
+	uint64_t off, len;              /* in guest RAM (regions one after the other), page aligned */
+	uint64_t file_off, file_len;    /* in the memory file (raw: the same as off/len) */
+	uint32_t crc, pad;              /* CRC-32 of the len bytes of RAM */
+};
+
+struct snap_memory {
+	uint64_t total;                 /* bytes of guest RAM */
+	uint64_t file_size;             /* the memory file's size */
+	uint32_t nr_extents, compressed;
+	struct snap_extent ext[];
+};
+
+/* A parsed state file: pointers into buf, which it owns. */
+struct snapshot {
+	uint8_t *buf;
+	size_t len;
+	uint32_t flags;
+	const struct snap_config *config;
+	const void *vm;
+	size_t vm_len;
+	int nr_vcpus;
+	const void *vcpu[MV_MAX_VCPUS];
+	size_t vcpu_len[MV_MAX_VCPUS];
+	const struct serial_state *serial;
+	const struct cmos_state *cmos;
+	const struct i8042_state *i8042;
+	int nr_virtio;
+	const struct virtio_mmio_state *virtio[CLI_MAX_DISKS + CLI_MAX_NICS];
+	const struct snap_memory *memory;
+};
+
+/*
+ * Check and index a state file's bytes (buf must be 8-byte aligned and stay
+ * alive): magic, version, header and body checksums, the length (a truncated
+ * file), every record's size, the configuration's counts and strings, and
+ * the extents (sorted, page aligned, inside RAM and the memory file). Pure.
+ * Returns 0, or -EINVAL with err_msg() saying what is wrong.
+ */
+int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s);
+
+/*
+ * Read DIR/state and parse it; s->buf is then owned by s (snapshot_free()).
+ * Returns 0 or -errno with err_msg() naming the directory.
+ */
+int snapshot_read(const char *dir, struct snapshot *s);
+void snapshot_free(struct snapshot *s);
+
+struct vmm;
+
+/*
+ * Snapshot a paused VM (main thread; vmm_pause() first) into dir, made if
+ * missing: devices frozen, memory written (sparse or compressed), state
+ * written to state.tmp, synced and renamed to state last, so a complete
+ * `state` always describes the memory beside it. *bytes: what was written
+ * (the state file and the memory's data, holes not counted).
+ * Returns 0 or -errno with err_msg().
+ */
+int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *bytes);
+
+/*
+ * Map a snapshot's memory for a restore into the regions of m (guest_mem):
+ * the raw file MAP_PRIVATE after checking every extent's CRC; a compressed
+ * one decompressed into anonymous memory. Returns 0 or -errno with err_msg().
+ */
+struct guest_mem;
+int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct machine *m,
+			struct guest_mem *mem);
+
+#endif
