@@ -75,7 +75,7 @@ echo "=== bench/run --smoke ==="
 python3 bench/run --smoke --no-nested --out build/bench-smoke || status=1
 
 # Every libFuzzer harness with ASan+UBSan for a bounded time (build-fuzz/, clang; two at a
-# time: 9 harnesses x 60 s take about 5 minutes). A crash, leak or timeout fails the run;
+# time: 10 harnesses x 60 s take about 5 minutes). A crash, leak or timeout fails the run;
 # scripts/fuzz.sh prints the reproducer. See docs/fuzzing.md.
 echo "=== build-fuzz (scripts/fuzz.sh) ==="
 rm -rf build-fuzz/fuzz-run

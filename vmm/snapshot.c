@@ -31,9 +31,6 @@ struct snap_header {
 };
 _Static_assert(sizeof(struct snap_header) == SNAP_HEADER_SIZE, "header is 64 bytes");
 
-struct snap_rec {
-	uint32_t tag, len;              /* len: payload bytes; the payload is padded to 8 */
-};
 
 static uint32_t crc(const void *p, size_t len)
 {
@@ -47,6 +44,17 @@ static uint32_t crc(const void *p, size_t len)
 		len -= n;
 	}
 	return (uint32_t)c;
+}
+
+void snapshot_seal(uint8_t *buf, size_t len, uint32_t flags)
+{
+	struct snap_header h = { .version = SNAP_VERSION, .header_size = SNAP_HEADER_SIZE,
+				 .body_len = len - SNAP_HEADER_SIZE, .flags = flags };
+
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	h.body_crc = crc(buf + SNAP_HEADER_SIZE, len - SNAP_HEADER_SIZE);
+	h.header_crc = crc(&h, offsetof(struct snap_header, header_crc));
+	memcpy(buf, &h, sizeof(h));
 }
 
 static bool str_ok(const char *s, size_t cap, bool empty_ok)
@@ -556,13 +564,7 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 	if (ext.n)
 		memcpy(sm->ext, ext.e, (size_t)ext.n * sizeof(*ext.e));
 
-	struct snap_header h = { .version = SNAP_VERSION, .header_size = SNAP_HEADER_SIZE,
-				 .body_len = b.len - SNAP_HEADER_SIZE,
-				 .flags = compress ? SNAP_FLAG_COMPRESSED : 0 };
-	memcpy(h.magic, SNAP_MAGIC, 8);
-	h.body_crc = crc(b.p + SNAP_HEADER_SIZE, b.len - SNAP_HEADER_SIZE);
-	h.header_crc = crc(&h, offsetof(struct snap_header, header_crc));
-	memcpy(b.p, &h, sizeof(h));
+	snapshot_seal(b.p, b.len, compress ? SNAP_FLAG_COMPRESSED : 0);
 
 	fd = openat(dfd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {

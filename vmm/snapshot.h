@@ -65,6 +65,17 @@ struct snap_memory {
 	struct snap_extent ext[];
 };
 
+/* The state file: a 64-byte header, then records, each a struct snap_rec and its payload padded to 8 bytes. */
+struct snap_rec {
+	uint32_t tag, len;              /* enum snap_tag; payload bytes */
+};
+
+/*
+ * Fill in the header of a state image buf[0..len) whose records start at
+ * byte SNAP_HEADER_SIZE: magic, version, body length, flags and both CRCs.
+ */
+void snapshot_seal(uint8_t *buf, size_t len, uint32_t flags);
+
 /* A parsed state file: pointers into buf, which it owns. */
 struct snapshot {
 	uint8_t *buf;
