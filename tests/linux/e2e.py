@@ -634,7 +634,178 @@ def test_net_smp(opt, images, tmp):
     return c, boot
 
 
-TESTS = {"disk": test_disk, "net-smp": test_net_smp}
+def api_call(sock_path, method, route, body=None, timeout=60):
+    """One HTTP/1.1 request on the control API's Unix socket; (status, JSON body or None)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    data = f"{method} {route} HTTP/1.1\r\nHost: localhost\r\n".encode()
+    if body is not None:
+        data += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+    s.sendall(data + b"\r\n" + (body.encode() if body else b""))
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    head, _, b = buf.partition(b"\r\n\r\n")
+    return int(head.split()[1]), (json.loads(b) if b else None)
+
+
+def user_syscalls(microvm):
+    r = subprocess.run([microvm, "--host-info"], capture_output=True, text=True, check=False)
+    return "user_syscalls: yes" in r.stdout
+
+
+def ping_guest(netns, count):
+    """Ping the guest from the host's side of the tap; the number of replies."""
+    def run():
+        i = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        try:
+            p = Pinger(i, GUEST_IP)
+            for _ in range(count):
+                p.send()
+                p.receive(time.monotonic() + 1.0)
+            p.receive(time.monotonic() + 2.0)
+            return len(p.replies)
+        finally:
+            i.close()
+    return in_netns(netns.name, run)
+
+
+def test_snapshot(opt, images, tmp):
+    """Snapshot a Linux guest (disk and network in use) and restore it (docs/snapshot.md).
+
+    Where guest user mode can make system calls (hardware virtualization, the nested KVM):
+    the shell image; at the shell prompt the guest writes a file and syncs; pause,
+    POST /vm/snapshot, stop; `microvm --restore` brings back the same prompt, where the
+    file is read back, a new file is written and synced (the host then finds it in the
+    image with debugfs), the guest pings the host and the host pings the guest, and
+    `exit` powers off (exit 0). Elsewhere (guest user mode without system calls) the
+    same at kernel level: the spin image with root read-write, pings before the snapshot
+    and after the restore, then SIGTERM."""
+    why = netns_missing()
+    if why:
+        print(f"SKIP: {why}; this test runs microvm in a network namespace")
+        return None, None
+    shell = user_syscalls(opt.microvm)
+    print("guest user mode makes system calls here: " + ("yes: the shell variant" if shell else
+          "no (microvm --host-info): the kernel-level variant; the shell variant runs where it can "
+          "(hardware virtualization, scripts/nested-kvm)"))
+    kernel = os.path.join(images, "bzImage")
+    root = os.path.join(tmp, "root.img")
+    shutil.copyfile(os.path.join(images, "rootfs.ext4" if shell else "rootfs-spin.ext4"), root)
+    snap = os.path.join(tmp, "snap")
+    sock = os.path.join(tmp, "api.sock")
+    ipcfg = f"ip={GUEST_IP}::{HOST_IP}:255.255.255.0:microvm:eth0:off"
+    cmdline = "console=ttyS0 panic=-1 root=/dev/vda rw " + ipcfg
+    if not shell:
+        cmdline += " init=/spin spin=100000000000000"
+    netns = NetNs()
+    boot = boot2 = None
+    c = Checks()
+    try:
+        netns.create()
+        netns.add_tap(f"{TAP}:{HOST_IP}/24")
+        cmd = netns.exec_prefix() + [opt.microvm, "--kernel", kernel, "--disk", root, "--net", f"tap={TAP}",
+                                     "--mem", "256M", "--api-sock", sock, "--cmdline", cmdline]
+        print("command: " + " ".join(cmd))
+        boot = Boot(cmd)
+        c.boot = boot
+        deadline = time.monotonic() + opt.timeout - 120
+
+        def left():
+            return max(10, deadline - time.monotonic())
+        prompt = None
+        if shell:
+            hit = boot.wait_for(r"exit the shell to power off", left())
+            if not c.check(hit, "the guest boots to its shell",
+                           "" if hit else c.excerpt(boot.serial())):
+                return c, boot
+            boot.proc.stdin.write(b"echo before-snapshot > /root/snap.txt; sync; echo WROTE-$((2+3))\n")
+            boot.proc.stdin.flush()
+            hit = boot.wait_for(r"^WROTE-5$", left())
+            c.check(hit, "at the prompt: a file written and synced", "" if hit else c.excerpt(boot.serial()))
+            time.sleep(1)
+            with boot.cond:
+                prompt = boot._part[1].decode(errors="replace")
+            c.check(prompt.strip().endswith("#"), f"the shell prompt is on the console: {prompt!r}")
+        else:
+            hit = boot.wait_for(r"Run /spin as init process", left())
+            if not c.check(hit, "the kernel reaches `Run /spin as init process`",
+                           "" if hit else c.excerpt(boot.serial())):
+                return c, boot
+        n = ping_guest(netns, 5)
+        c.check(n >= 3, "before the snapshot: the host pings the guest", f"{n} of 5 replies")
+
+        st, r = api_call(sock, "POST", "/vm/pause")
+        c.check(st == 200, "POST /vm/pause", str(r))
+        t = time.monotonic()
+        st, r = api_call(sock, "POST", "/vm/snapshot", json.dumps({"path": snap}))
+        c.check(st == 200, "POST /vm/snapshot", f"{r} in {time.monotonic() - t:.2f} s")
+        st, r = api_call(sock, "POST", "/vm/stop")
+        code = boot.wait(60)
+        c.check(code == 0, "the snapshotted VM stops (POST /vm/stop): exit 0", f"exit status {code}")
+        before = len(boot.out)
+
+        cmd2 = netns.exec_prefix() + [opt.microvm, "--restore", snap]
+        print("command: " + " ".join(cmd2))
+        boot2 = Boot(cmd2)
+        c.boot = boot2
+        if shell:
+            time.sleep(1)
+            boot2.proc.stdin.write(b"\n")
+            boot2.proc.stdin.flush()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 60:
+                with boot2.cond:
+                    again = boot2._part[1].decode(errors="replace")
+                if again.strip():
+                    break
+                time.sleep(0.2)
+            c.check(again == prompt, "restored: the same shell prompt answers a new line",
+                    f"{again!r} (before the snapshot {prompt!r})")
+            boot2.proc.stdin.write(b"cat /root/snap.txt; echo after-restore > /root/after.txt; sync; "
+                                   b"cat /root/after.txt; ping -c 3 -W 5 " + HOST_IP.encode() +
+                                   b" >/dev/null && echo PING-$((3+4)); echo DONE-$((4+5))\n")
+            boot2.proc.stdin.flush()
+            hit = boot2.wait_for(r"^DONE-9$", 120)
+            text = boot2.serial()
+            c.check(hit and "before-snapshot" in text, "restored: the file written before the snapshot reads back",
+                    c.excerpt(text))
+            c.check(hit and re.search(r"^after-restore$", text, re.M), "restored: a new file written and synced")
+            c.check(hit and re.search(r"^PING-7$", text, re.M), "restored: the guest pings the host")
+        else:
+            time.sleep(2)
+        n = ping_guest(netns, 5)
+        c.check(n >= 3, "restored: the host pings the guest", f"{n} of 5 replies")
+        if shell:
+            boot2.proc.stdin.write(b"exit\n")
+            boot2.proc.stdin.flush()
+            code = boot2.wait(120)
+            c.check(code == 0, "restored: `exit` powers the guest off: exit 0", f"exit status {code}")
+            r = subprocess.run(["debugfs", "-R", "cat /root/after.txt", root], capture_output=True, text=True,
+                               check=False)
+            c.check(r.stdout.strip() == "after-restore",
+                    "the restored guest's file is in the disk image (debugfs on the host)", r.stdout + r.stderr)
+        else:
+            boot2.proc.send_signal(signal.SIGTERM)
+            code = boot2.wait(60)
+            c.check(code == EXIT_SIGTERM, f"restored: SIGTERM stops it (exit {EXIT_SIGTERM})", f"exit status {code}")
+        c.stderr(r"^microvm: restored from .*: 1 vCPUs, 256 MiB$", "microvm says it restored the snapshot")
+        c.no_serial(r"Kernel panic|BUG:|Oops", "restored: no kernel panic, BUG or oops")
+        print(f"serial lines before the snapshot: {before}")
+    finally:
+        for b in (boot, boot2):
+            if b:
+                b.kill()
+        netns.delete()
+    return c, boot2 or boot
+
+
+TESTS = {"disk": test_disk, "net-smp": test_net_smp, "snapshot": test_snapshot}
 
 
 def main(argv):
@@ -651,7 +822,8 @@ def main(argv):
     if why:
         print(f"SKIP: {why}; the Linux tests need a usable /dev/kvm")
         return SKIP
-    missing = [f for f in ("bzImage", "vmlinux", "rootfs-spin.ext4") if not os.path.isfile(os.path.join(images, f))]
+    missing = [f for f in ("bzImage", "vmlinux", "rootfs-spin.ext4", "rootfs.ext4")
+               if not os.path.isfile(os.path.join(images, f))]
     if missing:
         print(f"FAILED: the Linux guest images are missing in {images}: {', '.join(missing)}.\n"
               f"Build them first (the kernel is cached after the first build):\n"
