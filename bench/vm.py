@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """bench/vm.py - microvm against QEMU's `microvm` machine on the same /dev/kvm: start-up,
-memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6).
+memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6); and
+microvm's restore from a snapshot against its own cold boot (table 7).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
-  LIST: comma-separated of startup, memory, exits, linux (default: all)
+  LIST: comma-separated of startup, memory, exits, linux, restore (default: all)
 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
@@ -28,7 +29,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "linux"))
-from e2e import Boot, kvm_usable  # noqa: E402  (tests/linux/e2e.py, tests/guest/run.py)
+from e2e import Boot, api_call, kvm_usable  # noqa: E402  (tests/linux/e2e.py, tests/guest/run.py)
 BUILD = os.path.join(ROOT, "build")
 MICROVM = os.path.join(BUILD, "vmm", "microvm")
 GUEST = os.path.join(BUILD, "tests", "guest", "guest-pvh.elf")
@@ -406,6 +407,109 @@ def bench_linux(reps, warm, runs, images, timeout, tmp):
     return rows
 
 
+# --------------------------------------------------------------------------- 7. restore
+
+TOUCH_MIB = 32      # guest memory the test guest writes before it idles: what a snapshot must hold
+
+
+def make_snapshot(mem, tmp, timeout, compress):
+    """Boot the test guest (bench.touch, then its echo loop), pause it, snapshot it into a directory."""
+    d = os.path.join(tmp, f"snap-{mem}-{'deflate' if compress else 'raw'}")
+    sock = os.path.join(tmp, f"api-{mem}.sock")
+    r = Run(microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", mem, extra=["--api-sock", sock]))
+    try:
+        if not check(r.wait_for(IDLE, timeout) is not None, f"restore: the {mem} MiB guest never idle", r):
+            return None
+        st, body = api_call(sock, "POST", "/vm/pause")
+        if not check(st == 200, f"restore: pause: {st} {body}", r):
+            return None
+        st, body = api_call(sock, "POST", "/vm/snapshot", json.dumps({"path": d, "compress": compress}))
+        if not check(st == 200, f"restore: snapshot: {st} {body}", r):
+            return None
+        log(f"restore: snapshot of the {mem} MiB guest ({'deflate' if compress else 'sparse'}): "
+            f"{body['bytes'] / 1048576:.1f} MiB written in {body['ms']} ms")
+    finally:
+        r.kill()
+    return d
+
+
+def serve_time(cmd, timeout, what):
+    """exec -> the guest echoes a line sent at exec (the console buffers it): the VM is running and
+    serving. Then SIGTERM, and microvm's --stats=json (exec -> first KVM_RUN)."""
+    r = Run(cmd + ["--stats=json"])
+    try:
+        r.proc.stdin.write(b"ping\n")
+        r.proc.stdin.flush()
+        hit = r.wait_for(r"^echo: ping$", timeout)
+        if not check(hit is not None, f"restore/{what}: the guest did not answer", r):
+            return None
+        r.proc.terminate()
+        code = r.finish(timeout)
+        st = r.stats()
+        if not check(code == 143 and st, f"restore/{what}: exit status {code} after SIGTERM, --stats {bool(st)}", r):
+            return None
+        return {"serve_ms": hit[0] * 1e3, "guest_start_ms": st["ms"].get("guest_start")}
+    finally:
+        r.kill()
+
+
+def bench_restore(reps, warm, runs, nvms, timeout, tmp):
+    """Restore latency for 128 MiB and 1 GiB guests (the test guest after writing 32 MiB, idle in
+    its echo loop): exec -> guest answers a line, and exec -> first KVM_RUN, restored from a
+    sparse and from a deflated snapshot, against a cold boot of the same guest. Then nvms VMs at
+    once restored from one snapshot against nvms cold-booted: host memory per VM."""
+    rows = []
+    snaps = {}
+    for mem in (128, 1024):
+        raw, z = make_snapshot(mem, tmp, timeout, False), make_snapshot(mem, tmp, timeout, True)
+        if not raw or not z:
+            continue
+        snaps[mem] = raw
+        cands = {
+            "cold-boot": microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", mem),
+            "restore": [MICROVM, "-q", "--restore", raw],
+            "restore-deflate": [MICROVM, "-q", "--restore", z],
+        }
+
+        def one(name):
+            return serve_time(cands[name], timeout, f"{mem}/{name}")
+
+        per = alternate(reps, warm, one, list(cands), runs, f"restore-{mem}")
+        rows += summarize("restore", f"exec -> guest answers, {mem} MiB", per, "serve_ms", "ms", ref="cold-boot")
+        rows += summarize("restore", f"exec -> first KVM_RUN (--stats), {mem} MiB", per, "guest_start_ms", "ms",
+                          ref="cold-boot")
+    if nvms and 128 in snaps:
+        per_many = {}
+        for name, cmd in (("cold-boot", microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", 128)),
+                          ("restore", [MICROVM, "-q", "--restore", snaps[128]])):
+            time.sleep(1)
+            before = mem_available()
+            vms = []
+            try:
+                for _ in range(nvms):
+                    v = Run(cmd)
+                    v.proc.stdin.write(b"ping\n")
+                    v.proc.stdin.flush()
+                    vms.append(v)
+                up = [v for v in vms if v.wait_for(r"^echo: ping$", timeout * 4) is not None]
+                if check(len(up) == nvms, f"restore-many/{name}: only {len(up)} of {nvms} VMs answered"):
+                    time.sleep(1)
+                    used = (before - mem_available()) / nvms / 1048576
+                    m = [smaps(v.proc.pid, 128 << 20) for v in up]
+                    pss = statistics.mean(x["pss"] for x in m) / 1048576
+                    per_many[name] = [{"host_per_vm": used, "pss_per_vm": pss}]
+                    runs.append({"table": "restore-many", "candidate": name, "vms": nvms,
+                                 "host_per_vm_mib": used, "pss_per_vm_mib": pss})
+            finally:
+                for v in vms:
+                    v.kill()
+        rows += summarize("restore", f"host MemAvailable drop per VM, {nvms} VMs (128 MiB, {TOUCH_MIB} MiB written)",
+                          per_many, "host_per_vm", "MiB", ref="cold-boot")
+        rows += summarize("restore", f"PSS per VMM process, {nvms} VMs", per_many, "pss_per_vm", "MiB",
+                          ref="cold-boot")
+    return rows
+
+
 # --------------------------------------------------------------------------- main
 
 def fmt(v):
@@ -413,12 +517,12 @@ def fmt(v):
 
 
 def print_table(rows):
-    head = ["table", "case", "candidate", "median", "min", "max", "ratio to QEMU (min-max)"]
+    head = ["table", "case", "candidate", "median", "min", "max", "ratio to the peer (min-max)"]
     lines = [head]
     for r in rows:
         ratio = ""
         if "ratio_median" in r:
-            ratio = f"{r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+            ratio = f"{r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) vs {r['ratio_to']}"
         lines.append([r["table"], r["case"], r["candidate"], f"{fmt(r['median'])} {r['unit']}".strip(),
                       fmt(r["min"]), fmt(r["max"]), ratio])
     widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
@@ -434,12 +538,12 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--vms", type=int, help="VMs at once for the memory table (default 50)")
     ap.add_argument("--exits", type=int, help="iterations of each exit loop (default 20000)")
-    ap.add_argument("--only", default="startup,memory,exits,linux")
+    ap.add_argument("--only", default="startup,memory,exits,linux,restore")
     ap.add_argument("--images", default=os.environ.get("MICROVM_LINUX_GUEST") or os.path.join(BUILD, "linux-guest"))
     ap.add_argument("--timeout", type=float, default=300, help="seconds one VM may take")
     a = ap.parse_args()
     only = set(a.only.split(","))
-    bad = only - {"startup", "memory", "exits", "linux"}
+    bad = only - {"startup", "memory", "exits", "linux", "restore"}
     if bad:
         ap.error(f"--only: unknown table(s) {', '.join(sorted(bad))}")
 
@@ -485,6 +589,9 @@ def main():
             else:
                 failures.append(f"linux: no bzImage/rootfs-spin.ext4 in {a.images} (sh scripts/guest-image --out {a.images})")
                 log(failures[-1])
+        if "restore" in only:
+            log(f"restore from a snapshot (then {nvms} at once)")
+            rows += bench_restore(reps, warm, runs, nvms, a.timeout, tmp)
     print_table(rows)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "vm-results.json"), "w") as f:

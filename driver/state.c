@@ -144,7 +144,7 @@ int vcpu_state_load(struct vcpu *vcpu, const void *buf, size_t len)
 	if (!b)
 		return err_set(ENOMEM, "vCPU %d state: out of memory", vcpu->id);
 	memcpy(b, buf, sizeof(*b));
-	if (b->magic != VCPU_MAGIC || b->nr_msrs > STATE_MAX_MSRS) {
+	if (b->magic != VCPU_MAGIC || b->nr_msrs > STATE_MAX_MSRS || b->xcrs.nr_xcrs > KVM_MAX_XCRS) {
 		free(b);
 		return err_set(EINVAL, "vCPU %d state: not a vCPU state of this microvm", vcpu->id);
 	}
@@ -155,7 +155,8 @@ int vcpu_state_load(struct vcpu *vcpu, const void *buf, size_t len)
 	    (r = VCPU_IOCTL(vcpu, KVM_SET_REGS, &b->regs)) < 0 ||
 	    (r = VCPU_IOCTL(vcpu, KVM_SET_SREGS, &b->sregs)) < 0 ||
 	    (r = VCPU_IOCTL(vcpu, KVM_SET_XSAVE, &b->xsave)) < 0 ||
-	    (r = VCPU_IOCTL(vcpu, KVM_SET_XCRS, &b->xcrs)) < 0 ||
+	    /* A host without XSAVE reports no XCRs, and refuses to set any. */
+	    (b->xcrs.nr_xcrs && (r = VCPU_IOCTL(vcpu, KVM_SET_XCRS, &b->xcrs)) < 0) ||
 	    (r = VCPU_IOCTL(vcpu, KVM_SET_DEBUGREGS, &b->dregs)) < 0 ||
 	    (r = VCPU_IOCTL(vcpu, KVM_SET_LAPIC, &b->lapic)) < 0)
 		goto out;

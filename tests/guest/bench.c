@@ -11,8 +11,11 @@
  *   bench.mmio=N   N 32-bit writes of 0 to QueueSel of the first virtio-mmio
  *                  window holding a device (DSDT or FDT), the first window
  *                  without one
+ *   bench.touch=M  write one word into every 4 KiB page of M MiB of RAM from
+ *                  32 MiB up (the RAM must be there): guest memory a snapshot
+ *                  has to save, for the restore benchmark
  *
- * They run in that order, after the other checks.
+ * They run in that order (touch first), after the other checks.
  */
 #include "guest.h"
 #include "virtio.h"
@@ -21,14 +24,15 @@
 
 static struct {
 	bool any;
-	uint64_t loop, pio, mmio;
+	uint64_t loop, pio, mmio, touch;
 } cfg;
 
 bool bench_parse(const char *key, size_t klen, const char *v, size_t n)
 {
 	uint64_t *slot = mem_eq_str(key, klen, "loop") ? &cfg.loop :
 			 mem_eq_str(key, klen, "pio")  ? &cfg.pio :
-			 mem_eq_str(key, klen, "mmio") ? &cfg.mmio : NULL;
+			 mem_eq_str(key, klen, "mmio") ? &cfg.mmio :
+			 mem_eq_str(key, klen, "touch") ? &cfg.touch : NULL;
 
 	cfg.any = true;
 	return slot && parse_num(v, n, false, slot) && *slot <= 1000000000ULL;
@@ -67,8 +71,29 @@ static void timed(const char *what, uint64_t n, uint64_t addr)
 	gprintf("bench: %s %lu done, %lu TSC cycles\n", what, n, rdtsc() - t0);
 }
 
+#define TOUCH_BASE ((uint64_t)32 << 20)
+
+static void touch(const struct boot_info *bi, uint64_t mib)
+{
+	uint64_t end = TOUCH_BASE + (mib << 20);
+	bool ram = false;
+
+	for (int i = 0; i < bi->nr_mem; i++)
+		ram |= bi->mem[i].type == 1 && bi->mem[i].addr <= TOUCH_BASE &&
+		       bi->mem[i].addr + bi->mem[i].size >= end;
+	if (!ram || !phys_ok(TOUCH_BASE, mib << 20)) {
+		fail(FAIL_BENCH, "bench: touch: no RAM at 0x%lx-0x%lx", TOUCH_BASE, end);
+		return;
+	}
+	for (uint64_t a = TOUCH_BASE; a < end; a += 4096)
+		*(volatile uint64_t *)a = a ^ 0x5a5a5a5a5a5a5a5aULL;
+	gprintf("bench: touched %lu MiB\n", mib);
+}
+
 void bench_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai)
 {
+	if (cfg.touch)
+		touch(bi, cfg.touch);
 	if (cfg.loop)
 		timed("loop", cfg.loop, 0);
 	if (cfg.pio)

@@ -51,7 +51,8 @@ def restore(microvm, snap, prefix, disk, what, extra=()):
     """Restore, run to the end; the output must continue the original's exactly."""
     r = subprocess.run([microvm, "--restore", snap, "--timeout", "300", *extra], capture_output=True,
                        timeout=360)
-    check(r.returncode == 0, f"{what}: exit 0 (got {r.returncode}; stderr {r.stderr[-600:]!r})")
+    check(r.returncode == 0, f"{what}: exit 0 (got {r.returncode}; stderr {r.stderr[-600:]!r}; "
+          f"the guest's last output {r.stdout[-300:]!r})")
     check(b"blk: seq 0\n" not in r.stdout, f"{what}: the guest did not start over")
     steps = seq_lines(prefix + r.stdout)
     check(steps == list(range(N)), f"{what}: the output before the pause and after the restore is one "

@@ -654,6 +654,16 @@ def api_call(sock_path, method, route, body=None, timeout=60):
     return int(head.split()[1]), (json.loads(b) if b else None)
 
 
+def send(boot, data):
+    """Write to the guest's console; False if microvm is gone."""
+    try:
+        boot.proc.stdin.write(data)
+        boot.proc.stdin.flush()
+        return True
+    except BrokenPipeError:
+        return False
+
+
 def user_syscalls(microvm):
     r = subprocess.run([microvm, "--host-info"], capture_output=True, text=True, check=False)
     return "user_syscalls: yes" in r.stdout
@@ -724,8 +734,7 @@ def test_snapshot(opt, images, tmp):
             if not c.check(hit, "the guest boots to its shell",
                            "" if hit else c.excerpt(boot.serial())):
                 return c, boot
-            boot.proc.stdin.write(b"echo before-snapshot > /root/snap.txt; sync; echo WROTE-$((2+3))\n")
-            boot.proc.stdin.flush()
+            send(boot, b"echo before-snapshot > /root/snap.txt; sync; echo WROTE-$((2+3))\n")
             hit = boot.wait_for(r"^WROTE-5$", left())
             c.check(hit, "at the prompt: a file written and synced", "" if hit else c.excerpt(boot.serial()))
             time.sleep(1)
@@ -756,8 +765,8 @@ def test_snapshot(opt, images, tmp):
         c.boot = boot2
         if shell:
             time.sleep(1)
-            boot2.proc.stdin.write(b"\n")
-            boot2.proc.stdin.flush()
+            c.check(send(boot2, b"\n"), "the restored VM runs",
+                    f"microvm exited {boot2.proc.poll()}: " + boot2.log())
             t0 = time.monotonic()
             while time.monotonic() - t0 < 60:
                 with boot2.cond:
@@ -767,10 +776,9 @@ def test_snapshot(opt, images, tmp):
                 time.sleep(0.2)
             c.check(again == prompt, "restored: the same shell prompt answers a new line",
                     f"{again!r} (before the snapshot {prompt!r})")
-            boot2.proc.stdin.write(b"cat /root/snap.txt; echo after-restore > /root/after.txt; sync; "
+            send(boot2, b"cat /root/snap.txt; echo after-restore > /root/after.txt; sync; "
                                    b"cat /root/after.txt; ping -c 3 -W 5 " + HOST_IP.encode() +
                                    b" >/dev/null && echo PING-$((3+4)); echo DONE-$((4+5))\n")
-            boot2.proc.stdin.flush()
             hit = boot2.wait_for(r"^DONE-9$", 120)
             text = boot2.serial()
             c.check(hit and "before-snapshot" in text, "restored: the file written before the snapshot reads back",
@@ -782,8 +790,7 @@ def test_snapshot(opt, images, tmp):
         n = ping_guest(netns, 5)
         c.check(n >= 3, "restored: the host pings the guest", f"{n} of 5 replies")
         if shell:
-            boot2.proc.stdin.write(b"exit\n")
-            boot2.proc.stdin.flush()
+            send(boot2, b"exit\n")
             code = boot2.wait(120)
             c.check(code == 0, "restored: `exit` powers the guest off: exit 0", f"exit status {code}")
             r = subprocess.run(["debugfs", "-R", "cat /root/after.txt", root], capture_output=True, text=True,
