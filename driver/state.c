@@ -131,6 +131,36 @@ int vcpu_state_save(struct vcpu *vcpu, void *out)
 	return 0;
 }
 
+#define MSR_IA32_TSC 0x10
+
+/*
+ * Make the guest's TSC go on from `want`. KVM takes a host write of the TSC
+ * MSR that lies within a second of what it expects (a vCPU just created
+ * counts from 0) as an attempt to synchronise vCPUs and keeps its own value
+ * instead, so a snapshot of a guest less than a second old would see its
+ * TSC jump back. Where KVM has the TSC offset attribute (Linux 5.16+), set
+ * the offset that gives `want` now; elsewhere the MSR write stands.
+ */
+static int tsc_set(struct vcpu *vcpu, uint64_t want)
+{
+	uint64_t off = 0;
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+				     .addr = (uintptr_t)&off };
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC };
+
+	if (ioctl(vcpu->fd, KVM_HAS_DEVICE_ATTR, &a) < 0)
+		return 0;
+	if (ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &a) < 0 || ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
+		return err_set(errno, "vCPU %d: reading the TSC: %s", vcpu->id, strerror(errno));
+	off += want - m.e.data;
+	if (ioctl(vcpu->fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+		return err_set(errno, "vCPU %d: setting the TSC offset: %s", vcpu->id, strerror(errno));
+	return 0;
+}
+
 int vcpu_state_load(struct vcpu *vcpu, const void *buf, size_t len)
 {
 	struct vcpu_blob *b;
@@ -167,6 +197,9 @@ int vcpu_state_load(struct vcpu *vcpu, const void *buf, size_t len)
 			    b->nr_msrs - (uint32_t)r, b->nr_msrs);
 		goto out;
 	}
+	for (uint32_t i = 0; i < b->nr_msrs; i++)
+		if (b->msrs[i].index == MSR_IA32_TSC && (r = tsc_set(vcpu, b->msrs[i].data)) < 0)
+			goto out;
 	r = VCPU_IOCTL(vcpu, KVM_SET_VCPU_EVENTS, &b->events);
 out:
 	free(b);

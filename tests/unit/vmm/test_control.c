@@ -1,4 +1,4 @@
-/* test_control.c - the control API's routes on a VM without vCPUs or KVM: dispatch, the pause state machine, the shutdown body. */
+/* test_control.c - the control API's routes on a VM without vCPUs or KVM: dispatch, the pause state machine, the shutdown and snapshot bodies. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -147,5 +147,34 @@ Test(control, stop_then_everything_conflicts)
 	json_object_put(o);
 	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
 	cr_assert_str_eq(str(o, "state"), "stopping");
+	json_object_put(o);
+}
+
+Test(control, snapshot_body_and_state)
+{
+	static const char *const bad[] = {
+		"", "x", "[]", "{}", "{\"path\": 3}", "{\"path\": \"\"}", "{\"path\": \"/s\", \"compress\": 1}",
+		"{\"path\": \"/s\", \"other\": true}", "{\"path\": \"/s\"} trailing", "{\"compress\": true}",
+	};
+	json_object *o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(call("POST", "/vm/snapshot", bad[i], &o, NULL), 400, "body '%s'", bad[i]);
+		cr_assert(strstr(str(o, "error"), "POST /vm/snapshot: "), "%s", str(o, "error"));
+		json_object_put(o);
+	}
+	/* A good body on a running VM: pause first. */
+	cr_assert_eq(call("POST", "/vm/snapshot", "{\"path\": \"/nonexistent/snap\"}", &o, NULL), 409);
+	cr_assert(strstr(str(o, "error"), "pause it first"), "%s", str(o, "error"));
+	json_object_put(o);
+	/* Paused, with a directory that cannot be made: 500 naming it, and the VM stays paused. */
+	cr_assert_eq(call("POST", "/vm/pause", NULL, &o, NULL), 200);
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/snapshot", "{\"path\": \"/nonexistent/snap\", \"compress\": true}", &o, NULL),
+		     500);
+	cr_assert(strstr(str(o, "error"), "/nonexistent/snap"), "%s", str(o, "error"));
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "paused");
 	json_object_put(o);
 }
