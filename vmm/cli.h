@@ -14,7 +14,7 @@
 #define CLI_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
 #define CLI_MAX_NICS 4
 #define CLI_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
-#define CLI_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock from a --config file */
+#define CLI_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock, restore from a --config file */
 
 /* One --disk PATH[,ro][,direct][,id=NAME]. */
 struct disk_config {

@@ -218,6 +218,7 @@ static const struct key {
 	{ "run", K_PATH, CLI_RUN },
 	{ "user", K_STRING, CLI_USER },
 	{ "api_sock", K_PATH, CLI_API_SOCK },
+	{ "restore", K_PATH, CLI_RESTORE },
 };
 
 static int apply_key(const char *name, const char *dir, const struct key *k, struct json_object *v,

@@ -94,7 +94,8 @@ static int check_memory(const struct snap_memory *m, size_t len, bool compressed
 		if (e->len == 0 || e->len > MAX_RUN || e->off % PAGE || e->len % PAGE || e->off < end ||
 		    e->off > m->total || e->len > m->total - e->off || e->file_off < fend ||
 		    e->file_off > m->file_size || e->file_len > m->file_size - e->file_off ||
-		    (!compressed && (e->file_off != e->off || e->file_len != e->len)))
+		    (!compressed && (e->file_off != e->off || e->file_len != e->len)) ||
+		    (compressed && (e->file_len == 0 || e->file_len > compressBound(MAX_RUN))))
 			return err_set(EINVAL, "memory record: extent %u out of order or out of range", i);
 		end = e->off + e->len;
 		fend = e->file_off + e->file_len;

@@ -39,7 +39,9 @@ static inline void check_disk(const struct disk_config *d)
 
 static inline void check_config(const struct vmm_config *c)
 {
-	FZ_CHECK(c->kernel || c->host_info);
+	FZ_CHECK(c->kernel || c->host_info || c->restore);
+	/* --restore: the snapshot is the machine; no flag that describes one came with it. */
+	FZ_CHECK(!c->restore || (!c->kernel && !c->initrd && !c->run && !c->machine_set && c->restore[0]));
 	FZ_CHECK(c->cmdline);
 	FZ_CHECK(c->mem >= MV_MEM_MIN && c->mem <= MV_MEM_MAX && c->mem % (1 << 20) == 0);
 	FZ_CHECK(c->cpus >= 1 && c->cpus <= MV_MAX_VCPUS);

@@ -63,6 +63,7 @@ static void check_strings(const struct vmm_config *c, char *const argv[], int ar
 	FZ_CHECK(owned(c, c->cmdline, argv, argc));
 	FZ_CHECK(owned(c, c->run, argv, argc));
 	FZ_CHECK(owned(c, c->user, argv, argc));
+	FZ_CHECK(owned(c, c->restore, argv, argc));
 	FZ_CHECK(c->nr_owned >= 0 && c->nr_owned <= CLI_MAX_OWNED);
 }
 

@@ -238,4 +238,11 @@ Test(snapshot, extent_checks)
 	cr_assert_eq(parse(), 0, "%s", err_msg());
 	mem->ext[0].file_len = 4097;
 	refused("extent 0");
+	/* A deflated extent larger than any the writer makes (the restore reads it into a bounded buffer). */
+	build(1);
+	mem->compressed = 1;
+	mem->file_size = 1ULL << 30;
+	mem->ext[0].file_off = 0;
+	mem->ext[0].file_len = 1ULL << 30;
+	refused("extent 0");
 }
