@@ -731,11 +731,21 @@ def test_snapshot(opt, images, tmp):
         prompt = None
         if shell:
             hit = boot.wait_for(r"exit the shell to power off", left())
+            print(f"shell started: {bool(hit)} at {boot.now():.1f} s", flush=True)
             if not c.check(hit, "the guest boots to its shell",
                            "" if hit else c.excerpt(boot.serial())):
                 return c, boot
-            send(boot, b"echo before-snapshot > /root/snap.txt; sync; echo WROTE-$((2+3))\n")
-            hit = boot.wait_for(r"^WROTE-5$", left())
+            # Type only once the prompt is there (the shell may drop what came before), and
+            # again while nothing answers.
+            hit = None
+            t_end = time.monotonic() + left()
+            while not hit and time.monotonic() < t_end and boot.proc.poll() is None:
+                with boot.cond:
+                    ready = boot._part[1].rstrip().endswith(b"#")
+                if ready:
+                    send(boot, b"echo before-snapshot > /root/snap.txt; sync; echo WROTE-$((2+3))\n")
+                hit = boot.wait_for(r"^WROTE-5$", 20)
+            print(f"file written: {bool(hit)} at {boot.now():.1f} s", flush=True)
             c.check(hit, "at the prompt: a file written and synced", "" if hit else c.excerpt(boot.serial()))
             time.sleep(1)
             with boot.cond:
@@ -759,6 +769,7 @@ def test_snapshot(opt, images, tmp):
         c.check(code == 0, "the snapshotted VM stops (POST /vm/stop): exit 0", f"exit status {code}")
         before = len(boot.out)
 
+        print(f"snapshot taken, original stopped ({code}) at {boot.now():.1f} s", flush=True)
         cmd2 = netns.exec_prefix() + [opt.microvm, "--restore", snap]
         print("command: " + " ".join(cmd2))
         boot2 = Boot(cmd2)
