@@ -17,6 +17,7 @@
 
 #define PAGE 4096ULL
 #define MAX_RUN (32ULL << 20)   /* an extent covers at most this much RAM (one deflate call) */
+#define CHECK_CHUNK (256u << 10) /* a restore reads a raw extent this much at a time to check it */
 
 /* ---- the format ---- */
 
@@ -396,7 +397,8 @@ int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct 
 	}
 	if ((ret = guest_mem_map_file(mem, starts, sizes, m->nr_ram, compressed ? -1 : fd)) < 0)
 		goto out;
-	if (!(buf = malloc(compressed ? compressBound(MAX_RUN) : MAX_RUN))) {
+	/* The raw file is read in small pieces: a 32 MiB buffer costs thousands of page faults. */
+	if (!(buf = malloc(compressed ? compressBound(MAX_RUN) : CHECK_CHUNK))) {
 		ret = err_set(ENOMEM, "--restore: out of memory");
 		goto out;
 	}
@@ -407,17 +409,29 @@ int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct 
 			ret = err_set(EINVAL, "--restore %s: refused: extent %u crosses a RAM region", path, i);
 			goto out;
 		}
-		if ((ret = pread_all(fd, buf, e->file_len, e->file_off, path)) < 0)
-			goto out;
-		if (compressed) {
-			uLongf n = e->len;
-			if (uncompress(dst, &n, buf, e->file_len) != Z_OK || n != e->len) {
-				ret = err_set(EINVAL, "--restore %s: refused: extent %u does not decompress", path, i);
+		if (!compressed) {
+			/* Checked through reads, so the mapping still loads on first touch. */
+			uLong c = crc32(0L, Z_NULL, 0);
+			for (uint64_t done = 0; done < e->len; done += CHECK_CHUNK) {
+				size_t n = e->len - done < CHECK_CHUNK ? (size_t)(e->len - done) : CHECK_CHUNK;
+				if ((ret = pread_all(fd, buf, n, e->file_off + done, path)) < 0)
+					goto out;
+				c = crc32(c, buf, (uInt)n);
+			}
+			if ((uint32_t)c != e->crc) {
+				ret = err_set(EINVAL, "--restore %s: refused: checksum mismatch in extent %u (corrupt)", path, i);
 				goto out;
 			}
+			continue;
 		}
-		/* The raw file is checked through a read, so the mapping still loads on first touch. */
-		if (crc(compressed ? dst : buf, e->len) != e->crc) {
+		if ((ret = pread_all(fd, buf, e->file_len, e->file_off, path)) < 0)
+			goto out;
+		uLongf n = e->len;
+		if (uncompress(dst, &n, buf, e->file_len) != Z_OK || n != e->len) {
+			ret = err_set(EINVAL, "--restore %s: refused: extent %u does not decompress", path, i);
+			goto out;
+		}
+		if (crc(dst, e->len) != e->crc) {
 			ret = err_set(EINVAL, "--restore %s: refused: checksum mismatch in extent %u (corrupt)", path, i);
 			goto out;
 		}
