@@ -560,24 +560,10 @@ int virtio_mmio_load(struct virtio_mmio *m, const struct virtio_mmio_state *s)
 	int ret = 0;
 	if ((s->status & VIRTIO_STATUS_DRIVER_OK) && !s->broken && dev->ops->activate)
 		ret = dev->ops->activate(dev);
-	for (uint32_t i = 0; ret == 0 && i < s->num_queues; i++) {
-		struct virtq *q = &dev->vq[i];
-		if (!q->ready)
-			continue;
-		/*
-		 * Guest RAM restored from a file is copy-on-write, and only the device writes the
-		 * used ring: write each of its pages once now, so the guest never holds a mapping
-		 * of the shared page that the device's first store then replaces. (A restored
-		 * guest once waited for ever on a used index the device had already moved, on the
-		 * KVM that emulates guest kernel code.)
-		 */
-		uint64_t len = 6 + 8 * (uint64_t)q->size;
-		volatile uint8_t *u = gpa_to_host(m->mem, q->used, len);
-		for (uint64_t off = 0; u && off < len; off += 4096 - ((q->used + off) & 4095))
-			u[off] = u[off];
-		/* A kick may have been on its way when the snapshot froze the device: each queue gets one. */
-		signal_fd(m->notify_fd[i]);
-	}
+	/* A kick may have been on its way when the snapshot froze the device: each queue gets one. */
+	for (uint32_t i = 0; ret == 0 && i < s->num_queues; i++)
+		if (dev->vq[i].ready)
+			signal_fd(m->notify_fd[i]);
 	pthread_mutex_unlock(&m->lock);
 	if (ret < 0)
 		return err_set(-ret, "%s state: activating the device: %s", name, strerror(-ret));
