@@ -47,6 +47,7 @@ SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "guest"))
 from run import NetNs, kvm_usable, netns_missing  # noqa: E402  (tests/guest/run.py)
+from api_test import call as api_call  # noqa: E402  (tests/guest/api_test.py: one request on the API socket)
 
 EXIT_PVPANIC = 122         # vmm/exit_codes.h MV_EXIT_GUEST_PANIC
 EXIT_SIGTERM = 128 + signal.SIGTERM
@@ -632,26 +633,6 @@ def test_net_smp(opt, images, tmp):
             boot.kill()
         netns.delete()
     return c, boot
-
-
-def api_call(sock_path, method, route, body=None, timeout=60):
-    """One HTTP/1.1 request on the control API's Unix socket; (status, JSON body or None)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock_path)
-    data = f"{method} {route} HTTP/1.1\r\nHost: localhost\r\n".encode()
-    if body is not None:
-        data += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
-    s.sendall(data + b"\r\n" + (body.encode() if body else b""))
-    buf = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    head, _, b = buf.partition(b"\r\n\r\n")
-    return int(head.split()[1]), (json.loads(b) if b else None)
 
 
 def send(boot, data):
