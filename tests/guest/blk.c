@@ -70,7 +70,7 @@ struct disk {
 };
 
 enum op_kind { OP_READ, OP_WRITE, OP_MULTI, OP_RO, OP_ID, OP_IOERR, OP_CAPACITY, OP_HOSTILE, OP_ABUSE, OP_SOAK,
-	       OP_BENCH, OP_SEQ };
+	       OP_BENCH, OP_SEQ, OP_RECORDS };
 enum hostile { H_NEXT, H_ADDR, H_WRAP, H_LOOP, H_AVAIL, H_INDIRECT, H_LEN };
 static const char *const hostile_names[] = { "next", "addr", "wrap", "loop", "avail", "indirect", "len" };
 /* blk.abuse: a driver that misbehaves at the register level (see op_abuse()). */
@@ -81,6 +81,7 @@ struct op {
 	enum op_kind kind;
 	int disk;
 	uint64_t sector, seed, count;
+	uint64_t run, pace;        /* blk.records */
 	const char *str;           /* blk.id */
 	size_t str_len;
 };
@@ -164,8 +165,8 @@ bool blk_wants_acpi(int mode)
 bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 {
 	static const char *const names[] = { "read", "write", "multi", "ro", "id", "ioerr",
-					     "capacity", "hostile", "abuse", "soak", "bench", "seq" };
-	uint64_t num[4] = { 0, 0, 0, 1 };
+					     "capacity", "hostile", "abuse", "soak", "bench", "seq", "records" };
+	uint64_t num[5] = { 0, 0, 0, 1, 0 };
 	size_t colon = 0;
 
 	cfg.any = true;
@@ -249,6 +250,17 @@ bool blk_parse(const char *key, size_t klen, const char *v, size_t n)
 			return false;
 		o->count = num[0];
 		o->seed = num[1];
+		break;
+	case OP_RECORDS:  /* DISK:FIRST:COUNT:EVERY[:RUN[:PACE]] */
+		num[3] = 0;
+		k = has_rest ? split_nums(rest, rn, num, 5) : -1;
+		if (k < 3 || !num[1] || num[1] > 1000000 || !num[2] || num[2] > MAX_REQS || num[4] > 1000000)
+			return false;
+		o->sector = num[0];
+		o->count = num[1];
+		o->seed = num[2];   /* at most this many records per flush */
+		o->run = num[3];
+		o->pace = num[4];   /* port reads after each durable line */
 		break;
 	case OP_ABUSE:    /* DISK:KIND */
 		if (!has_rest || !find_name(abuse_names, sizeof(abuse_names) / sizeof(abuse_names[0]),
@@ -592,6 +604,102 @@ static void op_seq(const struct op *o)
 			return;
 	}
 	gprintf("blk: vd%c: seq of %lu sectors written, read back ok\n", 'a' + o->disk, o->count);
+}
+
+/*
+ * blk.records=DISK:FIRST:COUNT:EVERY[:RUN[:PACE]], for the power-cut test
+ * (tests/powercut, docs/powercut.md): COUNT numbered 512-byte records, record
+ * n at sector FIRST + n, written in batches of 1, 2, ..., EVERY, 1, 2, ...
+ * records (a batch's writes all in flight at once), each batch followed by a
+ * FLUSH; once the FLUSH completed with OK the guest prints "blk: durable N"
+ * (records 0..N-1 were acknowledged as durable) and reads a port PACE times.
+ * Then every record is read back and checked. A record (64 little-endian
+ * words): REC_MAGIC, n, RUN, 60 words (sector * 64 + i) ^ seed_mix(RUN *
+ * 1000003 + n + 1) for i = 3..62, and a checksum of words 0..62 (h = rol64(h,
+ * 1) + w), so the host can tell an intact record from a missing, misplaced or
+ * torn one.
+ */
+#define REC_MAGIC 0x31304345524d564dULL   /* "MVMREC01" */
+
+static uint64_t rotsum(const uint64_t *w, int n)
+{
+	uint64_t h = 0;
+
+	for (int i = 0; i < n; i++)
+		h = ((h << 1) | (h >> 63)) + w[i];
+	return h;
+}
+
+static void make_record(uint64_t *p, uint64_t sector, uint64_t n, uint64_t run)
+{
+	uint64_t m = seed_mix(run * 1000003 + n + 1);
+
+	p[0] = REC_MAGIC;
+	p[1] = n;
+	p[2] = run;
+	for (int i = 3; i < 63; i++)
+		p[i] = (sector * 64 + (uint64_t)i) ^ m;
+	p[63] = rotsum(p, 63);
+}
+
+static void op_records(const struct op *o)
+{
+	int idx = o->disk;
+	struct disk *d = &disks[idx];
+	struct ring *r = &rings[idx];
+	uint64_t done = 0, batch = 1;
+	unsigned flushes = 0;
+
+	if (!(d->features & (1ULL << F_FLUSH))) {
+		fail(FAIL_BLK_INIT, "blk: vd%c: no VIRTIO_BLK_F_FLUSH, cannot make a record durable", 'a' + idx);
+		return;
+	}
+	if (o->sector + o->count > d->capacity || 3 * o->seed > d->qsize) {
+		fail(FAIL_BLK_IO, "blk: vd%c: records %lu..%lu at sector %lu: disk of %lu sectors, queue of %u",
+		     'a' + idx, (uint64_t)0, o->count - 1, o->sector, d->capacity, d->qsize);
+		return;
+	}
+	while (done < o->count) {
+		int k = (int)(batch < o->count - done ? batch : o->count - done);
+		for (int j = 0; j < k; j++) {
+			uint64_t n = done + (uint64_t)j;
+			make_record((uint64_t *)(buf + (size_t)j * SECTOR), o->sector + n, n, o->run);
+			queue_req(d, r, j, T_OUT, o->sector + n, buf + (size_t)j * SECTOR, SECTOR, false);
+		}
+		kick(d, r);
+		if (!wait_used(d, r, idx, k, NULL))
+			return;
+		for (int j = 0; j < k; j++)
+			if (!expect_ok(idx, "record write", r->status[j]))
+				return;
+		if (!expect_ok(idx, "record flush", request(idx, T_FLUSH, 0, NULL, 0, false)))
+			return;
+		done += (uint64_t)k;
+		flushes++;
+		gprintf("blk: durable %lu\n", done);
+		for (uint64_t i = 0; i < o->pace; i++)
+			(void)inb(SEQ_PACE_PORT);
+		batch = batch % o->seed + 1;
+	}
+	for (uint64_t n = 0; n < o->count; n += BUF_SECTORS) {
+		uint64_t c = o->count - n < BUF_SECTORS ? o->count - n : BUF_SECTORS;
+		memset(buf, 0, c * SECTOR);
+		if (!expect_ok(idx, "record read back", request(idx, T_IN, o->sector + n, buf,
+								(uint32_t)(c * SECTOR), true)))
+			return;
+		for (uint64_t j = 0; j < c; j++) {
+			uint64_t want[64];
+			const uint64_t *p = (const uint64_t *)(buf + j * SECTOR);
+			make_record(want, o->sector + n + j, n + j, o->run);
+			for (int w = 0; w < 64; w++)
+				if (p[w] != want[w]) {
+					fail(FAIL_BLK_DATA, "blk: vd%c: record %lu (sector %lu) word %d is 0x%lx, "
+					     "expected 0x%lx", 'a' + idx, n + j, o->sector + n + j, w, p[w], want[w]);
+					return;
+				}
+		}
+	}
+	gprintf("blk: vd%c: records: %lu written in %u flushes, read back ok\n", 'a' + idx, o->count, flushes);
 }
 
 /* N one-sector reads of consecutive sectors, all in the avail ring before the first completion is looked at. */
@@ -1202,6 +1310,7 @@ void blk_run(const struct boot_info *bi, const struct fdt_info *fi, const struct
 		case OP_SOAK: op_soak(o); break;
 		case OP_BENCH: op_bench(o); break;
 		case OP_SEQ: op_seq(o); break;
+		case OP_RECORDS: op_records(o); break;
 		}
 	}
 }
