@@ -334,13 +334,18 @@ struct virtio_mmio *vdevs_transport(struct vdevs *d, int i)
 	return w->mmio_ready ? &w->mmio : NULL;
 }
 
-void vdevs_freeze(struct vdevs *d)
+int vdevs_freeze(struct vdevs *d)
 {
+	int ret = 0;
+
+	/* Every device is frozen even after a failure: vdevs_thaw() undoes them all. */
 	for (int i = 0; i < vdevs_count(d); i++) {
 		struct virtio_mmio *m = vdevs_transport(d, i);
-		if (m && m->dev->ops->freeze)
-			m->dev->ops->freeze(m->dev);
+		int r = m && m->dev->ops->freeze ? m->dev->ops->freeze(m->dev) : 0;
+		if (r < 0 && ret == 0)
+			ret = r;
 	}
+	return ret;
 }
 
 void vdevs_thaw(struct vdevs *d)

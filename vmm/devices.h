@@ -99,11 +99,14 @@ struct virtio_mmio *vdevs_transport(struct vdevs *d, int i);
 
 /*
  * For a snapshot, with every vCPU stopped: freeze every device (requests in
- * flight finish, nothing new starts, held buffers go back to their rings;
- * virtio_dev_ops.freeze), so that guest memory and the transports' state
- * stay still; vdevs_thaw() lets them go on.
+ * flight complete into their used rings, nothing new starts, held buffers go
+ * back to their rings, writable disks are synced; virtio_dev_ops.freeze), so
+ * that guest memory and the transports' state stay still and the disks are
+ * not older than the snapshot. Returns 0, or the first device's -errno with
+ * err_msg() (a disk could not be synced); either way every device is frozen
+ * and vdevs_thaw() lets them all go on.
  */
-void vdevs_freeze(struct vdevs *d);
+int vdevs_freeze(struct vdevs *d);
 void vdevs_thaw(struct vdevs *d);
 
 /* Stop if needed and free everything, closing the taps (a tap microvm created goes away); safe on a zeroed or partly built struct. */

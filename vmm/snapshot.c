@@ -557,8 +557,11 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 		goto out;
 	}
 	/* Nothing moves in guest memory or the transports from here to the thaw. */
-	vdevs_freeze(&vmm->vdevs);
-	ret = save_state(vmm, &b);
+	ret = vdevs_freeze(&vmm->vdevs);
+	if (ret < 0)
+		err_prefix(-ret, "snapshot %s", dir);
+	else
+		ret = save_state(vmm, &b);
 	if (ret == -ENOMEM)
 		ret = err_set(ENOMEM, "snapshot: out of memory");
 	if (ret == 0)

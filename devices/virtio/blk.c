@@ -189,7 +189,7 @@ struct blk {
 	struct io_loop *loop;
 	int file;
 	atomic_bool active;             /* DRIVER_OK and not being reset */
-	bool frozen_active;             /* active when freeze() stopped it (main thread) */
+	atomic_bool frozen;             /* a snapshot: take no new request (requests in flight still finish) */
 
 	/* I/O thread only (and the vCPU thread while active is false and nothing is in flight). */
 	struct virtq_chain chain;
@@ -200,8 +200,11 @@ struct blk {
 	unsigned long host_errors;
 
 	pthread_mutex_t lock;           /* inflight, for reset; stats */
-	pthread_cond_t idle;
+	pthread_cond_t idle;            /* inflight reached 0, or the freeze's flush is done */
 	unsigned inflight;
+	struct io_request freeze_io;    /* the flush of a freeze (vdevs_freeze) */
+	bool freeze_flush_busy;
+	int64_t freeze_flush_res;
 	struct blk_stats stats;
 
 	bool fail_set;                  /* test-only error injection: eio:SECTOR */
@@ -290,7 +293,7 @@ static void req_done(struct io_request *io, int64_t res)
 	if (--b->inflight == 0)
 		pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
-	if (atomic_load(&b->active) && b->stalled) {
+	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && b->stalled) {
 		b->stalled = false;
 		blk_process(b);
 	}
@@ -355,7 +358,7 @@ static void blk_process(struct blk *b)
 	struct virtq *vq = &b->dev.vq[0];
 	bool pushed = false;
 
-	if (!atomic_load(&b->active) || !vq->ready)
+	if (!atomic_load(&b->active) || atomic_load(&b->frozen) || !vq->ready)
 		return;
 	virtq_enable_notify(vq, false);
 	for (;;) {
@@ -454,13 +457,69 @@ static void blk_reset(struct virtio_dev *dev)
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* Snapshot: no new request, none in flight (the queue's position says the rest). */
-static void blk_freeze(struct virtio_dev *dev)
+/* (io) Through io_loop_call(): from here on the I/O thread takes no new request. */
+static void blk_stop_taking(void *arg)
+{
+	struct blk *b = arg;
+
+	atomic_store(&b->frozen, true);
+}
+
+/* (io) The flush a freeze asked for is done. */
+static void freeze_flush_done(struct io_request *io, int64_t res)
+{
+	struct blk *b = io->priv;
+
+	pthread_mutex_lock(&b->lock);
+	b->freeze_flush_res = res;
+	b->freeze_flush_busy = false;
+	pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* (io) Through io_loop_call(): queue the freeze's flush (its result arrives in freeze_flush_done). */
+static void freeze_flush_submit(void *arg)
+{
+	struct blk *b = arg;
+
+	b->freeze_io = (struct io_request){ .op = IO_OP_FLUSH, .file = b->file,
+					    .done = freeze_flush_done, .priv = b };
+	int ret = io_loop_submit(b->loop, &b->freeze_io);
+	if (ret < 0)
+		freeze_flush_done(&b->freeze_io, ret);
+}
+
+/*
+ * Snapshot: take no new request, let every request in flight complete into
+ * the used ring (status byte, used element, interrupt: all part of the saved
+ * state), then make the image durable (fdatasync through the I/O engine), so
+ * a snapshot is never newer than its disk. The device stays active: its queue
+ * position then says exactly which requests were answered.
+ */
+static int blk_freeze(struct virtio_dev *dev)
 {
 	struct blk *b = dev->priv;
+	int64_t res = 0;
 
-	b->frozen_active = atomic_load(&b->active);
-	blk_reset(dev);
+	io_loop_call(b->loop, blk_stop_taking, b);
+	pthread_mutex_lock(&b->lock);
+	while (b->inflight)
+		pthread_cond_wait(&b->idle, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+	if (b->disk.ro)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	b->freeze_flush_busy = true;
+	pthread_mutex_unlock(&b->lock);
+	io_loop_call(b->loop, freeze_flush_submit, b);
+	pthread_mutex_lock(&b->lock);
+	while (b->freeze_flush_busy)
+		pthread_cond_wait(&b->idle, &b->lock);
+	res = b->freeze_flush_res;
+	pthread_mutex_unlock(&b->lock);
+	if (res < 0)
+		return err_set((int)-res, "virtio-blk %s: syncing the image: %s", b->disk.id, strerror((int)-res));
+	return 0;
 }
 
 /* (io) Through io_loop_call(): serve again, and what the driver queued meanwhile. */
@@ -468,7 +527,8 @@ static void blk_thaw_io(void *arg)
 {
 	struct blk *b = arg;
 
-	atomic_store(&b->active, true);
+	atomic_store(&b->frozen, false);
+	b->stalled = false;
 	blk_process(b);
 }
 
@@ -476,9 +536,7 @@ static void blk_thaw(struct virtio_dev *dev)
 {
 	struct blk *b = dev->priv;
 
-	if (b->frozen_active)
-		io_loop_call(b->loop, blk_thaw_io, b);
-	b->frozen_active = false;
+	io_loop_call(b->loop, blk_thaw_io, b);
 }
 
 static const struct virtio_dev_ops blk_ops = {

@@ -564,6 +564,14 @@ int virtio_mmio_load(struct virtio_mmio *m, const struct virtio_mmio_state *s)
 	for (uint32_t i = 0; ret == 0 && i < s->num_queues; i++)
 		if (dev->vq[i].ready)
 			signal_fd(m->notify_fd[i]);
+	/*
+	 * An interrupt the device raised while it was frozen (a request in flight
+	 * completing) may not have reached the saved irqchip state yet (KVM
+	 * injects an irqfd's edge from a work queue): raise it again. A driver
+	 * reads the status register, so a second edge for one status is harmless.
+	 */
+	if (ret == 0 && atomic_load(&m->interrupt_status))
+		signal_fd(m->irq_fd);
 	pthread_mutex_unlock(&m->lock);
 	if (ret < 0)
 		return err_set(-ret, "%s state: activating the device: %s", name, strerror(-ret));

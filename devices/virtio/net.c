@@ -592,11 +592,12 @@ static void net_thaw_io(void *arg)
 	n->frozen_active = false;
 }
 
-static void net_freeze(struct virtio_dev *dev)
+static int net_freeze(struct virtio_dev *dev)
 {
 	struct net *n = dev->priv;
 
 	io_loop_call(n->loop, net_freeze_io, n);
+	return 0;
 }
 
 static void net_thaw(struct virtio_dev *dev)

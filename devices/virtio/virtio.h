@@ -44,12 +44,15 @@ struct virtio_dev_ops {
 	/* The driver reset the device: stop, wait for in-flight requests, forget state. */
 	void (*reset)(struct virtio_dev *dev);
 	/*
-	 * For a snapshot, with every vCPU stopped: finish the requests in flight
-	 * and take no new ones; buffers taken from a ring but not given back go
-	 * back to the ring (the queue's position is rewound), so the queues'
-	 * positions alone describe the device. thaw() goes on as before.
+	 * For a snapshot, with every vCPU stopped: take no new requests and let
+	 * the ones in flight complete into the used ring (an answer is never
+	 * dropped); buffers taken from a ring but not given back go back to the
+	 * ring (the queue's position is rewound), so the queues' positions alone
+	 * describe the device; make what the device wrote durable on the host.
+	 * Returns 0 or -errno with err_msg() (the snapshot is then refused);
+	 * thaw() goes on as before either way.
 	 */
-	void (*freeze)(struct virtio_dev *dev);
+	int (*freeze)(struct virtio_dev *dev);
 	void (*thaw)(struct virtio_dev *dev);
 };
 

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "devices/virtio/blk.h"
 #include "vmm/err.h"
@@ -320,8 +326,9 @@ static bool rig_setup(struct rig *r, enum io_engine e, bool ro)
 	struct blk_disk d = { .sectors = SECTORS, .ro = ro, .id = "rig" };
 
 	memset(r, 0, sizeof(*r));
-	r->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(r->ram, 0, RAM_SIZE);
+	/* mmap'ed: the freeze tests register part of it with userfaultfd. */
+	r->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(r->ram, MAP_FAILED);
 	r->mem.nr = 1;
 	r->mem.region[0] = (struct guest_region){ .gpa = 0, .size = RAM_SIZE, .host = r->ram };
 	r->fd = mkstemp(tmpl);
@@ -350,7 +357,7 @@ static void rig_teardown(struct rig *r)
 	io_loop_destroy(r->loop);
 	blk_destroy(r->blk);
 	close(r->fd);
-	free(r->ram);
+	munmap(r->ram, RAM_SIZE);
 }
 
 static void set_desc(struct rig *r, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
@@ -479,6 +486,140 @@ static void test_device_rw(enum io_engine e)
 		cr_assert_eq(back[i], 'Z', "write %d finished before the reset returned", i / 512);
 	rig_teardown(&r);
 }
+
+/*
+ * A snapshot's freeze with a read in flight: the read must complete into the
+ * used ring (data, status, used element) before freeze() returns, and the
+ * device must take no new request until thaw(). The read is held in flight
+ * by a userfaultfd on the guest page it reads into: the host copy blocks
+ * until the test's handler thread fills the page, 300 ms after the fault.
+ */
+struct uffd_hold {
+	int fd;
+	uint8_t *page;
+	atomic_bool faulted, released;
+};
+
+static void *uffd_handler(void *arg)
+{
+	struct uffd_hold *h = arg;
+	struct uffd_msg msg;
+	struct pollfd p = { .fd = h->fd, .events = POLLIN };
+
+	if (poll(&p, 1, 5000) != 1 || read(h->fd, &msg, sizeof(msg)) != sizeof(msg) ||
+	    msg.event != UFFD_EVENT_PAGEFAULT)
+		return NULL;
+	atomic_store(&h->faulted, true);
+	usleep(300 * 1000);
+	static uint8_t zero[4096] __attribute__((aligned(4096)));
+	struct uffdio_copy c = { .dst = (uintptr_t)h->page, .src = (uintptr_t)zero, .len = 4096 };
+	atomic_store(&h->released, true);
+	ioctl(h->fd, UFFDIO_COPY, &c);
+	return NULL;
+}
+
+static void test_freeze_inflight(enum io_engine e)
+{
+	struct rig r;
+	struct uffd_hold h = { .fd = -1 };
+	pthread_t t;
+
+	if (!rig_setup(&r, e, false))
+		cr_skip_test("io_uring unavailable here");
+	uint8_t sector[512];
+	memset(sector, 'Q', sizeof(sector));
+	cr_assert_eq(pwrite(r.fd, sector, sizeof(sector), 5 * 512), 512);
+	h.page = r.ram + DATA_GPA;
+	h.fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (h.fd < 0) {
+		rig_teardown(&r);
+		cr_skip_test("userfaultfd unavailable here (%s): needs root", strerror(errno));
+	}
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .range = { .start = (uintptr_t)h.page, .len = 4096 },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	cr_assert_eq(ioctl(h.fd, UFFDIO_API, &api), 0);
+	cr_assert_eq(madvise(h.page, 4096, MADV_DONTNEED), 0);
+	cr_assert_eq(ioctl(h.fd, UFFDIO_REGISTER, &reg), 0);
+	cr_assert_eq(pthread_create(&t, NULL, uffd_handler, &h), 0);
+
+	add_req(&r, 0, VIRTIO_BLK_T_IN, 5, 512);
+	/* The kick returns once the request is taken from the ring and handed to the I/O engine. */
+	io_loop_call(r.loop, kick_fn, &r);
+	for (int i = 0; i < 5000 && !atomic_load(&h.faulted); i++)
+		usleep(1000);
+	cr_assert(atomic_load(&h.faulted), "the read never touched its buffer");
+	cr_assert_eq(used_idx(&r), 0, "the read finished while its page was held");
+
+	cr_assert_eq(r.dev->ops->freeze(r.dev), 0);
+	cr_assert(atomic_load(&h.released), "freeze() returned before the read in flight finished");
+	cr_assert_eq(used_idx(&r), 1, "the read in flight was not answered in the used ring");
+	cr_assert_eq(r.ram[STATUS_GPA + 0], VIRTIO_BLK_S_OK);
+	cr_assert_eq(r.ram[DATA_GPA + 511], 'Q');
+
+	/* Frozen: a new request stays in the ring, however often the driver kicks. */
+	add_req(&r, 1, VIRTIO_BLK_T_IN, 5, 512);
+	io_loop_call(r.loop, kick_fn, &r);
+	usleep(100 * 1000);
+	cr_assert_eq(used_idx(&r), 1, "a frozen device took a new request");
+	r.dev->ops->thaw(r.dev);
+	for (int i = 0; i < 5000 && used_idx(&r) != 2; i++)
+		usleep(1000);
+	cr_assert_eq(used_idx(&r), 2, "after the thaw, the request queued meanwhile is served");
+	cr_assert_eq(r.ram[STATUS_GPA + 1], VIRTIO_BLK_S_OK);
+	pthread_join(t, NULL);
+	close(h.fd);
+	rig_teardown(&r);
+}
+
+Test(blk_freeze_uring, inflight_read_completes, .timeout = 30) { test_freeze_inflight(IO_ENGINE_URING); }
+Test(blk_freeze_sync, inflight_read_completes, .timeout = 30) { test_freeze_inflight(IO_ENGINE_SYNC); }
+
+/*
+ * A snapshot's freeze syncs a writable image through the I/O engine and
+ * reports a failure (the snapshot is then refused): here the "image" is a
+ * pipe, where fdatasync fails with EINVAL. A read-only image needs no sync.
+ */
+static void test_freeze_syncs(enum io_engine e)
+{
+	struct rig r;
+	int p[2];
+
+	for (int ro = 0; ro <= 1; ro++) {
+		if (!rig_setup(&r, e, ro))
+			cr_skip_test("io_uring unavailable here");
+		cr_assert_eq(r.dev->ops->freeze(r.dev), 0, "a regular file syncs");
+		r.dev->ops->thaw(r.dev);
+		rig_teardown(&r);
+	}
+	cr_assert_eq(pipe(p), 0);
+	for (int ro = 0; ro <= 1; ro++) {
+		struct blk *b;
+		struct io_loop *loop;
+		struct blk_disk d = { .sectors = SECTORS, .ro = ro, .id = "pipe" };
+		cr_assert_eq(io_loop_create(&loop, e), 0);
+		int file = io_loop_register_file(loop, p[1]);
+		cr_assert_eq(blk_create(&b, &d, loop, file), 0);
+		cr_assert_eq(io_loop_start(loop), 0);
+		struct virtio_dev *dev = blk_virtio_dev(b);
+		err_clear();
+		int ret = dev->ops->freeze(dev);
+		if (ro) {
+			cr_assert_eq(ret, 0, "a read-only image is not synced");
+		} else {
+			cr_assert_eq(ret, -EINVAL, "a failed sync fails the freeze (got %d)", ret);
+			cr_assert(strstr(err_msg(), "virtio-blk pipe: syncing the image"), "%s", err_msg());
+		}
+		dev->ops->thaw(dev);
+		io_loop_destroy(loop);
+		blk_destroy(b);
+	}
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(blk_freeze_uring, syncs_the_image) { test_freeze_syncs(IO_ENGINE_URING); }
+Test(blk_freeze_sync, syncs_the_image) { test_freeze_syncs(IO_ENGINE_SYNC); }
 
 Test(blk_device_uring, rw) { test_device_rw(IO_ENGINE_URING); }
 Test(blk_device_sync, rw) { test_device_rw(IO_ENGINE_SYNC); }
