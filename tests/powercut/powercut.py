@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""powercut.py - no flushed write is ever lost: a power-cut (crash-consistency) test (stdlib only).
+
+  powercut.py --microvm PATH --kernel GUEST [--variant ENGINE[,direct]]... [--records N] [--every N]
+  powercut.py --self-test
+
+The disk is an ext4 image holding one file, `records`, whose blocks are
+found with debugfs. The image sits behind dm-log-writes (on loop devices),
+which records every write and flush that reaches the disk, in order. The
+test guest (blk.records=...) writes numbered, checksummed records into
+that file's sectors through virtio-blk, issues a FLUSH after each batch,
+and prints "blk: durable N" once the FLUSH completed; the test answers
+each such line with a mark in the log ("durable-N"). Afterwards the log
+is replayed onto a copy of the original image, entry by entry, and after
+every entry (a power cut at that instant) the records that were
+acknowledged as durable by then must be present and intact; at every
+FLUSH point and a few points between flushes `e2fsck -fn` must find the
+file system clean. "Acknowledged by then": after the log's k-th FLUSH
+entry, every record covered by the guest's first k flushes; after a mark
+durable-N, records 0..N-1. Records not acknowledged yet may be missing,
+but never garbage. Each run then checks that the checker can fail: the
+same log with one acknowledged record's write dropped, and with it moved
+after its FLUSH, must show lost records.
+
+The log format is Linux's (Documentation/admin-guide/device-mapper/
+log-writes.rst, drivers/md/dm-log-writes.c): a super block at byte 0
+(magic, version, entry count, sector size), then per entry one block of
+`sectorsize` bytes with the 32-byte entry (sector, nr_sectors in sector-
+size units, flags, data_len; a mark's text follows it in the same block),
+then nr_sectors blocks of data (none for a discard or a mark).
+
+--self-test needs no KVM and no root: it builds logs itself and checks that
+the replayer and the checker pass a good one and fail a dropped write, a
+write moved past its FLUSH, a torn record, a missing FLUSH and a damaged
+file system. Exit status: 0 pass, 1 fail, 77 skip (with the reason).
+See docs/powercut.md.
+"""
+import argparse
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+SECTOR = 512
+REC_MAGIC = 0x31304345524D564D   # "MVMREC01", as tests/guest/blk.c
+MASK = (1 << 64) - 1
+SEED_MUL = 0x9E3779B97F4A7C15
+BLANK = b"\xa5" * SECTOR          # a record's sector before the guest writes it
+
+LOG_MAGIC = 0x6A736677736872
+LOG_VERSION = 1
+F_FLUSH, F_FUA, F_DISCARD, F_MARK, F_METADATA = 1, 2, 4, 8, 16
+SUPER = struct.Struct("<QQQI")
+ENTRY = struct.Struct("<QQQQ")
+
+
+# ---- records (the guest's make_record()) ----
+
+def rotsum(words):
+    h = 0
+    for w in words:
+        h = (((h << 1) | (h >> 63)) + w) & MASK
+    return h
+
+
+def record_bytes(sector, n, run):
+    m = ((run * 1000003 + n + 1) * SEED_MUL) & MASK
+    w = [REC_MAGIC, n, run] + [((sector * 64 + i) ^ m) & MASK for i in range(3, 63)]
+    w.append(rotsum(w))
+    return struct.pack("<64Q", *w)
+
+
+# ---- the log ----
+
+class Entry:
+    __slots__ = ("index", "sector", "nr", "flags", "mark", "data_off")
+
+    def __init__(self, index, sector, nr, flags, mark, data_off):
+        self.index, self.sector, self.nr, self.flags = index, sector, nr, flags
+        self.mark, self.data_off = mark, data_off
+
+    def kind(self):
+        if self.flags & F_MARK:
+            return f"mark {self.mark!r}"
+        what = "discard" if self.flags & F_DISCARD else "write" if self.nr else ""
+        fl = "+".join(n for f, n in ((F_FLUSH, "FLUSH"), (F_FUA, "FUA")) if self.flags & f)
+        return " ".join(x for x in (what, fl) if x) + (f" {self.nr}@{self.sector}" if self.nr else "")
+
+
+def parse_log(path):
+    """(sectorsize, [Entry]) from a dm-log-writes log; raises ValueError on a malformed one."""
+    with open(path, "rb") as f:
+        head = f.read(SUPER.size)
+        if len(head) < SUPER.size:
+            raise ValueError("log shorter than its super block")
+        magic, version, count, ss = SUPER.unpack(head)
+        if magic != LOG_MAGIC:
+            raise ValueError(f"log magic 0x{magic:x}, expected 0x{LOG_MAGIC:x} (not a dm-log-writes log)")
+        if version != LOG_VERSION:
+            raise ValueError(f"log version {version}, this replayer reads {LOG_VERSION}")
+        if ss < SECTOR or ss & (ss - 1) or ss > 65536:
+            raise ValueError(f"log sector size {ss}")
+        size = os.fstat(f.fileno()).st_size
+        entries, pos = [], ss
+        for i in range(count):
+            f.seek(pos)
+            blk = f.read(ss)
+            if len(blk) < ss:
+                raise ValueError(f"entry {i} of {count} at byte {pos}: past the end of the log")
+            sector, nr, flags, dlen = ENTRY.unpack_from(blk)
+            mark = None
+            if flags & F_MARK:
+                if dlen > ss - ENTRY.size:
+                    raise ValueError(f"entry {i}: mark of {dlen} bytes")
+                mark = blk[ENTRY.size:ENTRY.size + dlen].decode("utf-8", "replace")
+                nr_data = 0
+            else:
+                nr_data = 0 if flags & F_DISCARD else nr
+            if pos + ss * (1 + nr_data) > size:
+                raise ValueError(f"entry {i}: {nr_data} data blocks past the end of the log")
+            entries.append(Entry(i, sector, nr, flags, mark, pos + ss))
+            pos += ss * (1 + nr_data)
+    return ss, entries
+
+
+def write_log(path, ss, items):
+    """A log in dm-log-writes' format (for the self-test): items are (flags, sector, data or mark)."""
+    with open(path, "wb") as f:
+        f.write(SUPER.pack(LOG_MAGIC, LOG_VERSION, len(items), ss).ljust(ss, b"\0"))
+        for flags, sector, payload in items:
+            if flags & F_MARK:
+                m = payload.encode()
+                f.write((ENTRY.pack(0, 0, flags, len(m)) + m).ljust(ss, b"\0"))
+            else:
+                data = payload or b""
+                assert len(data) % ss == 0
+                f.write(ENTRY.pack(sector, len(data) // ss, flags, 0).ljust(ss, b"\0"))
+                f.write(data)
+
+
+class Replay:
+    """Applies log entries, in a given order, onto a working copy of the original image."""
+
+    def __init__(self, log_path, ss, image_path):
+        self.log = open(log_path, "rb")
+        self.ss = ss
+        self.fd = os.open(image_path, os.O_RDWR)
+
+    def apply(self, e):
+        if e.flags & F_MARK or not e.nr:
+            return
+        off, n = e.sector * self.ss, e.nr * self.ss
+        if e.flags & F_DISCARD:
+            data = bytes(n)   # what a discarded range reads as is undefined; zeroes are the harsh case
+        else:
+            self.log.seek(e.data_off)
+            data = self.log.read(n)
+        if os.pwrite(self.fd, data, off) != n:
+            raise OSError(f"short write replaying entry {e.index}")
+
+    def close(self):
+        self.log.close()
+        os.close(self.fd)
+
+
+# ---- the image ----
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def make_image(path, records, size_mib=16):
+    """An ext4 image with a file 'records' of BLANK sectors; returns the first record's sector."""
+    stage = tempfile.mkdtemp(prefix="powercut-stage-", dir=os.path.dirname(path))
+    try:
+        with open(os.path.join(stage, "records"), "wb") as f:
+            f.write(BLANK * records)
+        r = run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", stage,
+                 "-E", "root_owner=0:0", path, f"{size_mib}M"])
+        if r.returncode:
+            raise RuntimeError(f"mke2fs failed: {r.stdout.strip()}")
+    finally:
+        shutil.rmtree(stage)
+    r = run(["debugfs", "-R", "blocks /records", path])
+    blocks = [int(b) for b in r.stdout.split() if b.isdigit()]
+    need = (records * SECTOR + 4095) // 4096
+    if r.returncode or len(blocks) != need:
+        raise RuntimeError(f"debugfs blocks /records: {r.stdout.strip()!r} (expected {need} blocks)")
+    if blocks != list(range(blocks[0], blocks[0] + need)):
+        raise RuntimeError(f"the records file is not contiguous: blocks {blocks}")
+    first = blocks[0] * (4096 // SECTOR)
+    with open(path, "rb") as f:
+        f.seek(first * SECTOR)
+        if f.read(records * SECTOR) != BLANK * records:
+            raise RuntimeError("the records file's blocks do not hold what was put in it")
+    return first
+
+
+def e2fsck_clean(path):
+    r = run(["e2fsck", "-fn", path])
+    return r.returncode == 0, r.stdout
+
+
+# ---- the check ----
+
+class Result:
+    def __init__(self):
+        self.points = self.flush_points = self.between_points = 0
+        self.checked = self.lost = self.corrupt = 0
+        self.fsck_points = self.fsck_bad = 0
+        self.first_problems = []
+
+    def problem(self, text):
+        if len(self.first_problems) < 8:
+            self.first_problems.append(text)
+
+    def ok(self):
+        return not (self.lost or self.corrupt or self.fsck_bad)
+
+
+def check_log(log_path, orig_image, work_image, first, records, run_id, durable, entries=None,
+              ss=None, fsck_between=2, do_fsck=True):
+    """Replays the log onto a copy of orig_image, checking after every entry (see the module doc).
+
+    durable: the guest's 'blk: durable N' counts, in order. entries: the log's entries in the order
+    to replay them (default: as logged). fsck_between: e2fsck runs at every FLUSH point and at this
+    many points spread over each stretch between two FLUSHes.
+    """
+    if entries is None:
+        ss, entries = parse_log(log_path)
+    shutil.copyfile(orig_image, work_image)
+    want = [record_bytes(first + n, n, run_id) for n in range(records)]
+    res = Result()
+    nflush = sum(1 for e in entries if e.flags & F_FLUSH)
+    if nflush < len(durable):
+        res.lost += 1
+        res.problem(f"the guest was told {len(durable)} flushes completed; the log holds {nflush} FLUSH entries")
+    # Which points between FLUSHes get an e2fsck: spread over each stretch.
+    fsck_at = set()
+    stretch = []
+    for i, e in enumerate(entries):
+        if e.flags & F_FLUSH:
+            if stretch and fsck_between:
+                step = max(1, len(stretch) // (fsck_between + 1))
+                fsck_at.update(stretch[step - 1::step][:fsck_between])
+            stretch = []
+        else:
+            stretch.append(i + 1)   # the point after entry i
+    rp = Replay(log_path, ss, work_image)
+    fd = os.open(work_image, os.O_RDONLY)
+    try:
+        flushes_seen = mark_req = 0
+        for p in range(len(entries) + 1):   # point p: the first p entries reached the disk
+            if p:
+                e = entries[p - 1]
+                rp.apply(e)
+                if e.flags & F_FLUSH:
+                    flushes_seen += 1
+                if e.mark and (m := re.fullmatch(r"durable-(\d+)", e.mark)):
+                    mark_req = max(mark_req, int(m.group(1)))
+            after_flush = p > 0 and entries[p - 1].flags & F_FLUSH
+            req = durable[min(flushes_seen, len(durable)) - 1] if flushes_seen and durable else 0
+            req = max(req, mark_req)
+            res.points += 1
+            if after_flush:
+                res.flush_points += 1
+            else:
+                res.between_points += 1
+            area = os.pread(fd, records * SECTOR, first * SECTOR)
+            for n in range(records):
+                got = area[n * SECTOR:(n + 1) * SECTOR]
+                if n < req:
+                    res.checked += 1
+                    if got != want[n]:
+                        res.lost += 1
+                        res.problem(f"point {p} (after {entries[p - 1].kind() if p else 'nothing'}): "
+                                    f"record {n} acknowledged durable, but its sector holds "
+                                    f"{'the blank' if got == BLANK else 'other data'}")
+                elif got != want[n] and got != BLANK:
+                    res.corrupt += 1
+                    res.problem(f"point {p}: record {n} (not acknowledged yet) is neither blank nor intact")
+            if do_fsck and (after_flush or p in fsck_at or p == len(entries)):
+                os.fsync(rp.fd)
+                clean, out = e2fsck_clean(work_image)
+                res.fsck_points += 1
+                if not clean:
+                    res.fsck_bad += 1
+                    res.problem(f"point {p}: e2fsck -fn: {out.strip().splitlines()[-1:]}")
+    finally:
+        os.close(fd)
+        rp.close()
+    return res
+
+
+def controls(log_path, orig_image, work_image, first, records, run_id, durable):
+    """The checker must fail on a log with one acknowledged record lost: (dropped, moved) lost counts."""
+    ss, entries = parse_log(log_path)
+    flush_idx = [i for i, e in enumerate(entries) if e.flags & F_FLUSH]
+    if not durable or not flush_idx:
+        return None
+    # A record in the middle of the run, acknowledged by guest flush j (the j-th FLUSH entry).
+    target = durable[len(durable) // 2] - 1
+    j = next(k for k, n in enumerate(durable) if n > target)
+    if j >= len(flush_idx):
+        return None
+    sec = first + target
+    lo = flush_idx[j - 1] + 1 if j else 0
+    writes = [i for i in range(lo, flush_idx[j])
+              if not entries[i].flags & (F_MARK | F_DISCARD) and entries[i].sector * ss // SECTOR <= sec
+              < (entries[i].sector + entries[i].nr) * ss // SECTOR]
+    if not writes:
+        return None
+    w = writes[-1]
+    dropped = entries[:w] + entries[w + 1:]
+    moved = entries[:w] + entries[w + 1:flush_idx[j] + 1] + [entries[w]] + entries[flush_idx[j] + 1:]
+    r1 = check_log(log_path, orig_image, work_image, first, records, run_id, durable, dropped, ss, do_fsck=False)
+    r2 = check_log(log_path, orig_image, work_image, first, records, run_id, durable, moved, ss, do_fsck=False)
+    return r1.lost, r2.lost
+
+
+# ---- the VM run behind dm-log-writes ----
+
+def skip_reason():
+    if os.geteuid() != 0:
+        return "not root (loop devices and device-mapper need it)"
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return f"/dev/kvm: {e.strerror}; the guest needs a usable /dev/kvm"
+    for tool in ("dmsetup", "losetup", "mke2fs", "debugfs", "e2fsck"):
+        if not shutil.which(tool):
+            return f"no `{tool}` (install {'dmsetup' if tool == 'dmsetup' else 'mount' if tool == 'losetup' else 'e2fsprogs'})"
+    # Modules: the running kernel's, or (in scripts/nested-kvm's VM, whose root is the host's)
+    # the ones unpacked next to its kernel.
+    alt = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                       "microvm", "nested", os.uname().release)
+    for mod, present in (("loop", lambda: os.path.exists("/dev/loop-control")),
+                         ("dm-log-writes", lambda: "log-writes" in run(["dmsetup", "targets"]).stdout)):
+        if present():
+            continue
+        run(["modprobe", mod])
+        if not present() and os.path.isdir(alt):
+            run(["modprobe", "-d", alt, "-S", os.uname().release, mod])
+        if not present():
+            return f"no {mod} (kernel module {mod} not loadable: CONFIG_{'BLK_DEV_LOOP' if mod == 'loop' else 'DM_LOG_WRITES'})"
+    return None
+
+
+class Target:
+    """Loop devices over the image and the log, and a log-writes target over them; remove() undoes it."""
+
+    def __init__(self, name, image, log):
+        self.name, self.loops, self.created = name, [], False
+        for f in (image, log):
+            r = run(["losetup", "-f", "--show", f])
+            if r.returncode:
+                self.remove()
+                raise RuntimeError(f"losetup {f}: {r.stdout.strip()}")
+            self.loops.append(r.stdout.strip())
+        sectors = os.path.getsize(image) // SECTOR
+        r = run(["dmsetup", "create", "--noudevsync", name, "--table",
+                 f"0 {sectors} log-writes {self.loops[0]} {self.loops[1]}"])
+        if r.returncode:
+            self.remove()
+            raise RuntimeError(f"dmsetup create: {r.stdout.strip()}")
+        self.created = True
+        run(["dmsetup", "mknodes", name])
+        self.dev = f"/dev/mapper/{name}"
+        if not os.path.exists(self.dev):
+            self.remove()
+            raise RuntimeError(f"{self.dev} did not appear")
+
+    def mark(self, text):
+        r = run(["dmsetup", "message", self.name, "0", "mark", text])
+        if r.returncode:
+            raise RuntimeError(f"dmsetup message mark {text}: {r.stdout.strip()}")
+
+    def remove(self):
+        if self.created:
+            for _ in range(20):
+                if run(["dmsetup", "remove", "--noudevsync", self.name]).returncode == 0:
+                    break
+                time.sleep(0.5)
+            else:
+                print(f"powercut: could not remove {self.name}", file=sys.stderr)
+            self.created = False
+        for lp in self.loops:
+            run(["losetup", "-d", lp])
+        self.loops = []
+
+
+def run_variant(opt, variant, tmp):
+    engine, _, direct = variant.partition(",")
+    label = variant
+    image = os.path.join(tmp, "image.ext4")
+    orig = os.path.join(tmp, "orig.ext4")
+    log = os.path.join(tmp, "log")
+    work = os.path.join(tmp, "replay.ext4")
+    first = make_image(image, opt.records)
+    shutil.copyfile(image, orig)
+    with open(log, "wb") as f:
+        f.truncate(64 << 20)
+    run_id = os.getpid() & 0xFFFF
+    cmdline = f"blk.records=vda:{first}:{opt.records}:{opt.every}:{run_id}:{opt.pace}"
+    name = f"powercut-{os.getpid()}-{engine}{'-direct' if direct else ''}"
+    tgt = Target(name, image, log)
+    durable, out = [], []
+    t0 = time.monotonic()
+    try:
+        cmd = [opt.microvm, "--kernel", opt.kernel, "--io-engine", engine,
+               "--disk", tgt.dev + (",direct" if direct else ""), "--cmdline", cmdline]
+        print("powercut: $ " + " ".join(cmd), flush=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in p.stdout:
+                out.append(line)
+                m = re.match(r"blk: durable (\d+)$", line.strip())
+                if m:
+                    durable.append(int(m.group(1)))
+                    tgt.mark(f"durable-{m.group(1)}")
+                if time.monotonic() - t0 > opt.timeout:
+                    p.kill()
+                    raise RuntimeError(f"microvm ran longer than {opt.timeout} s")
+            rc = p.wait(timeout=opt.timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        tgt.remove()
+    t_vm = time.monotonic() - t0
+    text = "".join(out)
+    if rc != 0 or not re.search(r"^blk: vda: records: \d+ written in \d+ flushes, read back ok", text, re.M):
+        print(text, end="")
+        raise RuntimeError(f"{label}: microvm exited with {rc}, or the guest did not finish its records")
+    if durable != sorted(set(durable)) or durable[-1] != opt.records:
+        raise RuntimeError(f"{label}: durable lines {durable}")
+    ss, entries = parse_log(log)
+    kinds = {"write": 0, "FLUSH": 0, "mark": 0, "other": 0}
+    for e in entries:
+        k = "mark" if e.flags & F_MARK else "FLUSH" if e.flags & F_FLUSH else "write" if e.nr else "other"
+        kinds[k] += 1
+    print(f"powercut: {label}: guest ran {t_vm:.1f} s, {len(durable)} flushes acknowledged; log: "
+          f"{len(entries)} entries ({kinds['write']} writes, {kinds['FLUSH']} FLUSH, {kinds['mark']} marks), "
+          f"sector size {ss}", flush=True)
+    t1 = time.monotonic()
+    res = check_log(log, orig, work, first, opt.records, run_id, durable, fsck_between=opt.fsck_between)
+    ctl = controls(log, orig, work, first, opt.records, run_id, durable)
+    print(f"powercut: {label}: {res.points} crash points replayed ({res.flush_points} after a FLUSH, "
+          f"{res.between_points} between), {res.checked} acknowledged records checked, {res.lost} lost, "
+          f"{res.corrupt} corrupt, e2fsck -fn clean at {res.fsck_points - res.fsck_bad} of {res.fsck_points} "
+          f"points; controls: dropped write -> {ctl[0] if ctl else '?'} lost, write after its FLUSH -> "
+          f"{ctl[1] if ctl else '?'} lost ({time.monotonic() - t1:.1f} s)", flush=True)
+    for pr in res.first_problems:
+        print(f"powercut: {label}: {pr}")
+    if not ctl or not ctl[0] or not ctl[1]:
+        res.problem("the checker did not see a deliberately lost record (controls)")
+        return res, False
+    return res, res.ok()
+
+
+# ---- self-test ----
+
+def self_test():
+    for tool in ("mke2fs", "debugfs", "e2fsck"):
+        if not shutil.which(tool):
+            print(f"SKIP: no `{tool}` (install e2fsprogs)")
+            return SKIP
+    tmp = tempfile.mkdtemp(prefix="powercut-self-")
+    try:
+        records, run_id = 24, 7
+        orig, work, log = (os.path.join(tmp, n) for n in ("orig.ext4", "work.ext4", "log"))
+        first = make_image(orig, records, size_mib=8)
+        ss = SECTOR
+        # What the guest and a correct VMM produce: each batch's writes, then a FLUSH, then the mark.
+        items, durable, n, batch = [], [], 0, 1
+        while n < records:
+            k = min(batch, records - n)
+            for j in range(k):
+                items.append((0, first + n + j, record_bytes(first + n + j, n + j, run_id)))
+            items.append((F_FLUSH, 0, None))
+            n += k
+            durable.append(n)
+            items.append((F_MARK, 0, f"durable-{n}"))
+            batch = batch % 4 + 1
+        items.append((F_MARK, 0, "dm-log-writes-end"))
+        failures = []
+
+        def expect(name, its, dur, want_ok, what="lost"):
+            write_log(log, ss, its)
+            r = check_log(log, orig, work, first, records, run_id, dur, fsck_between=1)
+            ok = r.ok()
+            print(f"self-test: {name}: {r.points} points, {r.checked} checked, {r.lost} lost, "
+                  f"{r.corrupt} corrupt, e2fsck bad at {r.fsck_bad} of {r.fsck_points} -> "
+                  f"{'pass' if ok else 'FAIL'} (expected {'pass' if want_ok else 'FAIL'})")
+            for pr in r.first_problems[:2]:
+                print(f"self-test:   {pr}")
+            if ok != want_ok or (not want_ok and what == "fsck" and not r.fsck_bad) or \
+               (not want_ok and what == "corrupt" and not r.corrupt):
+                failures.append(name)
+            return r
+
+        expect("good log", items, durable, True)
+        # The parser: round trip of entries, marks and flags.
+        _, ents = parse_log(log)
+        if [e.mark for e in ents if e.mark][-1] != "dm-log-writes-end" or \
+           sum(1 for e in ents if e.flags & F_FLUSH) != len(durable):
+            failures.append("parse")
+        wi = [i for i, it in enumerate(items) if it[0] == 0]
+        fi = [i for i, it in enumerate(items) if it[0] & F_FLUSH]
+        mid = wi[len(wi) // 2]
+        expect("dropped write", items[:mid] + items[mid + 1:], durable, False)
+        nxt = next(i for i in fi if i > mid)
+        expect("write after its FLUSH", items[:mid] + items[mid + 1:nxt + 1] + [items[mid]] + items[nxt + 1:],
+               durable, False)
+        torn = bytearray(items[mid][2])
+        torn[100] ^= 1
+        expect("torn record", items[:mid] + [(0, items[mid][1], bytes(torn))] + items[mid + 1:], durable, False,
+               "corrupt")
+        # A FLUSH acknowledged to the guest that never reached the disk (marks gone too).
+        nof = [it for i, it in enumerate(items) if i != nxt and not (it[0] & F_MARK)]
+        expect("missing FLUSH", nof, durable, False)
+        # An acknowledged record written to the wrong sector.
+        wrong = items[:mid] + [(0, items[mid][1] + records + 8, items[mid][2])] + items[mid + 1:]
+        expect("misplaced write", wrong, durable, False)
+        # A stray write over the group descriptors: e2fsck must notice.
+        expect("damaged file system", items[:2] + [(0, 8, b"\xff" * 4096)] + items[2:], durable, False, "fsck")
+        if failures:
+            print(f"self-test: FAILED: {', '.join(failures)}")
+            return 1
+        print("self-test: the replayer and the checker pass the good log and fail every damaged one")
+        return 0
+    finally:
+        shutil.rmtree(tmp)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--microvm")
+    ap.add_argument("--kernel", help="the test guest (guest-elf64.elf)")
+    ap.add_argument("--variant", action="append",
+                    help="ENGINE[,direct]: one run each (default: uring, sync, uring,direct)")
+    ap.add_argument("--records", type=int, default=96)
+    ap.add_argument("--every", type=int, default=6, help="at most this many records per flush (1-8)")
+    ap.add_argument("--pace", type=int, default=200, help="guest port reads after each durable line")
+    ap.add_argument("--fsck-between", type=int, default=1,
+                    help="e2fsck points between two FLUSHes (besides every FLUSH point)")
+    ap.add_argument("--timeout", type=float, default=240)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (image, log)")
+    opt = ap.parse_args()
+    if opt.self_test:
+        return self_test()
+    if not opt.microvm or not opt.kernel:
+        ap.error("--microvm and --kernel are needed (or --self-test)")
+    why = skip_reason()
+    if why:
+        print(f"SKIP: {why}")
+        return SKIP
+    variants = opt.variant or ["uring", "sync", "uring,direct"]
+    total = Result()
+    status = 0
+    t0 = time.monotonic()
+    for v in variants:
+        tmp = tempfile.mkdtemp(prefix="powercut-", dir="/tmp")
+        try:
+            res, ok = run_variant(opt, v, tmp)
+        except (RuntimeError, ValueError, OSError) as e:
+            print(f"powercut: {v}: FAIL: {e}")
+            status = 1
+            continue
+        finally:
+            if opt.keep:
+                print(f"powercut: {v}: kept {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if not ok:
+            status = 1
+        for k in ("points", "flush_points", "between_points", "checked", "lost", "corrupt", "fsck_points",
+                  "fsck_bad"):
+            setattr(total, k, getattr(total, k) + getattr(res, k))
+    print(f"powercut: total over {len(variants)} runs ({', '.join(variants)}): {total.points} crash points "
+          f"replayed ({total.flush_points} at a FLUSH, {total.between_points} between), {total.checked} "
+          f"acknowledged records checked, {total.lost} lost, {total.corrupt} corrupt, e2fsck -fn clean at "
+          f"{total.fsck_points - total.fsck_bad} of {total.fsck_points}; {time.monotonic() - t0:.0f} s")
+    print("powercut: PASS" if status == 0 else "powercut: FAIL")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
