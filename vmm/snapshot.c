@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -190,41 +191,82 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s)
 	return 0;
 }
 
-int snapshot_read(const char *dir, struct snapshot *s)
+/* Open name in dfd for reading: a regular file, no symbolic link followed. */
+static int open_regular(int dfd, const char *dir, const char *name)
 {
-	char path[PATH_MAX];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int ret;
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
-	memset(s, 0, sizeof(*s));
-	if ((size_t)snprintf(path, sizeof(path), "%s/state", dir) >= sizeof(path))
-		return err_set(ENAMETOOLONG, "--restore %s: path too long", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		struct stat st;
-		if (e == ENOENT && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		if (e == ENOENT && !strcmp(name, "state"))
 			return err_set(e, "--restore %s: no state file in it (not a snapshot, or an unfinished one)", dir);
-		return err_set(e, "--restore %s: %s", dir, strerror(e));
+		if (e == ELOOP)
+			return err_set(e, "--restore %s/%s: refused: a symbolic link", dir, name);
+		return err_set(e, "--restore %s/%s: %s", dir, name, strerror(e));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(EINVAL, "--restore %s/%s: refused: not a regular file", dir, name);
+	}
+	return fd;
+}
+
+int snapshot_read(const char *dir, struct snapshot *s)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret, fd = -1, mfd = -1;
+
+	memset(s, 0, sizeof(*s));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "--restore %s: %s", dir, strerror(errno));
+	/* A snapshot being written here holds the directory exclusively: state and memory are read as one pair. */
+	if (flock(dfd, LOCK_SH | LOCK_NB) < 0) {
+		int e = errno;
+		close(dfd);
+		return err_set(e == EWOULDBLOCK ? EBUSY : e, "--restore %s: %s", dir,
+			       e == EWOULDBLOCK ? "a snapshot is being written into it; try again when it is done"
+					        : strerror(e));
+	}
+	if ((fd = open_regular(dfd, dir, "state")) < 0) {
+		ret = fd;
+		goto out;
 	}
 	ret = read_whole(fd, SNAP_MAX_STATE, &buf, &len);
-	close(fd);
-	if (ret < 0)
-		return err_prefix(-ret, "--restore %s/state", dir);
+	if (ret < 0) {
+		err_prefix(-ret, "--restore %s/state", dir);
+		goto out;
+	}
 	/* read_whole's buffer comes from malloc: aligned for the records. */
 	if ((ret = snapshot_parse(buf, len, s)) < 0) {
-		free(buf);
-		memset(s, 0, sizeof(*s));
-		return err_prefix(-ret, "--restore %s: refused", dir);
+		err_prefix(-ret, "--restore %s: refused", dir);
+		goto out;
+	}
+	if ((mfd = open_regular(dfd, dir, (s->flags & SNAP_FLAG_COMPRESSED) ? "memory.z" : "memory")) < 0) {
+		ret = mfd;
+		goto out;
 	}
 	s->buf = buf;
 	s->len = len;
-	return 0;
+	s->mem_fd = mfd;
+	buf = NULL;
+	mfd = -1;
+out:
+	if (ret < 0)
+		memset(s, 0, sizeof(*s));
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	close(dfd);
+	return ret;
 }
 
 void snapshot_free(struct snapshot *s)
 {
+	if (s->buf && s->mem_fd >= 0)
+		close(s->mem_fd);
 	free(s->buf);
 	memset(s, 0, sizeof(*s));
 }
@@ -290,80 +332,115 @@ struct ext_list {
 	uint32_t n, cap;
 };
 
-/* Write the non-zero pages of RAM to dir/memory (sparse) or dir/memory.z (deflated). */
-static int write_memory(int dfd, const struct guest_mem *mem, bool compress, struct ext_list *out,
-			uint64_t *total, uint64_t *file_size)
+static int ext_add(struct ext_list *l, uint64_t off, uint64_t len)
 {
-	const char *name = compress ? "memory.z" : "memory";
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	uint64_t base = 0, fpos = 0;
-	uint8_t *zbuf = NULL;
+	if (l->n == l->cap) {
+		if (l->cap >= SNAP_MAX_EXTENTS)
+			return err_set(E2BIG, "guest memory has more than %u extents", SNAP_MAX_EXTENTS);
+		uint32_t cap = l->cap ? l->cap * 2 : 256;
+		struct snap_extent *e = realloc(l->e, cap * sizeof(*e));
+		if (!e)
+			return err_set(ENOMEM, "out of memory for the extent list");
+		l->e = e, l->cap = cap;
+	}
+	l->e[l->n++] = (struct snap_extent){ .off = off, .len = len };
+	return 0;
+}
+
+/* Zero pages from p on in r (at most max bytes' worth), in bytes. */
+static uint64_t zero_run(const struct guest_region *r, uint64_t p, uint64_t max)
+{
+	uint64_t n = 0;
+
+	while (n < max && p + n < r->size && page_zero(r->host + p + n))
+		n += PAGE;
+	return n;
+}
+
+int snapshot_plan_extents(const struct guest_mem *mem, struct snap_extent **out, uint32_t *nr)
+{
+	struct ext_list l = { 0 };
+	uint64_t base = 0;
 	int ret = 0;
 
-	if (fd < 0)
-		return err_set(errno, "creating %s: %s", name, strerror(errno));
-	for (int i = 0; i < mem->nr; i++)
-		*total += mem->region[i].size;
-	if (!compress && ftruncate(fd, (off_t)*total) < 0) {
-		ret = err_set(errno, "sizing %s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (compress && !(zbuf = malloc(compressBound(MAX_RUN)))) {
-		ret = err_set(ENOMEM, "out of memory for compression");
-		goto out;
-	}
-	for (int i = 0; i < mem->nr; i++) {
+	for (int i = 0; i < mem->nr && ret == 0; i++) {
 		const struct guest_region *r = &mem->region[i];
-		for (uint64_t p = 0; p < r->size;) {
+		for (uint64_t p = 0; p < r->size && ret == 0;) {
 			if (page_zero(r->host + p)) {
 				p += PAGE;
 				continue;
 			}
 			uint64_t start = p;
-			while (p < r->size && p - start < MAX_RUN && !page_zero(r->host + p))
-				p += PAGE;
-			if (out->n == out->cap) {
-				if (out->cap >= SNAP_MAX_EXTENTS) {
-					ret = err_set(E2BIG, "guest memory has more than %u extents", SNAP_MAX_EXTENTS);
-					goto out;
+			p += PAGE;
+			while (p < r->size && p - start < MAX_RUN) {
+				if (!page_zero(r->host + p)) {
+					p += PAGE;
+					continue;
 				}
-				uint32_t cap = out->cap ? out->cap * 2 : 256;
-				struct snap_extent *e = realloc(out->e, cap * sizeof(*e));
-				if (!e) {
-					ret = err_set(ENOMEM, "out of memory for the extent list");
-					goto out;
-				}
-				out->e = e, out->cap = cap;
+				/* A short hole between data is saved as data: it bounds the extent count. */
+				uint64_t z = zero_run(r, p, SNAP_HOLE_MIN);
+				if (z >= SNAP_HOLE_MIN || p + z >= r->size || p + z - start >= MAX_RUN)
+					break;
+				p += z;
 			}
-			struct snap_extent *e = &out->e[out->n++];
-			const uint8_t *data = r->host + start;
-			*e = (struct snap_extent){ .off = base + start, .len = p - start };
-			e->crc = crc(data, e->len);
-			if (compress) {
-				uLongf zlen = compressBound(MAX_RUN);
-				if (compress2(zbuf, &zlen, data, e->len, 1) != Z_OK) {
-					ret = err_set(EIO, "compressing guest memory failed");
-					goto out;
-				}
-				e->file_off = fpos, e->file_len = zlen;
-				ret = pwrite_all(fd, zbuf, zlen, fpos, name);
-				fpos += zlen;
-			} else {
-				e->file_off = e->off, e->file_len = e->len;
-				ret = pwrite_all(fd, data, e->len, e->off, name);
-			}
-			if (ret < 0)
-				goto out;
+			ret = ext_add(&l, base + start, p - start);
 		}
 		base += r->size;
 	}
-	*file_size = compress ? fpos : *total;
-	if (fsync(fd) < 0)
-		ret = err_set(errno, "syncing %s: %s", name, strerror(errno));
-out:
+	if (ret < 0) {
+		free(l.e);
+		return ret;
+	}
+	*out = l.e;
+	*nr = l.n;
+	return 0;
+}
+
+/*
+ * Write the planned extents of RAM to fd (raw: at their RAM offsets, the file
+ * sized to all of RAM, holes between; compressed: one deflated stream each,
+ * back to back), filling in their CRCs and file positions; then sync it.
+ */
+static int write_memory(int fd, const char *name, const struct guest_mem *mem, bool compress,
+			struct snap_extent *ext, uint32_t n, uint64_t total, uint64_t *file_size)
+{
+	uint64_t fpos = 0;
+	uint8_t *zbuf = NULL;
+	int ret = 0;
+
+	if (!compress && ftruncate(fd, (off_t)total) < 0)
+		return err_set(errno, "sizing %s: %s", name, strerror(errno));
+	if (compress && !(zbuf = malloc(compressBound(MAX_RUN))))
+		return err_set(ENOMEM, "out of memory for compression");
+	for (uint32_t i = 0; i < n && ret == 0; i++) {
+		struct snap_extent *e = &ext[i];
+		const uint8_t *data = ram_at(mem, e->off, e->len);
+		if (!data) {
+			ret = err_set(EINVAL, "extent %u outside guest RAM", i);
+			break;
+		}
+		e->crc = crc(data, e->len);
+		if (compress) {
+			uLongf zlen = compressBound(MAX_RUN);
+			if (compress2(zbuf, &zlen, data, e->len, 1) != Z_OK) {
+				ret = err_set(EIO, "compressing guest memory failed");
+				break;
+			}
+			e->file_off = fpos, e->file_len = zlen;
+			ret = pwrite_all(fd, zbuf, zlen, fpos, name);
+			fpos += zlen;
+		} else {
+			e->file_off = e->off, e->file_len = e->len;
+			ret = pwrite_all(fd, data, e->len, e->off, name);
+		}
+	}
 	free(zbuf);
-	close(fd);
-	return ret;
+	if (ret < 0)
+		return ret;
+	*file_size = compress ? fpos : total;
+	if (fsync(fd) < 0)
+		return err_set(errno, "syncing %s: %s", name, strerror(errno));
+	return 0;
 }
 
 int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct machine *m,
@@ -387,12 +464,23 @@ int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct 
 		return err_set(EINVAL, "--restore %s: refused: %llu bytes of RAM in the snapshot, the machine has %llu",
 			       dir, (unsigned long long)sm->total, (unsigned long long)total);
 	snprintf(path, sizeof(path), "%s/%s", dir, compressed ? "memory.z" : "memory");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(errno, "--restore %s: refused: %s", path, strerror(errno));
+	int fd = s->mem_fd;
+	if (!s->buf || fd < 0)
+		return err_set(EINVAL, "--restore %s: the memory file is not open", dir);
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != sm->file_size) {
 		ret = err_set(EINVAL, "--restore %s: refused: %llu bytes, the state says %llu (truncated or replaced)",
 			      path, (unsigned long long)st.st_size, (unsigned long long)sm->file_size);
+		goto out;
+	}
+	/*
+	 * A shared lock for as long as the file is mapped: flock belongs to the
+	 * open file, which the mapping keeps open after the fd is closed. No
+	 * microvm snapshot writes into a memory file (snapshot.h: new files are
+	 * renamed into place), and other tools can see that VMs run from it.
+	 */
+	if (!compressed && flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		ret = err_set(errno, "--restore %s: refused: cannot lock it: %s", path,
+			      errno == EWOULDBLOCK ? "someone holds it exclusively" : strerror(errno));
 		goto out;
 	}
 	if ((ret = guest_mem_map_file(mem, starts, sizes, m->nr_ram, compressed ? -1 : fd)) < 0)
@@ -438,7 +526,6 @@ int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct 
 	}
 out:
 	free(buf);
-	close(fd);
 	if (ret < 0)
 		guest_mem_unmap(mem);
 	return ret;
@@ -535,19 +622,79 @@ static int save_state(struct vmm *vmm, struct sbuf *b)
 	return 0;
 }
 
-int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *bytes)
+int snapshot_dir_open(const char *dir)
 {
-	struct sbuf b = { 0 };
-	struct ext_list ext = { 0 };
-	uint64_t total = 0, file_size = 0;
-	int dfd, fd = -1, ret;
+	struct stat st;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return err_set(errno, "snapshot %s: %s", dir, strerror(errno));
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return err_set(errno, "snapshot %s: %s", dir, strerror(errno));
-	/* A `state` left from an earlier snapshot here must not describe the memory written now. */
+	/* O_NOFOLLOW: a symbolic link planted in the directory's place is refused, not followed. */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		if (e == ELOOP || (e == ENOTDIR && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)))
+			return err_set(ELOOP, "snapshot %s: a symbolic link: name the directory itself", dir);
+		return err_set(e, "snapshot %s: %s", dir, strerror(e));
+	}
+	if (fstat(dfd, &st) < 0) {
+		int e = errno;
+		close(dfd);
+		return err_set(e, "snapshot %s: %s", dir, strerror(e));
+	}
+	if (st.st_uid != geteuid()) {
+		close(dfd);
+		return err_set(EPERM, "snapshot %s: owned by uid %u, not by microvm's user (uid %u): "
+			       "snapshot into a directory of your own", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		close(dfd);
+		return err_set(EPERM, "snapshot %s: writable by others (mode %04o): chmod go-w it, or use a "
+			       "directory only you can write", dir, (unsigned)(st.st_mode & 07777));
+	}
+	/* One snapshot at a time into a directory: two writers would pair one's state with the other's memory. */
+	if (flock(dfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(dfd);
+		return err_set(e == EWOULDBLOCK ? EBUSY : e, "snapshot %s: %s", dir,
+			       e == EWOULDBLOCK ? "another snapshot is being written into it" : strerror(e));
+	}
+	return dfd;
+}
+
+/* A new file under a fresh temporary name in dfd (O_EXCL, no link followed, 0600); its name in name. */
+static int open_tmp(int dfd, const char *base, char *name, size_t cap)
+{
+	static unsigned counter;
+
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(name, cap, ".%s.tmp.%ld.%u", base, (long)getpid(),
+			 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+		int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? err_set(errno, "creating %s: %s", name, strerror(errno)) : fd;
+	}
+	return err_set(EEXIST, "creating a temporary %s: every name taken", base);
+}
+
+int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *bytes)
+{
+	const char *mem_name = compress ? "memory.z" : "memory";
+	char mem_tmp[64] = "", state_tmp[64] = "";
+	struct sbuf b = { 0 };
+	struct snap_extent *ext = NULL;
+	uint32_t n_ext = 0;
+	uint64_t total = 0, file_size = 0;
+	int dfd, mfd = -1, fd = -1, ret;
+
+	if ((dfd = snapshot_dir_open(dir)) < 0)
+		return dfd;
+	/*
+	 * A `state` left from an earlier snapshot here must not describe the
+	 * memory written now. Files are never written in place: VMs restored from
+	 * this directory map its memory file, and truncating or rewriting it would
+	 * change their RAM under them. New files get temporary names and are
+	 * renamed over the old ones (whose mappings keep the old data).
+	 */
 	if (unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) {
 		ret = err_set(errno, "snapshot %s/state: %s", dir, strerror(errno));
 		goto out;
@@ -556,55 +703,73 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 		ret = err_set(ENOMEM, "snapshot: out of memory");
 		goto out;
 	}
+	if ((mfd = open_tmp(dfd, mem_name, mem_tmp, sizeof(mem_tmp))) < 0) {
+		ret = err_prefix(-mfd, "snapshot %s", dir);
+		mem_tmp[0] = '\0';
+		goto out;
+	}
+	for (int i = 0; i < vmm->mem.nr; i++)
+		total += vmm->mem.region[i].size;
 	/* Nothing moves in guest memory or the transports from here to the thaw. */
 	ret = vdevs_freeze(&vmm->vdevs);
-	if (ret < 0)
-		err_prefix(-ret, "snapshot %s", dir);
-	else
-		ret = save_state(vmm, &b);
-	if (ret == -ENOMEM)
-		ret = err_set(ENOMEM, "snapshot: out of memory");
+	if (ret == 0 && (ret = save_state(vmm, &b)) == -ENOMEM)
+		ret = err_set(ENOMEM, "out of memory");
 	if (ret == 0)
-		ret = write_memory(dfd, &vmm->mem, compress, &ext, &total, &file_size);
+		ret = snapshot_plan_extents(&vmm->mem, &ext, &n_ext);
+	if (ret == 0)
+		ret = write_memory(mfd, mem_tmp, &vmm->mem, compress, ext, n_ext, total, &file_size);
 	vdevs_thaw(&vmm->vdevs);
-	if (ret < 0)
+	if (ret < 0) {
+		err_prefix(-ret, "snapshot %s", dir);
 		goto out;
+	}
 
-	struct snap_memory *sm = rec(&b, SNAP_MEMORY, sizeof(*sm) + (size_t)ext.n * sizeof(*ext.e));
+	struct snap_memory *sm = rec(&b, SNAP_MEMORY, sizeof(*sm) + (size_t)n_ext * sizeof(*ext));
 	if (!sm) {
 		ret = err_set(ENOMEM, "snapshot: out of memory");
 		goto out;
 	}
 	sm->total = total;
 	sm->file_size = file_size;
-	sm->nr_extents = ext.n;
+	sm->nr_extents = n_ext;
 	sm->compressed = compress;
-	if (ext.n)
-		memcpy(sm->ext, ext.e, (size_t)ext.n * sizeof(*ext.e));
+	if (n_ext)
+		memcpy(sm->ext, ext, (size_t)n_ext * sizeof(*ext));
 
 	snapshot_seal(b.p, b.len, compress ? SNAP_FLAG_COMPRESSED : 0);
 
-	fd = openat(dfd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = err_set(errno, "snapshot %s/state.tmp: %s", dir, strerror(errno));
+	if ((fd = open_tmp(dfd, "state", state_tmp, sizeof(state_tmp))) < 0) {
+		ret = err_prefix(-fd, "snapshot %s", dir);
+		state_tmp[0] = '\0';
 		goto out;
 	}
-	if ((ret = pwrite_all(fd, b.p, b.len, 0, "state.tmp")) < 0)
-		goto out;
-	if (fsync(fd) < 0 || renameat(dfd, "state.tmp", dfd, "state") < 0 || fsync(dfd) < 0) {
-		ret = err_set(errno, "snapshot %s/state: %s", dir, strerror(errno));
+	if ((ret = pwrite_all(fd, b.p, b.len, 0, state_tmp)) < 0) {
+		err_prefix(-ret, "snapshot %s", dir);
 		goto out;
 	}
+	/* Memory first, state last: a complete `state` always describes the memory beside it. */
+	if (fsync(fd) < 0 || renameat(dfd, mem_tmp, dfd, mem_name) < 0 ||
+	    renameat(dfd, state_tmp, dfd, "state") < 0 || fsync(dfd) < 0) {
+		ret = err_set(errno, "snapshot %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	mem_tmp[0] = state_tmp[0] = '\0';
 	/* The other form of memory, from an earlier snapshot here, is stale now. */
 	unlinkat(dfd, compress ? "memory" : "memory.z", 0);
 	*bytes = b.len;
-	for (uint32_t i = 0; i < ext.n; i++)
-		*bytes += ext.e[i].file_len;
+	for (uint32_t i = 0; i < n_ext; i++)
+		*bytes += ext[i].file_len;
 out:
+	if (mem_tmp[0])
+		unlinkat(dfd, mem_tmp, 0);
+	if (state_tmp[0])
+		unlinkat(dfd, state_tmp, 0);
+	if (mfd >= 0)
+		close(mfd);
 	if (fd >= 0)
 		close(fd);
 	close(dfd);
 	free(b.p);
-	free(ext.e);
+	free(ext);
 	return ret;
 }

@@ -27,6 +27,13 @@
 #define SNAP_HEADER_SIZE 64
 #define SNAP_MAX_STATE (64u << 20)      /* a state file larger than this is refused */
 #define SNAP_MAX_EXTENTS (1u << 20)
+/*
+ * A run of zero pages shorter than this between non-zero pages is saved as
+ * data, not as a hole: every extent then covers with its following hole at
+ * least SNAP_HOLE_MIN + 4 KiB of RAM (or ends at the 32 MiB extent limit or
+ * a region's end), so even 1 TiB of RAM needs fewer than SNAP_MAX_EXTENTS.
+ */
+#define SNAP_HOLE_MIN (1ull << 20)
 #define SNAP_FLAG_COMPRESSED 1u
 
 enum snap_tag {
@@ -93,6 +100,7 @@ struct snapshot {
 	int nr_virtio;
 	const struct virtio_mmio_state *virtio[CLI_MAX_DISKS + CLI_MAX_NICS];
 	const struct snap_memory *memory;
+	int mem_fd;                     /* snapshot_read(): the memory file, opened with the state */
 };
 
 /*
@@ -105,30 +113,59 @@ struct snapshot {
 int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s);
 
 /*
- * Read DIR/state and parse it; s->buf is then owned by s (snapshot_free()).
+ * Read DIR/state and parse it, and open the memory file beside it, both
+ * under a shared lock on DIR (snapshot_dir_open() holds it exclusively while
+ * a snapshot is written), both regular files (no symbolic link followed);
+ * s->buf and s->mem_fd are then owned by s (snapshot_free()).
  * Returns 0 or -errno with err_msg() naming the directory.
  */
 int snapshot_read(const char *dir, struct snapshot *s);
 void snapshot_free(struct snapshot *s);
 
 struct vmm;
+struct guest_mem;
 
 /*
- * Snapshot a paused VM (main thread; vmm_pause() first) into dir, made if
- * missing: devices frozen, memory written (sparse or compressed), state
- * written to state.tmp, synced and renamed to state last, so a complete
- * `state` always describes the memory beside it. *bytes: what was written
- * (the state file and the memory's data, holes not counted).
+ * The extents of guest RAM (regions one after the other) a snapshot saves:
+ * every non-zero page, in order, page aligned, each at most 32 MiB, none
+ * crossing a region, zero runs shorter than SNAP_HOLE_MIN between data
+ * included. *out (malloc'ed, the caller frees) gets *nr extents with off and
+ * len set. Returns 0 or -errno with err_msg() (E2BIG: more than
+ * SNAP_MAX_EXTENTS, which the rule above prevents up to 1 TiB of RAM).
+ */
+int snapshot_plan_extents(const struct guest_mem *mem, struct snap_extent **out, uint32_t *nr);
+
+/*
+ * Open (make, 0700, if missing) a directory to write a snapshot into and
+ * lock it against a second writer: it must be a directory (a symbolic link
+ * is refused), owned by the effective user and writable by no one else.
+ * Returns its fd (O_RDONLY, close-on-exec, flock'ed exclusively until closed)
+ * or -errno with err_msg() naming dir and the fix.
+ */
+int snapshot_dir_open(const char *dir);
+
+/*
+ * Snapshot a paused VM (main thread; vmm_pause() first) into dir
+ * (snapshot_dir_open()): devices frozen (disk requests in flight completed,
+ * writable images synced), memory and state written to new files under
+ * temporary names (O_EXCL, 0600, no link followed), synced, then renamed
+ * over `memory` (or `memory.z`) and last `state`. No existing file is ever
+ * written in place, so VMs restored from dir keep the RAM they mapped, and a
+ * complete `state` always describes the memory beside it. *bytes: what was
+ * written (the state file and the memory's data, holes not counted).
  * Returns 0 or -errno with err_msg().
  */
 int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *bytes);
 
 /*
  * Map a snapshot's memory for a restore into the regions of m (guest_mem):
- * the raw file MAP_PRIVATE after checking every extent's CRC; a compressed
- * one decompressed into anonymous memory. Returns 0 or -errno with err_msg().
+ * the raw file MAP_PRIVATE after checking every extent's CRC, with a shared
+ * flock on it that lasts as long as the mapping (no microvm snapshot ever
+ * writes a locked memory file; other tools can see it is in use); a
+ * compressed one decompressed into anonymous memory. The memory file must
+ * not change while VMs run from it (docs/snapshot.md). Returns 0 or -errno
+ * with err_msg().
  */
-struct guest_mem;
 int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct machine *m,
 			struct guest_mem *mem);
 

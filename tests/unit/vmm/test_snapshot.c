@@ -5,9 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "driver/state.h"
 #include "vmm/err.h"
+#include "vmm/guest_mem.h"
 #include "vmm/snapshot.h"
 
 #define MEM (64ULL << 20)
@@ -245,4 +250,214 @@ Test(snapshot, extent_checks)
 	mem->ext[0].file_off = 0;
 	mem->ext[0].file_len = 1ULL << 30;
 	refused("extent 0");
+}
+
+/* ---- which extents of RAM a snapshot saves (snapshot_plan_extents) ---- */
+
+#define PG 4096ULL
+#define RUN_MAX (32ULL << 20)
+
+static bool zero_page(const uint8_t *p)
+{
+	static const uint8_t z[PG];
+	return !memcmp(p, z, PG);
+}
+
+/* The plan's rules, checked against the RAM page by page. */
+static void check_plan(const struct guest_mem *m, const struct snap_extent *e, uint32_t n)
+{
+	uint64_t base = 0, k = 0, end = 0;
+
+	for (int i = 0; i < m->nr; i++) {
+		const struct guest_region *r = &m->region[i];
+		uint64_t zrun = 0;
+		for (uint64_t p = 0; p < r->size; p += PG) {
+			uint64_t off = base + p;
+			while (k < n && e[k].off + e[k].len <= off)
+				k++;
+			bool in = k < n && e[k].off <= off;
+			bool z = zero_page(r->host + p);
+			if (!z)
+				cr_assert(in, "non-zero page at %#llx is not saved", (unsigned long long)off);
+			if (in && e[k].off == off)
+				cr_assert(!z, "extent %llu starts with a zero page", (unsigned long long)k);
+			zrun = in && z ? zrun + PG : 0;
+			cr_assert_lt(zrun, SNAP_HOLE_MIN, "a zero run of %llu bytes saved at %#llx",
+				     (unsigned long long)zrun, (unsigned long long)off);
+		}
+		base += r->size;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert(e[i].off % PG == 0 && e[i].len % PG == 0 && e[i].len > 0 && e[i].len <= RUN_MAX);
+		cr_assert_geq(e[i].off, end, "extents in order");
+		end = e[i].off + e[i].len;
+	}
+}
+
+/* Two regions, as the machine has above 3 GiB: 3 MiB + 5 MiB here, filled by fill(). */
+static void plan_small(void (*fill)(uint8_t *ram, uint64_t size), uint32_t *n_out)
+{
+	uint64_t size = 8ULL << 20;
+	uint8_t *ram = aligned_alloc(PG, size);
+	cr_assert_not_null(ram);
+	memset(ram, 0, size);
+	fill(ram, size);
+	struct guest_mem m = { .nr = 2 };
+	m.region[0] = (struct guest_region){ .gpa = 0, .size = 3ULL << 20, .host = ram };
+	m.region[1] = (struct guest_region){ .gpa = 4ULL << 30, .size = 5ULL << 20, .host = ram + (3ULL << 20) };
+	struct snap_extent *e = NULL;
+	uint32_t n = 0;
+	cr_assert_eq(snapshot_plan_extents(&m, &e, &n), 0, "%s", err_msg());
+	check_plan(&m, e, n);
+	for (uint32_t i = 0; i < n; i++)
+		cr_assert(e[i].off >= 3ULL << 20 || e[i].off + e[i].len <= 3ULL << 20, "no extent crosses a region");
+	*n_out = n;
+	free(e);
+	free(ram);
+}
+
+static void fill_random(uint8_t *ram, uint64_t size)
+{
+	uint64_t x = 88172645463325252ULL;
+	for (uint64_t p = 0; p < size; p += PG) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* Runs of data and holes of every length, some over 1 MiB. */
+		if ((x >> 40) % 97 < 20 || ((p >> 20) % 3 == 1 && (x >> 20) % 5))
+			continue;
+		if ((x >> 8) % 4 == 0)
+			ram[p + (x >> 32) % PG] = (uint8_t)(x | 1);
+	}
+}
+
+static void fill_alternate(uint8_t *ram, uint64_t size)
+{
+	for (uint64_t p = 0; p < size; p += 2 * PG)
+		ram[p + 7] = 1;
+}
+
+static void fill_sparse(uint8_t *ram, uint64_t size)
+{
+	/* One page of data, then a hole of exactly SNAP_HOLE_MIN: each page its own extent. */
+	for (uint64_t p = 0; p < size; p += SNAP_HOLE_MIN + PG)
+		ram[p] = 1;
+}
+
+static void fill_nothing(uint8_t *ram, uint64_t size)
+{
+	(void)ram, (void)size;
+}
+
+Test(snapshot_plan, rules_hold_on_any_pattern)
+{
+	uint32_t n;
+
+	plan_small(fill_random, &n);
+	cr_assert_gt(n, 1);
+	plan_small(fill_alternate, &n);
+	cr_assert_eq(n, 2, "alternating pages: one extent per region (got %u)", n);
+	plan_small(fill_sparse, &n);
+	cr_assert_eq(n, 8, "holes of SNAP_HOLE_MIN stay holes (got %u)", n);
+	plan_small(fill_nothing, &n);
+	cr_assert_eq(n, 0);
+}
+
+/*
+ * A 9 GiB guest whose pages alternate between data and zeroes (the worst
+ * case for a plan without merged holes: 2^20 + 2^17 extents, more than a
+ * state file may hold). The RAM is one 2 MiB memfd of that pattern mapped
+ * 4608 times, so the test needs 2 MiB of memory, not 4.5 GiB.
+ */
+Test(snapshot_plan, nine_gib_of_alternating_pages, .timeout = 120)
+{
+	const uint64_t chunk = 2ULL << 20, size = 9ULL << 30, low = 3ULL << 30;
+	int fd = memfd_create("pattern", MFD_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)chunk), 0);
+	uint8_t *pat = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(pat, MAP_FAILED);
+	fill_alternate(pat, chunk);
+	uint8_t *ram = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	cr_assert_neq(ram, MAP_FAILED);
+	for (uint64_t off = 0; off < size; off += chunk)
+		cr_assert_neq(mmap(ram + off, chunk, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)0), MAP_FAILED);
+	struct guest_mem m = { .nr = 2 };
+	m.region[0] = (struct guest_region){ .gpa = 0, .size = low, .host = ram };
+	m.region[1] = (struct guest_region){ .gpa = 4ULL << 30, .size = size - low, .host = ram + low };
+	struct snap_extent *e = NULL;
+	uint32_t n = 0;
+	err_clear();
+	cr_assert_eq(snapshot_plan_extents(&m, &e, &n), 0, "refused: %s", err_msg());
+	/* Every 32 MiB of RAM is one extent: the holes between pages are saved as data. */
+	cr_assert_eq(n, size / RUN_MAX, "%u extents", n);
+	uint64_t covered = 0;
+	for (uint32_t i = 0; i < n; i++)
+		covered += e[i].len;
+	/* An extent never ends with a zero page: each leaves its last (odd, zero) page out. */
+	cr_assert_eq(covered, size - n * PG);
+	free(e);
+	munmap(ram, size);
+	munmap(pat, chunk);
+	close(fd);
+}
+
+/* ---- the directory a snapshot is written into (snapshot_dir_open) ---- */
+
+Test(snapshot_dir, made_0700_and_locked)
+{
+	char base[] = "/tmp/microvm-snapdir-XXXXXX", dir[64];
+	struct stat st;
+
+	cr_assert_not_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/new", base);
+	int fd = snapshot_dir_open(dir);
+	cr_assert_geq(fd, 0, "%s", err_msg());
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	/* A second writer is refused while the first holds it. */
+	err_clear();
+	cr_assert_eq(snapshot_dir_open(dir), -EBUSY);
+	cr_assert(strstr(err_msg(), "another snapshot is being written"), "%s", err_msg());
+	close(fd);
+	fd = snapshot_dir_open(dir);
+	cr_assert_geq(fd, 0, "free again once the first is done: %s", err_msg());
+	close(fd);
+	rmdir(dir);
+	rmdir(base);
+}
+
+Test(snapshot_dir, others_may_not_write_it)
+{
+	char base[] = "/tmp/microvm-snapdir-XXXXXX", dir[64], link[64];
+
+	cr_assert_not_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/d", base);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	err_clear();
+	cr_assert_eq(snapshot_dir_open(dir), -EPERM);
+	cr_assert(strstr(err_msg(), "writable by others (mode 0777)"), "%s", err_msg());
+	cr_assert_eq(chmod(dir, 0720), 0);
+	cr_assert_eq(snapshot_dir_open(dir), -EPERM, "group-writable is refused too");
+	cr_assert_eq(chmod(dir, 0755), 0);
+	int fd = snapshot_dir_open(dir);
+	cr_assert_geq(fd, 0, "readable by others is fine: %s", err_msg());
+	close(fd);
+
+	/* A symbolic link in the directory's place is refused, not followed. */
+	snprintf(link, sizeof(link), "%s/l", base);
+	cr_assert_eq(symlink(dir, link), 0);
+	err_clear();
+	cr_assert_eq(snapshot_dir_open(link), -ELOOP);
+	cr_assert(strstr(err_msg(), "a symbolic link"), "%s", err_msg());
+
+	/* Owned by someone else (root only: chown). */
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(dir, 65534, 65534), 0);
+		err_clear();
+		cr_assert_eq(snapshot_dir_open(dir), -EPERM);
+		cr_assert(strstr(err_msg(), "owned by uid 65534"), "%s", err_msg());
+	}
+	unlink(link);
+	rmdir(dir);
+	rmdir(base);
 }
