@@ -274,7 +274,10 @@ void cli_usage(FILE *out)
 		"                   (see docs/api.md)\n"
 		"  --restore DIR    resume the VM saved in the snapshot directory DIR (made\n"
 		"                   by POST /vm/snapshot); the snapshot defines memory,\n"
-		"                   vCPUs, disks and NICs (see docs/snapshot.md)\n"
+		"                   vCPUs and devices; --disk PATH[,id=ID] gives each disk\n"
+		"                   its image (by id, else in order; default: the saved\n"
+		"                   path, regular files only), --net tap=NAME each NIC its\n"
+		"                   tap (required) (see docs/snapshot.md)\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -351,8 +354,9 @@ static int add_net(struct vmm_config *cfg, const char *val)
 
 int cli_set(struct vmm_config *cfg, enum cli_key key, const char *name, const char *val)
 {
+	/* --disk and --net name a restored VM's back ends (vmm/vm.c); the rest is the snapshot's. */
 	if (key == CLI_KERNEL || key == CLI_INITRD || key == CLI_CMDLINE || key == CLI_MEM ||
-	    key == CLI_CPUS || key == CLI_DISK || key == CLI_NET || key == CLI_RUN)
+	    key == CLI_CPUS || key == CLI_RUN)
 		cfg->machine_set = true;
 	switch (key) {
 	case CLI_RESTORE:
@@ -433,7 +437,8 @@ int cli_check(const struct vmm_config *cfg)
 {
 	if (cfg->restore && cfg->machine_set)
 		return err_set(EINVAL, "--restore %s: the snapshot defines the machine: no --kernel, --initrd, "
-			       "--cmdline, --mem, --cpus, --disk, --net or --run with it", cfg->restore);
+			       "--cmdline, --mem, --cpus or --run with it (--disk and --net name its back ends)",
+			       cfg->restore);
 	if (!cfg->kernel && !cfg->host_info && !cfg->restore)
 		return err_set(EINVAL, "--kernel is required (see microvm --help)");
 	/* The script travels on one more disk after the user's. */

@@ -22,6 +22,7 @@ struct disk_config {
 	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
 	bool direct;           /* O_DIRECT */
 	char id[CLI_DISK_ID_MAX + 1]; /* "" : derived from the file name */
+	bool from_snapshot;    /* --restore: the path comes from the state file (regular files only) */
 };
 
 /* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]. */
@@ -61,7 +62,7 @@ struct vmm_config {
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
 	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */
-	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus, --disk, --net or --run given */
+	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus or --run given */
 	int nr_owned;          /* strings from the --config file that the pointers above use */
 	char *owned[CLI_MAX_OWNED];
 };

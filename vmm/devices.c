@@ -20,6 +20,9 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	struct stat st;
 	int fd, ret;
 
+	/* A path from a snapshot's state file is opened without side effects and must be a regular file. */
+	if (dc->from_snapshot)
+		flags |= O_NONBLOCK | O_NOCTTY;
 	fd = open(p, flags);
 	if (fd < 0) {
 		int e = errno;
@@ -39,6 +42,11 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		ret = err_set(EISDIR, "--disk %s: is a directory, not a disk image", p);
+		goto fail;
+	}
+	if (dc->from_snapshot && !S_ISREG(st.st_mode)) {
+		ret = err_set(EINVAL, "--restore: disk %s named by the snapshot is not a regular file: "
+			      "refused (name the disk with --disk PATH)", p);
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -183,8 +191,7 @@ static void unwire_virtio(struct vwire *w)
 	w->mmio_ready = false;
 }
 
-/* The GET_ID answer: --disk ...,id=NAME, else the image's file name (its first 20 bytes). */
-static void disk_id(const struct disk_config *dc, char id[BLK_ID_BYTES])
+void vdevs_disk_id(const struct disk_config *dc, char id[BLK_ID_BYTES])
 {
 	const char *src = dc->id[0] ? dc->id : dc->path;
 	const char *slash = strrchr(src, '/');
@@ -202,7 +209,7 @@ static int create_disk(struct vdevs *d, struct vdisk *v, const struct machine *m
 	struct blk_disk bd = { .sectors = v->size / BLK_SECTOR_SIZE, .ro = v->cfg->ro };
 	int ret;
 
-	disk_id(v->cfg, bd.id);
+	vdevs_disk_id(v->cfg, bd.id);
 	if ((ret = io_loop_register_file(d->loop, v->fd)) < 0)
 		return ret;
 	v->file = ret;

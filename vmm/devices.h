@@ -93,6 +93,9 @@ int vdevs_start(struct vdevs *d);
  */
 void vdevs_stop(struct vdevs *d);
 
+/* The GET_ID answer of a disk: --disk ...,id=NAME, else the image's file name (its first 20 bytes), NUL padded. */
+void vdevs_disk_id(const struct disk_config *dc, char id[BLK_ID_BYTES]);
+
 /* The virtio transports in machine order (the disks, then the NICs): how many, and the i-th. */
 int vdevs_count(const struct vdevs *d);
 struct virtio_mmio *vdevs_transport(struct vdevs *d, int i);

@@ -570,8 +570,11 @@ static void fill_config(const struct vmm *vmm, struct snap_config *c)
 	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {
 		const struct vdisk *v = &vmm->vdevs.disks[i];
 		struct snap_disk *d = &c->disks[i];
+		char id[BLK_ID_BYTES];
 		snprintf(d->path, sizeof(d->path), "%s", v->cfg->path);
-		snprintf(d->id, sizeof(d->id), "%s", v->cfg->id);
+		/* The id the guest reads (the derived one too): a restore onto another path keeps it. */
+		vdevs_disk_id(v->cfg, id);
+		memcpy(d->id, id, sizeof(id));
 		d->size = v->size;
 		d->ro = v->cfg->ro;
 		d->direct = v->cfg->direct;

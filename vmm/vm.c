@@ -287,30 +287,123 @@ static int setup_devices(struct vmm *vmm)
 	return 0;
 }
 
-/* --restore: the machine the snapshot describes, with this run's other settings. */
+/* A saved disk's GET_ID answer: its id, or (older snapshots) the one derived from its saved path. */
+static void saved_disk_id(const struct snap_disk *sd, char id[CLI_DISK_ID_MAX + 1])
+{
+	struct disk_config dc = { 0 };
+	char raw[BLK_ID_BYTES];
+
+	snprintf(dc.path, sizeof(dc.path), "%s", sd->path);
+	memcpy(dc.id, sd->id, strnlen(sd->id, CLI_DISK_ID_MAX));
+	vdevs_disk_id(&dc, raw);
+	memset(id, 0, CLI_DISK_ID_MAX + 1);
+	memcpy(id, raw, sizeof(raw));
+}
+
+/*
+ * --restore: the machine the snapshot describes, with this run's other
+ * settings. The person restoring chooses the back ends: each --disk
+ * replaces a saved disk (the one with its id=, else the next in order) and
+ * must then be given for every disk; a saved path is used only where no
+ * --disk is given, and only if it is a regular file. Taps are never taken
+ * from the state file: each NIC needs --net tap=NAME. The guest keeps what
+ * it saw: disk ids, the read-only flag (a disk saved read-only stays so) and
+ * MACs come from the snapshot.
+ */
 static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 {
+	const char *dir = cfg->restore;
+	struct disk_config given[CLI_MAX_DISKS];
+	struct net_config nics[CLI_MAX_NICS];
+	int slot[CLI_MAX_DISKS];   /* slot[j]: the --disk for saved disk j, -1 none */
+	int nd = cfg->nr_disks;
+
+	if (nd && (uint32_t)nd != c->nr_disks)
+		return err_set(EINVAL, "--restore %s: the snapshot has %u disk%s, %d --disk given: name every "
+			       "disk or none", dir, c->nr_disks, c->nr_disks == 1 ? "" : "s", nd);
+	if ((uint32_t)cfg->nr_nics != c->nr_nics)
+		return err_set(EINVAL, "--restore %s: the snapshot has %u NIC%s, %d --net given: name a tap for "
+			       "each with --net tap=NAME (taps are never taken from a snapshot)", dir,
+			       c->nr_nics, c->nr_nics == 1 ? "" : "s", cfg->nr_nics);
+	memcpy(given, cfg->disks, sizeof(given));
+	memcpy(nics, cfg->nics, sizeof(nics));
+	for (uint32_t j = 0; j < c->nr_disks; j++)
+		slot[j] = -1;
+	/* By id first, then the rest in order. */
+	for (int i = 0; i < nd; i++) {
+		if (!given[i].id[0])
+			continue;
+		uint32_t j;
+		for (j = 0; j < c->nr_disks; j++) {
+			char id[CLI_DISK_ID_MAX + 1];
+			saved_disk_id(&c->disks[j], id);
+			if (!strcmp(id, given[i].id))
+				break;
+		}
+		if (j == c->nr_disks)
+			return err_set(EINVAL, "--restore %s: --disk %s,id=%s: the snapshot has no disk with that id",
+				       dir, given[i].path, given[i].id);
+		if (slot[j] >= 0)
+			return err_set(EINVAL, "--restore %s: two --disk with id=%s", dir, given[i].id);
+		slot[j] = i;
+	}
+	for (int i = 0; i < nd; i++) {
+		if (given[i].id[0])
+			continue;
+		for (uint32_t j = 0; j < c->nr_disks; j++)
+			if (slot[j] < 0) {
+				slot[j] = i;
+				break;
+			}
+	}
+
 	cfg->mem = c->mem;
 	cfg->cpus = (int)c->cpus;
 	cfg->io_engine = (enum io_engine)c->io_engine;
 	cfg->nr_disks = (int)c->nr_disks;
-	for (uint32_t i = 0; i < c->nr_disks; i++) {
-		struct disk_config *d = &cfg->disks[i];
-		memset(d, 0, sizeof(*d));
-		snprintf(d->path, sizeof(d->path), "%s", c->disks[i].path);
-		snprintf(d->id, sizeof(d->id), "%s", c->disks[i].id);
-		d->ro = c->disks[i].ro;
-		d->direct = c->disks[i].direct;
+	for (uint32_t j = 0; j < c->nr_disks; j++) {
+		const struct snap_disk *sd = &c->disks[j];
+		struct disk_config *d = &cfg->disks[j];
+		char id[CLI_DISK_ID_MAX + 1];
+		saved_disk_id(sd, id);
+		if (slot[j] >= 0) {
+			const struct disk_config *g = &given[slot[j]];
+			if (g->ro && !sd->ro)
+				return err_set(EINVAL, "--restore %s: --disk %s,ro: the guest has disk %s writable; "
+					       "it cannot become read-only under it", dir, g->path, id);
+			*d = *g;
+		} else {
+			memset(d, 0, sizeof(*d));
+			snprintf(d->path, sizeof(d->path), "%s", sd->path);
+			d->direct = sd->direct;
+			d->from_snapshot = true;
+		}
+		memcpy(d->id, id, sizeof(d->id));
+		d->ro = d->ro || sd->ro;        /* saved read-only: read-only */
 	}
-	cfg->nr_nics = (int)c->nr_nics;
 	for (uint32_t i = 0; i < c->nr_nics; i++) {
 		struct net_config *n = &cfg->nics[i];
-		memset(n, 0, sizeof(*n));
-		snprintf(n->tap, sizeof(n->tap), "%s", c->nics[i].tap);
+		char mac[18];
+		if ((nics[i].has_mac && memcmp(nics[i].mac, c->nics[i].mac, 6)) || nics[i].random_mac)
+			return err_set(EINVAL, "--restore %s: --net tap=%s: the guest's MAC is the snapshot's (%s): "
+				       "no mac= with --restore", dir, nics[i].tap, mac_format(c->nics[i].mac, mac));
+		*n = nics[i];
 		n->has_mac = true;
 		memcpy(n->mac, c->nics[i].mac, 6);
 	}
 	return 0;
+}
+
+/* --restore: say which host files and taps the restored guest got. */
+static void restore_report(const struct vmm *vmm)
+{
+	for (int i = 0; i < vmm->cfg.nr_disks; i++) {
+		const struct disk_config *d = &vmm->cfg.disks[i];
+		log_info("--restore: vd%c (id %s): %s, %s%s", 'a' + i, d->id, d->path,
+			 d->ro ? "read-only" : "read-write", d->from_snapshot ? ", the path saved in the snapshot" : "");
+	}
+	for (int i = 0; i < vmm->cfg.nr_nics; i++)
+		log_info("--restore: eth%d: tap %s", i, vmm->cfg.nics[i].tap);
 }
 
 /* --restore: every vCPU's state, then the VM's (the clock last), then the devices'. */
@@ -388,6 +481,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 					       (unsigned long long)vmm->snap.config->disks[i].size);
 		if ((ret = snapshot_map_memory(cfg->restore, &vmm->snap, &vmm->machine, &vmm->mem)) < 0)
 			return ret;
+		restore_report(vmm);
 	} else {
 		if ((ret = guest_mem_map(&vmm->mem, starts, sizes, vmm->machine.nr_ram)) < 0)
 			return ret;

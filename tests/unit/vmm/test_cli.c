@@ -485,3 +485,26 @@ Test(cli, cmdline_has_word)
 	cr_assert(!cmdline_has_word("a xmicrovm.run=/dev/vdb", "microvm.run=", true));
 	cr_assert(!cmdline_has_word("", "acpi=off", false));
 }
+
+/* --restore: --disk and --net name the restored VM's back ends; what describes a machine is refused. */
+Test(cli, restore_takes_back_ends_only)
+{
+	struct vmm_config cfg;
+	char *ok[] = { "microvm", "--restore", "/srv/snap", "--disk", "/srv/c1.img,id=root", "--net", "tap=c1" };
+
+	err_clear();
+	cr_assert_eq(parse(&cfg, 7, ok), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.restore, "/srv/snap");
+	cr_assert_eq(cfg.nr_disks, 1);
+	cr_assert_str_eq(cfg.disks[0].id, "root");
+	cr_assert_eq(cfg.nr_nics, 1);
+	cr_assert_str_eq(cfg.nics[0].tap, "c1");
+	const char *machine[][2] = { { "--kernel", "k" }, { "--mem", "128M" }, { "--cpus", "2" },
+				     { "--cmdline", "x" }, { "--initrd", "i" }, { "--run", "s.sh" } };
+	for (size_t i = 0; i < sizeof(machine) / sizeof(machine[0]); i++) {
+		char *argv[] = { "microvm", "--restore", "/srv/snap", (char *)machine[i][0], (char *)machine[i][1] };
+		err_clear();
+		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "%s with --restore", machine[i][0]);
+		cr_assert(strstr(err_msg(), "the snapshot defines the machine"), "%s", err_msg());
+	}
+}
