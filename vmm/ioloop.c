@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -67,7 +68,8 @@ struct io_loop {
 
 	/* io_uring engine */
 	struct io_uring ring;
-	bool ring_ready, ring_disabled;
+	bool ring_ready;
+	bool lockdown_failed;           /* io_uring works but cannot be restricted (uring_lock_down) */
 	bool files_registered;        /* io_uring_register_files() succeeded */
 	bool ring_live;               /* loop thread: submissions go straight to the ring */
 
@@ -397,6 +399,47 @@ static void uring_run(struct io_loop *loop)
 	}
 }
 
+/*
+ * io_uring_register(2) directly: liburing 2.3 as packaged declares
+ * io_uring_register_restrictions() and io_uring_enable_rings() but does not
+ * export them. Returns 0 or -errno.
+ */
+static int uring_register(struct io_loop *loop, unsigned op, void *arg, unsigned nr)
+{
+	long r = syscall(__NR_io_uring_register, loop->ring.ring_fd, op, arg, nr);
+
+	return r < 0 ? -errno : 0;
+}
+
+/*
+ * The ring's lock-down, part of the sandbox: only these operations, only on
+ * registered files. Registered while the ring is still disabled; it takes
+ * effect when uring_start() enables the ring.
+ */
+static int uring_lock_down(struct io_loop *loop)
+{
+	struct io_uring_restriction res[] = {
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FALLOCATE },
+		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_POLL_ADD },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED, .sqe_flags = IOSQE_FIXED_FILE },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
+		/* uring_start() registers the files before enabling; after that only uring_release() registers. */
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_ENABLE_RINGS },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_SYNC_CANCEL },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_UNREGISTER_FILES },
+	};
+	int ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, sizeof(res) / sizeof(res[0]));
+
+#ifdef MICROVM_TEST_HOOKS
+	if (getenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV))
+		ret = -EINVAL;
+#endif
+	return ret;
+}
+
 static int uring_create(struct io_loop *loop)
 {
 	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED };
@@ -405,11 +448,9 @@ static int uring_create(struct io_loop *loop)
 	int ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
 
 	if (ret == -EINVAL) {
-		/* Kernel older than 5.10: no disabled start, so no restrictions either. */
-		memset(&p, 0, sizeof(p));
-		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
-	} else if (ret == 0) {
-		loop->ring_disabled = true;
+		loop->lockdown_failed = true;
+		return err_set(EOPNOTSUPP, "io_uring: the kernel cannot start a ring disabled (Linux 5.10+), "
+			       "so it cannot be locked down");
 	}
 	if (ret < 0)
 		return err_set(-ret, "io_uring: %s", strerror(-ret));
@@ -426,19 +467,11 @@ static int uring_create(struct io_loop *loop)
 		}
 		io_uring_free_probe(probe);
 	}
+	if ((ret = uring_lock_down(loop)) < 0) {
+		loop->lockdown_failed = true;
+		return err_set(-ret, "io_uring: the ring cannot be locked down (restrictions: %s)", strerror(-ret));
+	}
 	return 0;
-}
-
-/*
- * io_uring_register(2) directly: liburing 2.3 as packaged declares
- * io_uring_register_restrictions() and io_uring_enable_rings() but does not
- * export them. Returns 0 or -errno.
- */
-static int uring_register(struct io_loop *loop, unsigned op, void *arg, unsigned nr)
-{
-	long r = syscall(__NR_io_uring_register, loop->ring.ring_fd, op, arg, nr);
-
-	return r < 0 ? -errno : 0;
 }
 
 static int uring_start(struct io_loop *loop)
@@ -453,24 +486,6 @@ static int uring_start(struct io_loop *loop)
 	if ((ret = io_uring_register_files(&loop->ring, fds, (unsigned)n)) < 0)
 		return err_set(-ret, "io_uring: registering files: %s", strerror(-ret));
 	loop->files_registered = true;
-	if (!loop->ring_disabled)
-		return 0;
-
-	struct io_uring_restriction res[] = {
-		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV },
-		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV },
-		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC },
-		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FALLOCATE },
-		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_POLL_ADD },
-		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED, .sqe_flags = IOSQE_FIXED_FILE },
-		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
-		/* For uring_release(): the only register calls made after the start. */
-		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_SYNC_CANCEL },
-		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_UNREGISTER_FILES },
-	};
-	ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, sizeof(res) / sizeof(res[0]));
-	if (ret < 0)
-		log_debug("io_uring: ring not locked down (%s)", strerror(-ret));
 	if ((ret = uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
 		return err_set(-ret, "io_uring: enabling the ring: %s", strerror(-ret));
 	return 0;
@@ -607,7 +622,11 @@ int io_loop_create(struct io_loop **out, enum io_engine want)
 			io_loop_destroy(loop);
 			return ret;
 		}
-		log_info("%s: using the sync I/O engine (thread pool) instead", err_msg());
+		/* Without its lock-down the ring would be a hole in the sandbox: say so louder. */
+		if (loop->lockdown_failed)
+			log_warn("%s: using the sync I/O engine (thread pool) instead", err_msg());
+		else
+			log_info("%s: using the sync I/O engine (thread pool) instead", err_msg());
 		err_clear();
 		if (loop->ring_ready)
 			io_uring_queue_exit(&loop->ring);
@@ -616,6 +635,20 @@ int io_loop_create(struct io_loop **out, enum io_engine want)
 	}
 	*out = loop;
 	return 0;
+}
+
+const char *io_loop_uring_status(char *buf, size_t len)
+{
+	struct io_loop *loop;
+
+	if (io_loop_create(&loop, IO_ENGINE_URING) == 0) {
+		io_loop_destroy(loop);
+		snprintf(buf, len, "locked down (registered files, 5 operations): the default I/O engine");
+	} else {
+		snprintf(buf, len, "not used: %s; the default I/O engine is sync", err_msg());
+		err_clear();
+	}
+	return buf;
 }
 
 int io_loop_watch_eventfd(struct io_loop *loop, int fd, void (*cb)(void *arg), void *arg)

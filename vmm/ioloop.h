@@ -3,6 +3,7 @@
 #define MICROVM_IOLOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -52,11 +53,20 @@ struct io_request {
 struct io_loop;
 
 /*
- * Create the loop with the wanted engine. AUTO tries io_uring and falls back
- * to SYNC with one log line saying why; URING fails with err_msg() if the host
- * forbids io_uring. Returns 0 or -errno.
+ * Create the loop with the wanted engine. io_uring is used only locked down
+ * (started disabled, restricted to the operations above on registered files:
+ * part of the sandbox). AUTO tries io_uring and falls back to SYNC with one
+ * log line saying why (a warning when io_uring works but cannot be locked
+ * down); URING fails with err_msg() if the host forbids io_uring or its
+ * lock-down. Returns 0 or -errno.
  */
 int io_loop_create(struct io_loop **out, enum io_engine want);
+
+/* Test hook (builds with MICROVM_TEST_HOOKS): set, the ring's lock-down fails as on an old kernel. */
+#define IO_LOOP_TEST_NO_LOCKDOWN_ENV "MICROVM_TEST_URING_NO_LOCKDOWN"
+
+/* For --host-info: one line on whether io_uring is usable here, locked down, or why not. */
+const char *io_loop_uring_status(char *buf, size_t len);
 enum io_engine io_loop_engine(const struct io_loop *loop);
 const char *io_engine_name(enum io_engine e);
 

@@ -1,5 +1,6 @@
 /* quirks.c - instructions microvm completes after a KVM emulation failure (hosts without VT-x/AMD-V). */
 #include "vmm/quirks.h"
+#include "vmm/ioloop.h"
 
 #include "vmm/err.h"
 #include "vmm/log.h"
@@ -223,7 +224,7 @@ int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_le
 int quirk_host_info(FILE *out)
 {
 	struct host_profile p;
-	char caps[512], added[256], kept[128];
+	char caps[512], added[256], kept[128], uring[256];
 	int ret;
 
 	if ((ret = host_probe(&p)) < 0)
@@ -242,10 +243,11 @@ int quirk_host_info(FILE *out)
 		"loop_cycles: cpl0 %llu, cpl3 %llu\n"
 		"tsc_khz: %u\n"
 		"probe_time_us: %u\n"
-		"guest_options: %s\n",
+		"guest_options: %s\n"
+		"io_uring: %s\n",
 		p.api_version, caps, p.probed ? "yes" : "no", p.user_syscalls ? "yes" : "no",
 		p.emulated_kernel ? "yes" : "no", p.summary, p.syscall_result,
 		(unsigned long long)p.cpl0_cycles, (unsigned long long)p.cpl3_cycles, p.tsc_khz,
-		p.probe_us, added[0] ? added : "(none)");
+		p.probe_us, added[0] ? added : "(none)", io_loop_uring_status(uring, sizeof(uring)));
 	return 0;
 }

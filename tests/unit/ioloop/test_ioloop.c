@@ -587,3 +587,30 @@ Test(ioloop_sync, fd_watch_misuse)
 	wait_fired(&w, 1);
 	fdw_teardown(&w);
 }
+
+/*
+ * io_uring without its lock-down (an old kernel, or restrictions refused;
+ * simulated by the test hook): an explicit uring is refused with the reason,
+ * auto falls back to the sync engine, and --host-info's line says so.
+ */
+Test(ioloop_uring, no_lockdown_no_uring)
+{
+	struct io_loop *loop;
+	char line[256];
+
+	if (io_loop_create(&loop, IO_ENGINE_URING) < 0)
+		cr_skip_test("io_uring unavailable here: %s", err_msg());
+	io_loop_destroy(loop);
+	cr_assert(strstr(io_loop_uring_status(line, sizeof(line)), "locked down"), "%s", line);
+
+	setenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV, "1", 1);
+	err_clear();
+	cr_assert_lt(io_loop_create(&loop, IO_ENGINE_URING), 0, "an unrestricted ring was accepted");
+	cr_assert(strstr(err_msg(), "cannot be locked down"), "%s", err_msg());
+	cr_assert_eq(io_loop_create(&loop, IO_ENGINE_AUTO), 0);
+	cr_assert_eq(io_loop_engine(loop), IO_ENGINE_SYNC, "auto used io_uring without its lock-down");
+	io_loop_destroy(loop);
+	io_loop_uring_status(line, sizeof(line));
+	cr_assert(strstr(line, "not used") && strstr(line, "cannot be locked down"), "%s", line);
+	unsetenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV);
+}
