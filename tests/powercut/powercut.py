@@ -36,6 +36,7 @@ file system. Exit status: 0 pass, 1 fail, 77 skip (with the reason).
 See docs/powercut.md.
 """
 import argparse
+import fcntl
 import os
 import re
 import shutil
@@ -375,7 +376,28 @@ class Target:
             self.remove()
             raise RuntimeError(f"{self.dev} did not appear")
 
+    # DM_TARGET_MSG on /dev/mapper/control (linux/dm-ioctl.h): struct dm_ioctl (312 bytes: version[3],
+    # data_size, data_start, target_count, open_count, flags, event_nr, padding, dev, name[128],
+    # uuid[129], data[7]) followed by struct dm_target_msg (sector, message). Much quicker than a
+    # dmsetup process under emulation, so the mark lands closer to the acknowledgement.
+    DM_IOCTL = struct.Struct("<3I7IQ128s129s7s")
+    DM_TARGET_MSG = (3 << 30) | (DM_IOCTL.size << 16) | (0xFD << 8) | 14
+
     def mark(self, text):
+        msg = struct.pack("<Q", 0) + f"mark {text}".encode() + b"\0"
+        size = self.DM_IOCTL.size + len(msg)
+        size += -size % 8
+        if not getattr(self, "no_ioctl", False):
+            buf = bytearray(self.DM_IOCTL.pack(4, 0, 0, size, self.DM_IOCTL.size, 0, 0, 0, 0, 0, 0,
+                                               self.name.encode(), b"", b"") + msg)
+            buf += bytes(size - len(buf))
+            try:
+                with open("/dev/mapper/control", "rb+", buffering=0) as ctl:
+                    fcntl.ioctl(ctl, self.DM_TARGET_MSG, buf)
+                return
+            except OSError as e:
+                print(f"powercut: DM_TARGET_MSG ioctl: {e}; using dmsetup message", flush=True)
+                self.no_ioctl = True
         r = run(["dmsetup", "message", self.name, "0", "mark", text])
         if r.returncode:
             raise RuntimeError(f"dmsetup message mark {text}: {r.stdout.strip()}")
@@ -415,7 +437,8 @@ def run_variant(opt, variant, tmp):
         cmd = [opt.microvm, "--kernel", opt.kernel, "--io-engine", engine,
                "--disk", tgt.dev + (",direct" if direct else ""), "--cmdline", cmdline]
         print("powercut: $ " + " ".join(cmd), flush=True)
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        errf = open(os.path.join(tmp, "stderr"), "w+")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
         try:
             for line in p.stdout:
                 out.append(line)
@@ -435,8 +458,12 @@ def run_variant(opt, variant, tmp):
         tgt.remove()
     t_vm = time.monotonic() - t0
     text = "".join(out)
+    errf.seek(0)
+    err = errf.read()
+    errf.close()
     if rc != 0 or not re.search(r"^blk: vda: records: \d+ written in \d+ flushes, read back ok", text, re.M):
         print(text, end="")
+        print(err, end="")
         raise RuntimeError(f"{label}: microvm exited with {rc}, or the guest did not finish its records")
     if durable != sorted(set(durable)) or durable[-1] != opt.records:
         raise RuntimeError(f"{label}: durable lines {durable}")
@@ -512,7 +539,9 @@ def self_test():
 
         def expect(name, its, dur, want_ok, what="lost"):
             write_log(log, ss, its)
-            r = check_log(log, orig, work, first, records, run_id, dur, fsck_between=1)
+            # e2fsck (slow under emulation) only where the file system is in question.
+            r = check_log(log, orig, work, first, records, run_id, dur, fsck_between=1,
+                          do_fsck=name in ("good log", "damaged file system"))
             ok = r.ok()
             print(f"self-test: {name}: {r.points} points, {r.checked} checked, {r.lost} lost, "
                   f"{r.corrupt} corrupt, e2fsck bad at {r.fsck_bad} of {r.fsck_points} -> "
