@@ -16,6 +16,7 @@ Exit 77 (skip) without /dev/kvm. Stdlib only."""
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -95,6 +96,68 @@ def patch(path, offset, data):
         f.write(data)
 
 
+def edit_config(state_path, fn):
+    """Change the configuration record of a state file with fn(bytearray), and seal it again
+    (docs/snapshot.md: 64-byte header, records of tag, length and payload padded to 8)."""
+    with open(state_path, "rb") as f:
+        buf = bytearray(f.read())
+    pos = 64
+    while pos < len(buf):
+        tag, length = struct.unpack_from("<II", buf, pos)
+        pos += 8
+        if tag == 1:
+            payload = bytearray(buf[pos:pos + length])
+            fn(payload)
+            buf[pos:pos + length] = payload
+            break
+        pos += (length + 7) & ~7
+    struct.pack_into("<I", buf, 24, zlib.crc32(bytes(buf[64:])))
+    struct.pack_into("<I", buf, 60, zlib.crc32(bytes(buf[:60])))
+    with open(state_path, "wb") as f:
+        f.write(buf)
+
+
+# struct snap_config: mem, cpus, nr_disks, nr_nics, io_engine, then disks[] of
+# path[4096], id[24], size, ro, direct, pad[6].
+DISK0 = 24
+DISK0_RO = DISK0 + 4096 + 24 + 8
+
+
+def set_disk0_path(path):
+    def fn(c):
+        c[DISK0:DISK0 + 4096] = path.encode().ljust(4096, b"\0")
+    return fn
+
+
+def set_disk0_ro(c):
+    c[DISK0_RO] = 1
+
+
+def locked_exclusive(path):
+    """Can someone take an exclusive flock on path now? (a restored VM holds a shared one)"""
+    import fcntl
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def finish(g, prefix, disk, what):
+    """A VM restored from the snapshot runs to its end: its output continues prefix exactly."""
+    rc = g.p.wait(timeout=360)
+    g.pump(0.2)
+    g.pump(0.2)
+    steps = seq_lines(prefix + g.out)
+    check(rc == 0 and steps == list(range(N)) and b"read back ok" in g.out,
+          f"{what}: exit 0, one unbroken sequence 0..{N - 1} (exit {rc}, {len(steps)} lines; stderr "
+          f"{g.err[-400:]!r})")
+    check_disk(disk, what)
+
+
 def main():
     microvm, guest = sys.argv[1], sys.argv[2]
     skip_without_kvm()
@@ -128,6 +191,35 @@ def main():
         check(os.path.getsize(os.path.join(zsnap, "memory.z")) < st.st_blocks * 512 and
               not os.path.exists(os.path.join(zsnap, "memory")), "memory.z is smaller than the plain data")
         check(sorted(os.listdir(snap)) == ["memory", "state"], "no leftovers (state.tmp) in the directory")
+        check(os.stat(os.path.join(snap, "memory")).st_mode & 0o777 == 0o600 and
+              os.stat(os.path.join(snap, "state")).st_mode & 0o777 == 0o600, "snapshot files are 0600")
+        # A directory others may write, or a symlink in its place: refused, naming the fix.
+        open_dir = os.path.join(tmp, "open")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % open_dir)
+        check(status == 500 and "writable by others (mode 0777)" in r["error"] and not os.listdir(open_dir),
+              f"a directory writable by others is refused, nothing written ({r})")
+        os.symlink(snap, os.path.join(tmp, "link"))
+        status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % os.path.join(tmp, "link"))
+        check(status == 500 and "symbolic link" in r["error"], f"a symlinked directory is refused ({r})")
+        # Planted files are replaced, never written through: a symlink named memory keeps its target,
+        # an old world-readable memory file is replaced by a 0600 one.
+        planted = os.path.join(tmp, "planted")
+        os.mkdir(planted, 0o700)
+        victim = os.path.join(tmp, "victim")
+        with open(victim, "wb") as f:
+            f.write(b"precious")
+        os.symlink(victim, os.path.join(planted, "memory"))
+        with open(os.path.join(planted, "state"), "wb") as f:
+            f.write(b"old")
+        os.chmod(os.path.join(planted, "state"), 0o644)
+        status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % planted)
+        st = os.lstat(os.path.join(planted, "memory"))
+        check(status == 200 and open(victim, "rb").read() == b"precious" and stat.S_ISREG(st.st_mode) and
+              st.st_mode & 0o777 == 0o600 and os.stat(os.path.join(planted, "state")).st_mode & 0o777 == 0o600
+              and sorted(os.listdir(planted)) == ["memory", "state"],
+              f"a planted symlink's target is untouched, new files are 0600 ({r})")
         # The host owns the disk: a restore needs it as it was at the snapshot.
         shutil.copyfile(disk, disk + ".at-snapshot")
 
@@ -178,6 +270,43 @@ def main():
             g2.p.kill()
             g2.p.wait()
     restore(microvm, snap3, prefix2, disk, "restore from a snapshot of a restored VM")
+
+    # Two VMs restored from one directory, each on its own disk (--disk replaces the saved path);
+    # one of them snapshots into that same directory while both run. Neither may lose its RAM
+    # (the old microvm truncated the mapped memory file: SIGBUS, zeros, the other's memory), and
+    # the new snapshot restores and goes on from where that VM was paused.
+    shared = copy_snap(snap, os.path.join(tmp, "shared"))
+    disks = {}
+    for name in ("r1", "r2"):
+        disks[name] = os.path.join(tmp, name + ".img")
+        shutil.copyfile(disk + ".at-snapshot", disks[name])
+    sock_r2 = os.path.join(tmp, "r2.sock")
+    r1 = Guest([microvm, "--restore", shared, "--disk", disks["r1"], "--timeout", "300"])
+    r2 = Guest([microvm, "--restore", shared, "--disk", disks["r2"], "--api-sock", sock_r2, "--timeout", "300"])
+    try:
+        r2.wait_out("blk: seq 80\n", timeout=120)
+        check(locked_exclusive(os.path.join(shared, "memory")),
+              "the memory file VMs run from is locked (shared) while they run")
+        check(f"{disks['r2']}, read-write".encode() in r2.err and b"the path saved" not in r2.err,
+              f"the restore names the disk it opened ({r2.err[-300:]!r})")
+        check(call(sock_r2, "POST", "/vm/pause")[0] == 200, "second restored VM: pause")
+        status, r = call(sock_r2, "POST", "/vm/snapshot", '{"path": "%s"}' % shared)
+        check(status == 200, f"a restored VM snapshots into the directory it runs from ({r})")
+        check(sorted(os.listdir(shared)) == ["memory", "state"], "no temporary files left")
+        drain(r2)
+        prefix_r2 = prefix + r2.out
+        r3_disk = os.path.join(tmp, "r3.img")
+        shutil.copyfile(disks["r2"], r3_disk)
+        check(call(sock_r2, "POST", "/vm/resume")[0] == 200, "second restored VM: resume")
+        finish(r2, prefix, disks["r2"], "the VM that snapshotted into its own restore directory")
+        finish(r1, prefix, disks["r1"], "the other VM restored from that directory")
+    finally:
+        for g in (r1, r2):
+            if g.p.poll() is None:
+                g.p.kill()
+                g.p.wait()
+    restore(microvm, shared, prefix_r2, r3_disk, "restore of the snapshot taken into its own restore directory",
+            extra=("--disk", r3_disk))
 
     # Refused: every case on a copy of the good snapshot.
     n = [0]
@@ -236,6 +365,31 @@ def main():
             "--restore with --kernel (a usage error: 2)", code=2)
     refused(microvm, ["--restore", snap, "--mem", "128M"], r"the snapshot defines the machine",
             "--restore with --mem", code=2)
+    # The state file does not choose host files: a saved path that is not a regular file is refused.
+    d = bad_copy()
+    edit_config(state(d), set_disk0_path("/dev/null"))
+    refused(microvm, ["--restore", d], r"disk /dev/null named by the snapshot is not a regular file: refused",
+            "a state file naming a device")
+    d = bad_copy()
+    os.symlink("/dev/zero", os.path.join(tmp, "zero-link"))
+    edit_config(state(d), set_disk0_path(os.path.join(tmp, "zero-link")))
+    refused(microvm, ["--restore", d], r"zero-link named by the snapshot is not a regular file",
+            "a state file naming a symlink to a device")
+    refused(microvm, ["--restore", snap, "--disk", disk, "--disk", disk + ".at-snapshot"],
+            r"the snapshot has 1 disk, 2 --disk given", "more --disk than the snapshot has")
+    refused(microvm, ["--restore", snap, "--disk", disk + ",id=nosuch"],
+            r"--disk .*,id=nosuch: the snapshot has no disk with that id", "--disk with an unknown id")
+    refused(microvm, ["--restore", snap, "--disk", disk + ",ro"],
+            r"the guest has disk d.img writable; it cannot become read-only", "--disk ,ro for a writable disk")
+    refused(microvm, ["--restore", snap, "--net", "tap=mvsnap0"],
+            r"the snapshot has 0 NICs, 1 --net given", "--net for a snapshot without NICs")
+    # A disk saved read-only comes back read-only, whatever --disk says.
+    d = bad_copy()
+    edit_config(state(d), set_disk0_ro)
+    shutil.copyfile(disk + ".at-snapshot", disk)
+    r = subprocess.run([microvm, "--restore", d, "--disk", disk + ",id=d.img", "--timeout", "3"],
+                       capture_output=True, timeout=120)
+    check(f"{disk}, read-only".encode() in r.stderr, f"a disk saved read-only stays read-only ({r.stderr[-400:]!r})")
     with open(disk, "ab") as f:
         f.write(b"\0" * 512)
     refused(microvm, ["--restore", snap], r"refused: disk .*d.img is 4194816 bytes now, 4194304 when",
