@@ -416,6 +416,32 @@ class Target:
         self.loops = []
 
 
+def run_logged(opt, cmd, tgt, tmp, durable_re):
+    """Runs microvm on the target's device; marks durable-N in the log for each console line durable_re
+    matches (group 1: N). Returns (exit status, console text, stderr text, [N...], seconds)."""
+    durable, out = [], []
+    t0 = time.monotonic()
+    print("powercut: $ " + " ".join(cmd), flush=True)
+    with open(os.path.join(tmp, "stderr"), "w+") as errf:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, errors="replace")
+        try:
+            for line in p.stdout:   # microvm's own --timeout bounds this
+                out.append(line)
+                m = re.search(durable_re, line)
+                if m:
+                    durable.append(int(m.group(1)))
+                    tgt.mark(f"durable-{m.group(1)}")
+            rc = p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            tgt.remove()
+        errf.seek(0)
+        err = errf.read()
+    return rc, "".join(out), err, durable, time.monotonic() - t0
+
+
 def run_variant(opt, variant, tmp):
     engine, _, direct = variant.partition(",")
     label = variant
@@ -431,41 +457,18 @@ def run_variant(opt, variant, tmp):
     cmdline = f"blk.records=vda:{first}:{opt.records}:{opt.every}:{run_id}:{opt.pace}"
     name = f"powercut-{os.getpid()}-{engine}{'-direct' if direct else ''}"
     tgt = Target(name, image, log)
-    durable, out = [], []
-    t0 = time.monotonic()
     try:
-        cmd = [opt.microvm, "--kernel", opt.kernel, "--io-engine", engine,
+        cmd = [opt.microvm, "--kernel", opt.kernel, "--io-engine", engine, "--timeout", str(opt.timeout),
                "--disk", tgt.dev + (",direct" if direct else ""), "--cmdline", cmdline]
-        print("powercut: $ " + " ".join(cmd), flush=True)
-        errf = open(os.path.join(tmp, "stderr"), "w+")
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
-        try:
-            for line in p.stdout:
-                out.append(line)
-                m = re.match(r"blk: durable (\d+)$", line.strip())
-                if m:
-                    durable.append(int(m.group(1)))
-                    tgt.mark(f"durable-{m.group(1)}")
-                if time.monotonic() - t0 > opt.timeout:
-                    p.kill()
-                    raise RuntimeError(f"microvm ran longer than {opt.timeout} s")
-            rc = p.wait(timeout=opt.timeout)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    finally:
+    except BaseException:
         tgt.remove()
-    t_vm = time.monotonic() - t0
-    text = "".join(out)
-    errf.seek(0)
-    err = errf.read()
-    errf.close()
+        raise
+    rc, text, err, durable, t_vm = run_logged(opt, cmd, tgt, tmp, r"^blk: durable (\d+)$")
     if rc != 0 or not re.search(r"^blk: vda: records: \d+ written in \d+ flushes, read back ok", text, re.M):
         print(text, end="")
         print(err, end="")
         raise RuntimeError(f"{label}: microvm exited with {rc}, or the guest did not finish its records")
-    if durable != sorted(set(durable)) or durable[-1] != opt.records:
+    if not durable or durable != sorted(set(durable)) or durable[-1] != opt.records:
         raise RuntimeError(f"{label}: durable lines {durable}")
     ss, entries = parse_log(log)
     kinds = {"write": 0, "FLUSH": 0, "mark": 0, "other": 0}
@@ -508,6 +511,196 @@ def run_variant(opt, variant, tmp):
         res.problem("the checker did not see a deliberately lost record (controls)")
         return res, False
     return res, res.ok()
+
+
+# ---- the Linux guest: ext4 with fsync ----
+
+# The --run script (tests/linux/init.sh runs it as root): mounts the disk behind dm-log-writes,
+# appends numbered lines to d/log and writes them to a new file d/bJ per batch, makes both and the
+# directory durable with fsync (busybox sync FILE...), then says "powercut: durable N".
+LINUX_SCRIPT = """#!/bin/sh
+set -e
+RUN={run}; N={records}; EVERY={every}
+mkdir -p /mnt/pc
+mount -t ext4 /dev/vdb /mnt/pc
+cd /mnt/pc/d
+i=0; b=0; k=1
+while [ $i -lt $N ]; do
+	j=0
+	while [ $j -lt $k ] && [ $i -lt $N ]; do
+		line=$(printf 'r %06d run %05d c %08x' $i $RUN $(( (i * 2654435761 + RUN) & 0xffffffff )))
+		echo "$line" >>log
+		echo "$line" >>b$b
+		i=$((i + 1)); j=$((j + 1))
+	done
+	sync log b$b .
+	echo "powercut: durable $i"
+	b=$((b + 1)); k=$((k % EVERY + 1))
+done
+cd /
+umount /mnt/pc
+echo "powercut: all $N records written"
+"""
+
+
+def linux_line(i, run_id):
+    return f"r {i:06d} run {run_id:05d} c {(i * 2654435761 + run_id) & 0xFFFFFFFF:08x}\n".encode()
+
+
+def linux_batches(records, every):
+    """[(batch number, first record, count)] as the script makes them."""
+    out, i, b, k = [], 0, 0, 1
+    while i < records:
+        c = min(k, records - i)
+        out.append((b, i, c))
+        i, b, k = i + c, b + 1, k % every + 1
+    return out
+
+
+def check_linux(log_path, orig, work, tmp, records, every, run_id, entries, ss, points=None):
+    """Replays the log; at each FLUSH point, each mark, the middle of each stretch between FLUSHes and
+    the end (or at `points`), a copy gets its journal recovered and checked by e2fsck -fy (no repair
+    beyond that), then d/log must start with the acknowledged lines and every acknowledged batch file
+    must be whole. Unacknowledged lines may be missing, never different."""
+    shutil.copyfile(orig, work)
+    res = Result()
+    if points is None:
+        points, stretch = {len(entries)}, []
+        for i, e in enumerate(entries):
+            if e.flags & (F_FLUSH | F_MARK):
+                points.add(i + 1)
+                if stretch:
+                    points.add(stretch[len(stretch) // 2])
+                stretch = []
+            else:
+                stretch.append(i + 1)
+    full = b"".join(linux_line(i, run_id) for i in range(records))
+    batches = linux_batches(records, every)
+    chk = os.path.join(tmp, "check.ext4")
+    out = os.path.join(tmp, "rdump")
+    rp = Replay(log_path, ss, work)
+    try:
+        req = 0
+        for p in range(len(entries) + 1):
+            if p:
+                e = entries[p - 1]
+                rp.apply(e)
+                if e.mark and (m := re.fullmatch(r"durable-(\d+)", e.mark)):
+                    req = max(req, int(m.group(1)))
+            if p not in points:
+                continue
+            res.points += 1
+            if p and entries[p - 1].flags & F_FLUSH:
+                res.flush_points += 1
+            else:
+                res.between_points += 1
+            shutil.copyfile(work, chk)
+            r = run(["e2fsck", "-fy", chk])
+            res.fsck_points += 1
+            fixes = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith("? yes")]
+            if r.returncode > 1 or fixes:
+                res.fsck_bad += 1
+                res.problem(f"point {p}: e2fsck -fy exit {r.returncode}: {(fixes or r.stdout.splitlines())[:3]}")
+            shutil.rmtree(out, ignore_errors=True)
+            os.mkdir(out)
+            run(["debugfs", "-R", f"rdump /d {out}", chk])
+            try:
+                with open(os.path.join(out, "d", "log"), "rb") as f:
+                    got = f.read()
+            except FileNotFoundError:
+                got = b""
+            have = got.count(b"\n") if full.startswith(got) else None
+            res.checked += req
+            if have is None:
+                ok_lines = len(os.path.commonprefix([got, full]).split(b"\n")) - 1
+                res.corrupt += 1
+                res.problem(f"point {p}: d/log is not a prefix of what the guest wrote (first "
+                            f"{ok_lines} lines agree)")
+                if ok_lines < req:
+                    res.lost += req - ok_lines
+            elif have < req:
+                res.lost += req - have
+                res.problem(f"point {p}: {req} lines acknowledged durable, d/log holds {have}")
+            for b, i0, c in batches:
+                if i0 + c > req:
+                    break
+                try:
+                    with open(os.path.join(out, "d", f"b{b}"), "rb") as f:
+                        bad = f.read() != full[i0 * 30:(i0 + c) * 30]
+                except FileNotFoundError:
+                    bad = True
+                if bad:
+                    res.lost += 1
+                    res.problem(f"point {p}: batch file d/b{b} (acknowledged) missing or different")
+    finally:
+        rp.close()
+    return res
+
+
+def run_linux(opt, variant, tmp):
+    engine, _, direct = variant.partition(",")
+    label = f"linux {variant}"
+    images = os.environ.get("MICROVM_LINUX_GUEST") or opt.linux
+    missing = [f for f in ("bzImage", "rootfs.ext4") if not os.path.exists(os.path.join(images, f))]
+    if missing:
+        raise RuntimeError(f"no {', '.join(missing)} in {images}: make them with scripts/guest-image "
+                           f"--out {images}")
+    image, orig, log, work = (os.path.join(tmp, n) for n in ("image.ext4", "orig.ext4", "log", "replay.ext4"))
+    root = os.path.join(tmp, "root.ext4")
+    stage = os.path.join(tmp, "stage")
+    os.makedirs(os.path.join(stage, "d"))
+    r = run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", stage, "-E", "root_owner=0:0", image, "32M"])
+    if r.returncode:
+        raise RuntimeError(f"mke2fs: {r.stdout.strip()}")
+    shutil.copyfile(image, orig)
+    shutil.copyfile(os.path.join(images, "rootfs.ext4"), root)
+    with open(log, "wb") as f:
+        f.truncate(256 << 20)
+    run_id = os.getpid() & 0xFFFF
+    script = os.path.join(tmp, "powercut.sh")
+    with open(script, "w") as f:
+        f.write(LINUX_SCRIPT.format(run=run_id, records=opt.linux_records, every=opt.every))
+    name = f"powercut-{os.getpid()}-linux-{engine}{'-direct' if direct else ''}"
+    tgt = Target(name, image, log)
+    cmd = [opt.microvm, "--kernel", os.path.join(images, "bzImage"), "--mem", "256M", "--io-engine", engine,
+           "--timeout", str(opt.timeout), "--disk", root, "--disk", tgt.dev + (",direct" if direct else ""),
+           "--run", script, "--cmdline", "console=ttyS0 root=/dev/vda rw panic=-1"]
+    rc, text, err, durable, t_vm = run_logged(opt, cmd, tgt, tmp, r"powercut: durable (\d+)")
+    if rc != 0 or f"powercut: all {opt.linux_records} records written" not in text:
+        print(text[-3000:], end="")
+        print(err, end="")
+        raise RuntimeError(f"{label}: microvm exited with {rc}, or the script did not finish")
+    ss, entries = parse_log(log)
+    nflush = sum(1 for e in entries if e.flags & F_FLUSH)
+    nwrite = sum(1 for e in entries if e.nr and not e.flags & (F_MARK | F_DISCARD))
+    print(f"powercut: {label}: VM ran {t_vm:.1f} s, {len(durable)} fsync batches acknowledged; log: "
+          f"{len(entries)} entries ({nwrite} writes, {nflush} FLUSH), sector size {ss}", flush=True)
+    t1 = time.monotonic()
+    res = check_linux(log, orig, work, tmp, opt.linux_records, opt.every, run_id, entries, ss)
+    # Control: the writes a FLUSH before the middle acknowledgement made durable, dropped.
+    mids = [i for i, e in enumerate(entries) if e.mark == f"durable-{durable[len(durable) // 2]}"]
+    caught = None
+    if mids:
+        m = mids[0]
+        fl = [i for i in range(m) if entries[i].flags & F_FLUSH]
+        for k in range(len(fl) - 1, -1, -1):
+            lo = fl[k - 1] + 1 if k else 0
+            drop = {i for i in range(lo, fl[k]) if entries[i].nr and not entries[i].flags & F_MARK}
+            if drop:
+                alt = [e for i, e in enumerate(entries) if i not in drop]
+                pt = m + 1 - len(drop)
+                r2 = check_linux(log, orig, work, tmp, opt.linux_records, opt.every, run_id, alt, ss, {pt})
+                caught = not r2.ok()
+                break
+    print(f"powercut: {label}: {res.points} crash points replayed ({res.flush_points} after a FLUSH, "
+          f"{res.between_points} at a mark or between), {res.checked} acknowledged records checked, "
+          f"{res.lost} lost, {res.corrupt} corrupt, e2fsck clean after journal recovery at "
+          f"{res.fsck_points - res.fsck_bad} of {res.fsck_points}; control: writes of the FLUSH before "
+          f"the middle acknowledgement dropped -> {'caught' if caught else 'NOT caught'} "
+          f"({time.monotonic() - t1:.1f} s)", flush=True)
+    for pr in res.first_problems:
+        print(f"powercut: {label}: {pr}")
+    return res, res.ok() and bool(caught)
 
 
 # ---- self-test ----
@@ -578,6 +771,43 @@ def self_test():
         expect("misplaced write", wrong, durable, False)
         # A stray write over the group descriptors: e2fsck must notice.
         expect("damaged file system", items[:2] + [(0, 8, b"\xff" * 4096)] + items[2:], durable, False, "fsck")
+        # The Linux checker: files written with debugfs, each batch's changed blocks logged, then a
+        # FLUSH and a mark (checked at those points only: debugfs does not journal).
+        lrec, levery, lrun = 10, 4, 4242
+        os.makedirs(os.path.join(tmp, "stage", "d"))
+        img, lorig = os.path.join(tmp, "l.ext4"), os.path.join(tmp, "l-orig.ext4")
+        run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", os.path.join(tmp, "stage"), "-E", "root_owner=0:0",
+             img, "32M"])
+        shutil.copyfile(img, lorig)
+        with open(img, "rb") as f:
+            prev = f.read()
+        full = b"".join(linux_line(i, lrun) for i in range(lrec))
+        litems = []
+        for b, i0, c in linux_batches(lrec, levery):
+            for name, data in (("logf", full[:(i0 + c) * 30]), ("bf", full[i0 * 30:(i0 + c) * 30])):
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(data)
+            run(["debugfs", "-w", "-f", "-", img],
+                input=f"cd d\nrm log\nwrite {tmp}/logf log\nwrite {tmp}/bf b{b}\n")
+            with open(img, "rb") as f:
+                cur = f.read()
+            litems += [(0, k // SECTOR, cur[k:k + 4096]) for k in range(0, len(cur), 4096)
+                       if cur[k:k + 4096] != prev[k:k + 4096]]
+            litems += [(F_FLUSH, 0, None), (F_MARK, 0, f"durable-{i0 + c}")]
+            prev = cur
+        write_log(log, ss, litems)
+        _, lents = parse_log(log)
+        fl = [i for i, e in enumerate(lents) if e.flags & F_FLUSH]
+        for name, ents, want_ok in (("linux: good log", lents, True),
+                                    ("linux: second batch's writes dropped",
+                                     [e for i, e in enumerate(lents) if not fl[0] < i < fl[1]], False)):
+            pts = {i + 1 for i, e in enumerate(ents) if e.flags & (F_FLUSH | F_MARK)}
+            r = check_linux(log, lorig, work, tmp, lrec, levery, lrun, ents, ss, pts)
+            print(f"self-test: {name}: {r.points} points, {r.checked} checked, {r.lost} lost, {r.corrupt} "
+                  f"corrupt, e2fsck bad at {r.fsck_bad} of {r.fsck_points} -> {'pass' if r.ok() else 'FAIL'} "
+                  f"(expected {'pass' if want_ok else 'FAIL'})")
+            if r.ok() != want_ok:
+                failures.append(name)
         if failures:
             print(f"self-test: FAILED: {', '.join(failures)}")
             return 1
@@ -601,23 +831,29 @@ def main():
                     help="e2fsck points between two FLUSHes (besides every FLUSH point)")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--keep", action="store_true", help="keep the work directory (image, log)")
+    ap.add_argument("--linux", metavar="DIR",
+                    help="run the project's Linux guest (bzImage, rootfs.ext4 from scripts/guest-image in DIR, "
+                         "or $MICROVM_LINUX_GUEST) writing files on ext4 with fsync, instead of the test guest")
+    ap.add_argument("--linux-records", type=int, default=24)
     opt = ap.parse_args()
     if opt.self_test:
         return self_test()
-    if not opt.microvm or not opt.kernel:
-        ap.error("--microvm and --kernel are needed (or --self-test)")
+    if not opt.microvm or not (opt.kernel or opt.linux):
+        ap.error("--microvm and --kernel or --linux are needed (or --self-test)")
     why = skip_reason()
+    if not why and opt.linux and "user_syscalls: yes" not in run([opt.microvm, "--host-info"]).stdout:
+        why = "guest user mode cannot make system calls on this KVM (microvm --host-info): no --run script"
     if why:
         print(f"SKIP: {why}")
         return SKIP
-    variants = opt.variant or ["uring", "sync", "uring,direct", "sync,direct"]
+    variants = opt.variant or (["uring"] if opt.linux else ["uring", "sync", "uring,direct", "sync,direct"])
     total = Result()
     status = 0
     t0 = time.monotonic()
     for v in variants:
         tmp = tempfile.mkdtemp(prefix="powercut-", dir="/tmp")
         try:
-            res, ok = run_variant(opt, v, tmp)
+            res, ok = (run_linux if opt.linux else run_variant)(opt, v, tmp)
         except (RuntimeError, ValueError, OSError) as e:
             print(f"powercut: {v}: FAIL: {e}")
             status = 1
