@@ -22,7 +22,6 @@ struct disk_config {
 	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
 	bool direct;           /* O_DIRECT */
 	char id[CLI_DISK_ID_MAX + 1]; /* "" : derived from the file name */
-	bool from_snapshot;    /* --restore: the path comes from the state file (regular files only) */
 };
 
 /* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]. */

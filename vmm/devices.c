@@ -20,9 +20,6 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	struct stat st;
 	int fd, ret;
 
-	/* A path from a snapshot's state file is opened without side effects and must be a regular file. */
-	if (dc->from_snapshot)
-		flags |= O_NONBLOCK | O_NOCTTY;
 	fd = open(p, flags);
 	if (fd < 0) {
 		int e = errno;
@@ -42,11 +39,6 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		ret = err_set(EISDIR, "--disk %s: is a directory, not a disk image", p);
-		goto fail;
-	}
-	if (dc->from_snapshot && !S_ISREG(st.st_mode)) {
-		ret = err_set(EINVAL, "--restore: disk %s named by the snapshot is not a regular file: "
-			      "refused (name the disk with --disk PATH)", p);
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {

@@ -426,13 +426,16 @@ static int uring_lock_down(struct io_loop *loop)
 		{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_POLL_ADD },
 		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED, .sqe_flags = IOSQE_FIXED_FILE },
 		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
-		/* uring_start() registers the files before enabling; after that only uring_release() registers. */
-		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_ENABLE_RINGS },
-		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_SYNC_CANCEL },
+		/* For uring_release(): the only register calls made after the start (SYNC_CANCEL: Linux 6.0+). */
 		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_UNREGISTER_FILES },
+		{ .opcode = IORING_RESTRICTION_REGISTER_OP, .register_op = IORING_REGISTER_SYNC_CANCEL },
 	};
-	int ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, sizeof(res) / sizeof(res[0]));
+	unsigned nr = sizeof(res) / sizeof(res[0]);
+	int ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, nr);
 
+	/* A kernel before 6.0 refuses the whole set for the op it does not know: the rest still locks it down. */
+	if (ret == -EINVAL)
+		ret = uring_register(loop, IORING_REGISTER_RESTRICTIONS, res, nr - 1);
 #ifdef MICROVM_TEST_HOOKS
 	if (getenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV))
 		ret = -EINVAL;

@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -191,23 +193,32 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s)
 	return 0;
 }
 
-/* Open name in dfd for reading: a regular file, no symbolic link followed. */
+/*
+ * Open name in dfd for reading: a regular file, no symbolic link followed.
+ * Checked before the open too, so no device node is ever opened (opening
+ * some has effects: a watchdog arms, a tape rewinds on close), and after it
+ * against a swap in between.
+ */
 static int open_regular(int dfd, const char *dir, const char *name)
 {
-	struct stat st;
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat before, st;
 
-	if (fd < 0) {
+	if (fstatat(dfd, name, &before, AT_SYMLINK_NOFOLLOW) < 0) {
 		int e = errno;
 		if (e == ENOENT && !strcmp(name, "state"))
 			return err_set(e, "--restore %s: no state file in it (not a snapshot, or an unfinished one)", dir);
-		if (e == ELOOP)
-			return err_set(e, "--restore %s/%s: refused: a symbolic link", dir, name);
 		return err_set(e, "--restore %s/%s: %s", dir, name, strerror(e));
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (S_ISLNK(before.st_mode))
+		return err_set(ELOOP, "--restore %s/%s: refused: a symbolic link", dir, name);
+	if (!S_ISREG(before.st_mode))
 		return err_set(EINVAL, "--restore %s/%s: refused: not a regular file", dir, name);
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(errno, "--restore %s/%s: %s", dir, name, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != before.st_dev || st.st_ino != before.st_ino) {
+		close(fd);
+		return err_set(EINVAL, "--restore %s/%s: refused: replaced while being opened", dir, name);
 	}
 	return fd;
 }
@@ -222,6 +233,19 @@ int snapshot_read(const char *dir, struct snapshot *s)
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return err_set(errno, "--restore %s: %s", dir, strerror(errno));
+	/*
+	 * The directory is trusted only if no one but its owner (this user, or
+	 * root) can change it: another user could swap its files under a
+	 * running VM or between the checks below.
+	 */
+	struct stat st;
+	if (fstat(dfd, &st) < 0 || (st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		close(dfd);
+		return err_set(EPERM, "--restore %s: refused: the directory must belong to you or root and be "
+			       "writable by no one else (uid %u, mode %04o)", dir, (unsigned)st.st_uid,
+			       (unsigned)(st.st_mode & 07777));
+	}
 	/* A snapshot being written here holds the directory exclusively: state and memory are read as one pair. */
 	if (flock(dfd, LOCK_SH | LOCK_NB) < 0) {
 		int e = errno;
@@ -625,17 +649,85 @@ static int save_state(struct vmm *vmm, struct sbuf *b)
 	return 0;
 }
 
+/* Is name one a snapshot directory may hold: the files, or a temporary one a killed writer left? */
+static bool snapshot_file_name(const char *name, bool *leftover)
+{
+	static const char *const files[] = { "state", "memory", "memory.z" };
+	static const char *const tmps[] = { ".state.tmp.", ".memory.tmp.", ".memory.z.tmp." };
+
+	*leftover = false;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (!strcmp(name, files[i]))
+			return true;
+	for (size_t i = 0; i < sizeof(tmps) / sizeof(tmps[0]); i++)
+		if (!strncmp(name, tmps[i], strlen(tmps[i])))
+			return *leftover = true;
+	return false;
+}
+
+/*
+ * An existing directory must be empty or hold a snapshot: a snapshot never
+ * replaces files of some other directory that happen to be called `state`
+ * or `memory`. Temporary files a killed writer left are removed (the caller
+ * holds the directory's exclusive lock: no writer is using them).
+ */
+static int check_contents(int dfd, const char *dir)
+{
+	char buf[4096];
+	long n;
+
+	if (lseek(dfd, 0, SEEK_SET) < 0)
+		return err_set(errno, "snapshot %s: %s", dir, strerror(errno));
+	while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			bool leftover;
+			off += d->d_reclen;
+			if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+				continue;
+			if (!snapshot_file_name(d->d_name, &leftover))
+				return err_set(EEXIST, "snapshot %s: holds other files (%.64s): snapshot into a new or "
+					       "empty directory, or one that holds a snapshot", dir, d->d_name);
+			if (leftover)
+				unlinkat(dfd, d->d_name, 0);
+		}
+	}
+	if (n < 0)
+		return err_set(errno, "snapshot %s: reading it: %s", dir, strerror(errno));
+	return 0;
+}
+
+/* Is the last component of path "." or ".." (trailing slashes ignored)? */
+static bool dot_last(const char *path, size_t len)
+{
+	size_t start = len;
+
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	return (len - start == 1 && path[start] == '.') ||
+	       (len - start == 2 && path[start] == '.' && path[start + 1] == '.');
+}
+
 int snapshot_dir_open(const char *dir)
 {
+	char path[PATH_MAX];
 	struct stat st;
+	size_t len = strlen(dir);
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	/* Trailing slashes would make open() follow a symbolic link in the directory's place. */
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= sizeof(path) || dot_last(dir, len))
+		return err_set(EINVAL, "snapshot %s: name the directory itself (not ., .., or empty)", dir);
+	memcpy(path, dir, len);
+	path[len] = '\0';
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return err_set(errno, "snapshot %s: %s", dir, strerror(errno));
 	/* O_NOFOLLOW: a symbolic link planted in the directory's place is refused, not followed. */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
 		int e = errno;
-		if (e == ELOOP || (e == ENOTDIR && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)))
+		if (e == ELOOP || (e == ENOTDIR && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)))
 			return err_set(ELOOP, "snapshot %s: a symbolic link: name the directory itself", dir);
 		return err_set(e, "snapshot %s: %s", dir, strerror(e));
 	}
@@ -659,7 +751,13 @@ int snapshot_dir_open(const char *dir)
 		int e = errno;
 		close(dfd);
 		return err_set(e == EWOULDBLOCK ? EBUSY : e, "snapshot %s: %s", dir,
-			       e == EWOULDBLOCK ? "another snapshot is being written into it" : strerror(e));
+			       e == EWOULDBLOCK ? "another snapshot is being written into it, or restored from it"
+					        : strerror(e));
+	}
+	int ret = check_contents(dfd, dir);
+	if (ret < 0) {
+		close(dfd);
+		return ret;
 	}
 	return dfd;
 }
@@ -698,7 +796,7 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 	 * change their RAM under them. New files get temporary names and are
 	 * renamed over the old ones (whose mappings keep the old data).
 	 */
-	if (unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) {
+	if ((unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) || fsync(dfd) < 0) {
 		ret = err_set(errno, "snapshot %s/state: %s", dir, strerror(errno));
 		goto out;
 	}

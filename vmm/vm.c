@@ -302,25 +302,30 @@ static void saved_disk_id(const struct snap_disk *sd, char id[CLI_DISK_ID_MAX + 
 
 /*
  * --restore: the machine the snapshot describes, with this run's other
- * settings. The person restoring chooses the back ends: each --disk
- * replaces a saved disk (the one with its id=, else the next in order) and
- * must then be given for every disk; a saved path is used only where no
- * --disk is given, and only if it is a regular file. Taps are never taken
- * from the state file: each NIC needs --net tap=NAME. The guest keeps what
- * it saw: disk ids, the read-only flag (a disk saved read-only stays so) and
- * MACs come from the snapshot.
+ * settings. The person restoring chooses the back ends, never the state
+ * file (it may come from anywhere: even a regular file it names can be a
+ * sysfs attribute or another tenant's image): each saved disk needs a
+ * --disk (the one with its id=, else the next in order), each NIC a --net.
+ * The guest keeps what it saw: disk ids, the read-only flag (a disk saved
+ * read-only stays so) and MACs come from the snapshot.
  */
 static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 {
 	const char *dir = cfg->restore;
 	struct disk_config given[CLI_MAX_DISKS];
 	struct net_config nics[CLI_MAX_NICS];
-	int slot[CLI_MAX_DISKS];   /* slot[j]: the --disk for saved disk j, -1 none */
+	int slot[CLI_MAX_DISKS];   /* slot[j]: the --disk for saved disk j */
 	int nd = cfg->nr_disks;
 
-	if (nd && (uint32_t)nd != c->nr_disks)
-		return err_set(EINVAL, "--restore %s: the snapshot has %u disk%s, %d --disk given: name every "
-			       "disk or none", dir, c->nr_disks, c->nr_disks == 1 ? "" : "s", nd);
+	if ((uint32_t)nd != c->nr_disks) {
+		char id[CLI_DISK_ID_MAX + 1] = "";
+		if (c->nr_disks)
+			saved_disk_id(&c->disks[0], id);
+		return err_set(EINVAL, "--restore %s: the snapshot has %u disk%s, %d --disk given: give each its "
+			       "image with --disk PATH[,id=ID]%s%s%s (a disk is never opened from a snapshot's say-so)",
+			       dir, c->nr_disks, c->nr_disks == 1 ? "" : "s", nd, c->nr_disks ? " (the first: id " : "",
+			       id, c->nr_disks ? ")" : "");
+	}
 	if ((uint32_t)cfg->nr_nics != c->nr_nics)
 		return err_set(EINVAL, "--restore %s: the snapshot has %u NIC%s, %d --net given: name a tap for "
 			       "each with --net tap=NAME (taps are never taken from a snapshot)", dir,
@@ -333,19 +338,22 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 	for (int i = 0; i < nd; i++) {
 		if (!given[i].id[0])
 			continue;
-		uint32_t j;
+		uint32_t j, found = 0, hits = 0;
 		for (j = 0; j < c->nr_disks; j++) {
 			char id[CLI_DISK_ID_MAX + 1];
 			saved_disk_id(&c->disks[j], id);
 			if (!strcmp(id, given[i].id))
-				break;
+				found = j, hits++;
 		}
-		if (j == c->nr_disks)
+		if (hits == 0)
 			return err_set(EINVAL, "--restore %s: --disk %s,id=%s: the snapshot has no disk with that id",
 				       dir, given[i].path, given[i].id);
-		if (slot[j] >= 0)
+		if (hits > 1)
+			return err_set(EINVAL, "--restore %s: --disk %s,id=%s: the snapshot has %u disks with that id: "
+				       "give the --disks in order, without id=", dir, given[i].path, given[i].id, hits);
+		if (slot[found] >= 0)
 			return err_set(EINVAL, "--restore %s: two --disk with id=%s", dir, given[i].id);
-		slot[j] = i;
+		slot[found] = i;
 	}
 	for (int i = 0; i < nd; i++) {
 		if (given[i].id[0])
@@ -366,18 +374,11 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 		struct disk_config *d = &cfg->disks[j];
 		char id[CLI_DISK_ID_MAX + 1];
 		saved_disk_id(sd, id);
-		if (slot[j] >= 0) {
-			const struct disk_config *g = &given[slot[j]];
-			if (g->ro && !sd->ro)
-				return err_set(EINVAL, "--restore %s: --disk %s,ro: the guest has disk %s writable; "
-					       "it cannot become read-only under it", dir, g->path, id);
-			*d = *g;
-		} else {
-			memset(d, 0, sizeof(*d));
-			snprintf(d->path, sizeof(d->path), "%s", sd->path);
-			d->direct = sd->direct;
-			d->from_snapshot = true;
-		}
+		const struct disk_config *g = &given[slot[j]];
+		if (g->ro && !sd->ro)
+			return err_set(EINVAL, "--restore %s: --disk %s,ro: the guest has disk %s writable; "
+				       "it cannot become read-only under it", dir, g->path, id);
+		*d = *g;
 		memcpy(d->id, id, sizeof(d->id));
 		d->ro = d->ro || sd->ro;        /* saved read-only: read-only */
 	}
@@ -399,8 +400,8 @@ static void restore_report(const struct vmm *vmm)
 {
 	for (int i = 0; i < vmm->cfg.nr_disks; i++) {
 		const struct disk_config *d = &vmm->cfg.disks[i];
-		log_info("--restore: vd%c (id %s): %s, %s%s", 'a' + i, d->id, d->path,
-			 d->ro ? "read-only" : "read-write", d->from_snapshot ? ", the path saved in the snapshot" : "");
+		log_info("--restore: vd%c (id %s): %s, %s", 'a' + i, d->id, d->path,
+			 d->ro ? "read-only" : "read-write");
 	}
 	for (int i = 0; i < vmm->cfg.nr_nics; i++)
 		log_info("--restore: eth%d: tap %s", i, vmm->cfg.nics[i].tap);

@@ -50,8 +50,8 @@ def check_disk(disk, what):
 
 def restore(microvm, snap, prefix, disk, what, extra=()):
     """Restore, run to the end; the output must continue the original's exactly."""
-    r = subprocess.run([microvm, "--restore", snap, "--timeout", "300", *extra], capture_output=True,
-                       timeout=360)
+    r = subprocess.run([microvm, "--restore", snap, "--disk", disk, "--timeout", "300", *extra],
+                       capture_output=True, timeout=360)
     check(r.returncode == 0, f"{what}: exit 0 (got {r.returncode}; stderr {r.stderr[-600:]!r}; "
           f"the guest's last output {r.stdout[-300:]!r})")
     check(b"blk: seq 0\n" not in r.stdout, f"{what}: the guest did not start over")
@@ -200,7 +200,16 @@ def main():
         status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % open_dir)
         check(status == 500 and "writable by others (mode 0777)" in r["error"] and not os.listdir(open_dir),
               f"a directory writable by others is refused, nothing written ({r})")
+        other = os.path.join(tmp, "other")
+        os.mkdir(other, 0o700)
+        with open(os.path.join(other, "notes.txt"), "w") as f:
+            f.write("mine")
+        status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % other)
+        check(status == 500 and "holds other files (notes.txt)" in r["error"] and os.listdir(other) == ["notes.txt"],
+              f"a directory holding other files is refused, nothing written ({r})")
         os.symlink(snap, os.path.join(tmp, "link"))
+        status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s/"}' % os.path.join(tmp, "link"))
+        check(status == 500 and "symbolic link" in r["error"], f"a symlinked directory with a trailing / ({r})")
         status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % os.path.join(tmp, "link"))
         check(status == 500 and "symbolic link" in r["error"], f"a symlinked directory is refused ({r})")
         # Planted files are replaced, never written through: a symlink named memory keeps its target,
@@ -253,7 +262,7 @@ def main():
     # A snapshot of a restored VM (its memory is the first snapshot's file, copy-on-write).
     fresh_disk()
     sock2 = os.path.join(tmp, "api2.sock")
-    g2 = Guest([microvm, "--restore", snap, "--api-sock", sock2, "--timeout", "300"])
+    g2 = Guest([microvm, "--restore", snap, "--disk", disk, "--api-sock", sock2, "--timeout", "300"])
     try:
         g2.wait_out("blk: seq 80\n", timeout=120)
         check(call(sock2, "POST", "/vm/pause")[0] == 200, "restored VM: pause")
@@ -287,7 +296,7 @@ def main():
         r2.wait_out("blk: seq 80\n", timeout=120)
         check(locked_exclusive(os.path.join(shared, "memory")),
               "the memory file VMs run from is locked (shared) while they run")
-        check(f"{disks['r2']}, read-write".encode() in r2.err and b"the path saved" not in r2.err,
+        check(f"{disks['r2']}, read-write".encode() in r2.err and bTrue,
               f"the restore names the disk it opened ({r2.err[-300:]!r})")
         check(call(sock_r2, "POST", "/vm/pause")[0] == 200, "second restored VM: pause")
         status, r = call(sock_r2, "POST", "/vm/snapshot", '{"path": "%s"}' % shared)
@@ -305,8 +314,7 @@ def main():
             if g.p.poll() is None:
                 g.p.kill()
                 g.p.wait()
-    restore(microvm, shared, prefix_r2, r3_disk, "restore of the snapshot taken into its own restore directory",
-            extra=("--disk", r3_disk))
+    restore(microvm, shared, prefix_r2, r3_disk, "restore of the snapshot taken into its own restore directory")
 
     # Refused: every case on a copy of the good snapshot.
     n = [0]
@@ -341,7 +349,7 @@ def main():
     d = bad_copy()
     with open(os.path.join(d, "memory"), "r+b") as f:
         f.truncate(32 << 20)
-    refused(microvm, ["--restore", d], r"memory: refused: \d+ bytes, the state says \d+ \(truncated or replaced\)",
+    refused(microvm, ["--restore", d, "--disk", disk], r"memory: refused: \d+ bytes, the state says \d+ \(truncated or replaced\)",
             "a truncated memory file")
     d = bad_copy()
     fd = os.open(os.path.join(d, "memory"), os.O_RDWR)
@@ -349,12 +357,12 @@ def main():
     b = os.pread(fd, 1, at)
     os.pwrite(fd, bytes([b[0] ^ 1]), at)
     os.close(fd)
-    refused(microvm, ["--restore", d], r"refused: checksum mismatch in extent \d+ \(corrupt\)",
+    refused(microvm, ["--restore", d, "--disk", disk], r"refused: checksum mismatch in extent \d+ \(corrupt\)",
             "a flipped bit in the memory")
     d = copy_snap(zsnap, os.path.join(tmp, "badz"))
     z = os.path.join(d, "memory.z")
     patch(z, os.path.getsize(z) // 2, b"\xff\x00\xff\x00")
-    refused(microvm, ["--restore", d], r"refused: (extent \d+ does not decompress|checksum mismatch in extent)",
+    refused(microvm, ["--restore", d, "--disk", disk], r"refused: (extent \d+ does not decompress|checksum mismatch in extent)",
             "corrupt compressed memory")
     d = bad_copy()
     os.unlink(state(d))
@@ -365,23 +373,25 @@ def main():
             "--restore with --kernel (a usage error: 2)", code=2)
     refused(microvm, ["--restore", snap, "--mem", "128M"], r"the snapshot defines the machine",
             "--restore with --mem", code=2)
-    # The state file does not choose host files: a saved path that is not a regular file is refused.
+    # The state file never chooses host files: every disk is named with --disk.
+    refused(microvm, ["--restore", snap], r"the snapshot has 1 disk, 0 --disk given: give each its image with "
+            r"--disk PATH\[,id=ID\] \(the first: id d.img\)", "a restore without --disk")
+    # A snapshot directory others may write is not trusted.
     d = bad_copy()
-    edit_config(state(d), set_disk0_path("/dev/null"))
-    refused(microvm, ["--restore", d], r"disk /dev/null named by the snapshot is not a regular file: refused",
-            "a state file naming a device")
+    os.chmod(d, 0o777)
+    refused(microvm, ["--restore", d, "--disk", disk], r"refused: the directory must belong to you or root and be "
+            r"writable by no one else", "a restore from a directory others may write")
     d = bad_copy()
-    os.symlink("/dev/zero", os.path.join(tmp, "zero-link"))
-    edit_config(state(d), set_disk0_path(os.path.join(tmp, "zero-link")))
-    refused(microvm, ["--restore", d], r"zero-link named by the snapshot is not a regular file",
-            "a state file naming a symlink to a device")
+    os.unlink(os.path.join(d, "memory"))
+    os.symlink(os.path.join(snap, "memory"), os.path.join(d, "memory"))
+    refused(microvm, ["--restore", d, "--disk", disk], r"memory: refused: a symbolic link", "a symlinked memory file")
     refused(microvm, ["--restore", snap, "--disk", disk, "--disk", disk + ".at-snapshot"],
             r"the snapshot has 1 disk, 2 --disk given", "more --disk than the snapshot has")
     refused(microvm, ["--restore", snap, "--disk", disk + ",id=nosuch"],
             r"--disk .*,id=nosuch: the snapshot has no disk with that id", "--disk with an unknown id")
     refused(microvm, ["--restore", snap, "--disk", disk + ",ro"],
             r"the guest has disk d.img writable; it cannot become read-only", "--disk ,ro for a writable disk")
-    refused(microvm, ["--restore", snap, "--net", "tap=mvsnap0"],
+    refused(microvm, ["--restore", snap, "--disk", disk, "--net", "tap=mvsnap0"],
             r"the snapshot has 0 NICs, 1 --net given", "--net for a snapshot without NICs")
     # A disk saved read-only comes back read-only, whatever --disk says.
     d = bad_copy()
@@ -392,10 +402,10 @@ def main():
     check(f"{disk}, read-only".encode() in r.stderr, f"a disk saved read-only stays read-only ({r.stderr[-400:]!r})")
     with open(disk, "ab") as f:
         f.write(b"\0" * 512)
-    refused(microvm, ["--restore", snap], r"refused: disk .*d.img is 4194816 bytes now, 4194304 when",
+    refused(microvm, ["--restore", snap, "--disk", disk], r"refused: disk .*d.img is 4194816 bytes now, 4194304 when",
             "a disk that changed size")
     os.rename(disk, disk + ".away")
-    refused(microvm, ["--restore", snap], r"d.img: No such file or directory", "a missing disk")
+    refused(microvm, ["--restore", snap, "--disk", disk], r"d.img: No such file or directory", "a missing disk")
     shutil.rmtree(tmp)
     return 0
 

@@ -754,12 +754,12 @@ def test_snapshot(opt, images, tmp):
 
         print(f"snapshot taken, original stopped ({code}) at {boot.now():.1f} s", flush=True)
         # Taps are never taken from a snapshot: without --net the restore is refused, one line.
-        r = subprocess.run(netns.exec_prefix() + [opt.microvm, "--restore", snap], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(netns.exec_prefix() + [opt.microvm, "--restore", snap, "--disk", root],
+                           capture_output=True, text=True, timeout=60)
         c.check(r.returncode != 0 and "name a tap for each with --net tap=NAME" in r.stderr and
                 len(r.stderr.strip().splitlines()) == 1,
                 "a restore without --net for the snapshot's NIC is refused", r.stderr.strip())
-        cmd2 = netns.exec_prefix() + [opt.microvm, "--restore", snap, "--net", f"tap={TAP}"]
+        cmd2 = netns.exec_prefix() + [opt.microvm, "--restore", snap, "--disk", root, "--net", f"tap={TAP}"]
         print("command: " + " ".join(cmd2))
         boot2 = Boot(cmd2)
         c.boot = boot2

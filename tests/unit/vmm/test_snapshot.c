@@ -449,6 +449,9 @@ Test(snapshot_dir, others_may_not_write_it)
 	err_clear();
 	cr_assert_eq(snapshot_dir_open(link), -ELOOP);
 	cr_assert(strstr(err_msg(), "a symbolic link"), "%s", err_msg());
+	char link_slash[80];
+	snprintf(link_slash, sizeof(link_slash), "%s/", link);
+	cr_assert_eq(snapshot_dir_open(link_slash), -ELOOP, "a trailing / does not follow the link");
 
 	/* Owned by someone else (root only: chown). */
 	if (geteuid() == 0) {
@@ -458,6 +461,58 @@ Test(snapshot_dir, others_may_not_write_it)
 		cr_assert(strstr(err_msg(), "owned by uid 65534"), "%s", err_msg());
 	}
 	unlink(link);
+	rmdir(dir);
+	rmdir(base);
+}
+
+Test(snapshot_dir, only_empty_or_a_snapshot)
+{
+	char base[] = "/tmp/microvm-snapdir-XXXXXX", dir[64], f[96], slash[80];
+
+	cr_assert_not_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/d", base);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	/* A snapshot's files, and what a killed writer left (removed). */
+	const char *ok[] = { "state", "memory", "memory.z", ".memory.tmp.123.0", ".state.tmp.9.1" };
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(f, sizeof(f), "%s/%s", dir, ok[i]);
+		FILE *fp = fopen(f, "w");
+		cr_assert_not_null(fp);
+		fclose(fp);
+	}
+	int fd = snapshot_dir_open(dir);
+	cr_assert_geq(fd, 0, "%s", err_msg());
+	close(fd);
+	snprintf(f, sizeof(f), "%s/.memory.tmp.123.0", dir);
+	cr_assert_neq(access(f, F_OK), 0, "a leftover temporary file is removed");
+	snprintf(f, sizeof(f), "%s/state", dir);
+	cr_assert_eq(access(f, F_OK), 0, "the snapshot's own files stay");
+
+	/* Anything else: refused, nothing touched. */
+	snprintf(f, sizeof(f), "%s/passwd", dir);
+	FILE *fp = fopen(f, "w");
+	fclose(fp);
+	err_clear();
+	cr_assert_eq(snapshot_dir_open(dir), -EEXIST);
+	cr_assert(strstr(err_msg(), "holds other files (passwd)"), "%s", err_msg());
+	cr_assert_eq(access(f, F_OK), 0);
+
+	/* The directory itself must be named: a trailing / is fine, . and .. are not. */
+	unlink(f);
+	snprintf(slash, sizeof(slash), "%s//", dir);
+	fd = snapshot_dir_open(slash);
+	cr_assert_geq(fd, 0, "%s", err_msg());
+	close(fd);
+	snprintf(slash, sizeof(slash), "%s/.", dir);
+	cr_assert_eq(snapshot_dir_open(slash), -EINVAL);
+	snprintf(slash, sizeof(slash), "%s/..", dir);
+	cr_assert_eq(snapshot_dir_open(slash), -EINVAL);
+	cr_assert_eq(snapshot_dir_open(""), -EINVAL);
+	const char *left[] = { "state", "memory", "memory.z", ".state.tmp.9.1" };
+	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
+		snprintf(f, sizeof(f), "%s/%s", dir, left[i]);
+		unlink(f);
+	}
 	rmdir(dir);
 	rmdir(base);
 }
