@@ -296,7 +296,7 @@ def main():
         r2.wait_out("blk: seq 80\n", timeout=120)
         check(locked_exclusive(os.path.join(shared, "memory")),
               "the memory file VMs run from is locked (shared) while they run")
-        check(f"{disks['r2']}, read-write".encode() in r2.err and bTrue,
+        check(f"{disks['r2']}, read-write".encode() in r2.err,
               f"the restore names the disk it opened ({r2.err[-300:]!r})")
         check(call(sock_r2, "POST", "/vm/pause")[0] == 200, "second restored VM: pause")
         status, r = call(sock_r2, "POST", "/vm/snapshot", '{"path": "%s"}' % shared)
