@@ -879,7 +879,7 @@ def main():
             setattr(total, k, getattr(total, k) + getattr(res, k))
     print(f"powercut: total over {len(variants)} runs ({', '.join(variants)}): {total.points} crash points "
           f"replayed ({total.flush_points} at a FLUSH, {total.between_points} between), {total.checked} "
-          f"acknowledged records checked, {total.lost} lost, {total.corrupt} corrupt, e2fsck -fn clean at "
+          f"acknowledged records checked, {total.lost} lost, {total.corrupt} corrupt, e2fsck clean at "
           f"{total.fsck_points - total.fsck_bad} of {total.fsck_points}; {time.monotonic() - t0:.0f} s")
     print("powercut: PASS" if status == 0 else "powercut: FAIL")
     return status
