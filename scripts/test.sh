@@ -73,10 +73,10 @@ $(nested_part fault build-asan 1800 "--suite fault")"
 	parts="build/meson-logs/nested-guest build/meson-logs/nested-linux build-asan/meson-logs/nested-fault"
 	# The nested VM's own kernel has stalled for good now and then (RCU stalls, soft lockups)
 	# and has died ("corrupted stack end detected inside scheduler"), both under TCG, not
-	# caused by a test; and once linux-snapshot sat for 15 minutes without a line where it
-	# takes one (docs/nested-kvm.md). --stall stops a VM that printed nothing for 15 minutes
-	# (meson prints a line per test; the longest quiet stretch, the two ASan soak cases side
-	# by side, lasts several minutes), and a VM that ended before its parts did gets one more
+	# caused by a test; and twice it sat busy for 15 minutes without a line where a test takes
+	# one (docs/nested-kvm.md). --stall stops a VM that printed nothing for 15 minutes
+	# (meson prints a line per test, and no test here takes more than a few minutes; run.py
+	# stops a guest after 60 s), and a VM that ended before its parts did gets one more
 	# try for the parts left if 15 minutes of the budget are left. The budget, 48 minutes for
 	# both tries, keeps a fresh machine's whole run within CI's 90 (~35 min for the rest).
 	budget=2880
