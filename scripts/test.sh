@@ -49,12 +49,10 @@ done
 #          the cases where a sanitizer report matters most).
 # Tests get 3x their timeouts there (software-emulated CPU). The whole guest suite under the
 # sanitizers would take ~40 min more; run it by hand (docs/nested-kvm.md).
-# Measured here on 2026-12-06 (2 cores, QEMU 7.2; docs/nested-kvm.md): guest ~14 min (1335 s of
-# the VM's CPU for its first 130 tests, run as 23 min beside two other nested VMs and a kernel
-# build), linux 3 min (174 s), fault ~14 min (~10 before the power cut, which takes ~4 under
-# ASan), plus ~1 min of VM boot: ~32 min; the rest of a fresh machine's run (packages, builds,
-# the Linux guest's kernel ~15 min, the host's suites, the fuzzers) ~35 min: ~67 min in all,
-# CI's limit 90. The new power-cut and snapshot cases are in these figures.
+# Measured in a fresh clone's .ci/run here on 2026-12-06 (2 cores, QEMU 7.2, kernel cached;
+# docs/nested-kvm.md): guest 627 s, linux 89 s, fault 298 s, plus ~1 min of VM boot: ~18 min;
+# the whole run 44 min, of which 15 were a first try that hung (see below). A fresh machine adds
+# the Linux guest's kernel (~15 min): ~45 min without a hang, ~60 with one; CI's limit is 90.
 if [ ! -e /dev/kvm ]; then
 	echo "=== no /dev/kvm: the KVM suites in a nested KVM (scripts/nested-kvm) ==="
 	# A part that ran to its end leaves meson's status in DIR/meson-logs/nested-PART.rc, its
