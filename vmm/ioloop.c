@@ -626,10 +626,8 @@ int io_loop_create(struct io_loop **out, enum io_engine want)
 			return ret;
 		}
 		/* Without its lock-down the ring would be a hole in the sandbox: say so louder. */
-		if (loop->lockdown_failed)
-			log_warn("%s: using the sync I/O engine (thread pool) instead", err_msg());
-		else
-			log_info("%s: using the sync I/O engine (thread pool) instead", err_msg());
+		log_msg(loop->lockdown_failed ? LOG_WARN : LOG_INFO, "%s: using the sync I/O engine (thread pool) instead",
+			err_msg());
 		err_clear();
 		if (loop->ring_ready)
 			io_uring_queue_exit(&loop->ring);

@@ -239,8 +239,12 @@ int snapshot_read(const char *dir, struct snapshot *s)
 	 * running VM or between the checks below.
 	 */
 	struct stat st;
-	if (fstat(dfd, &st) < 0 || (st.st_uid != geteuid() && st.st_uid != 0) ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+	if (fstat(dfd, &st) < 0) {
+		int e = errno;
+		close(dfd);
+		return err_set(e, "--restore %s: %s", dir, strerror(e));
+	}
+	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH))) {
 		close(dfd);
 		return err_set(EPERM, "--restore %s: refused: the directory must belong to you or root and be "
 			       "writable by no one else (uid %u, mode %04o)", dir, (unsigned)st.st_uid,

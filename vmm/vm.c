@@ -313,7 +313,6 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 {
 	const char *dir = cfg->restore;
 	struct disk_config given[CLI_MAX_DISKS];
-	struct net_config nics[CLI_MAX_NICS];
 	int slot[CLI_MAX_DISKS];   /* slot[j]: the --disk for saved disk j */
 	int nd = cfg->nr_disks;
 
@@ -331,7 +330,6 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 			       "each with --net tap=NAME (taps are never taken from a snapshot)", dir,
 			       c->nr_nics, c->nr_nics == 1 ? "" : "s", cfg->nr_nics);
 	memcpy(given, cfg->disks, sizeof(given));
-	memcpy(nics, cfg->nics, sizeof(nics));
 	for (uint32_t j = 0; j < c->nr_disks; j++)
 		slot[j] = -1;
 	/* By id first, then the rest in order. */
@@ -385,10 +383,9 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 	for (uint32_t i = 0; i < c->nr_nics; i++) {
 		struct net_config *n = &cfg->nics[i];
 		char mac[18];
-		if ((nics[i].has_mac && memcmp(nics[i].mac, c->nics[i].mac, 6)) || nics[i].random_mac)
+		if ((n->has_mac && memcmp(n->mac, c->nics[i].mac, 6)) || n->random_mac)
 			return err_set(EINVAL, "--restore %s: --net tap=%s: the guest's MAC is the snapshot's (%s): "
-				       "no mac= with --restore", dir, nics[i].tap, mac_format(c->nics[i].mac, mac));
-		*n = nics[i];
+				       "no mac= with --restore", dir, n->tap, mac_format(c->nics[i].mac, mac));
 		n->has_mac = true;
 		memcpy(n->mac, c->nics[i].mac, 6);
 	}
