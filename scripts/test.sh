@@ -36,69 +36,27 @@ for dir in build build-asan; do
 done
 
 # No /dev/kvm here (our CI machines): the guest-level and Linux tests above skipped, saying
-# so. They run now in a QEMU VM with an emulated AMD-V CPU, where KVM works and behaves like
+# so. They run now in QEMU VMs with an emulated AMD-V CPU, where KVM works and behaves like
 # hardware virtualization (scripts/nested-kvm, docs/nested-kvm.md): every test that needs
-# KVM, once, in three parts, each a meson run of its own:
-#   guest  plain build: suite 'guest' but 'fault' (boot formats, firmware, disks, NICs,
-#          --run, --stats, ...: ~150 tests);
+# KVM, once, in three parts (scripts/nested-suites.py):
 #   linux  plain build: suite 'linux' (the Linux guest's boots and its snapshot; the Linux
 #          variant of the power cut, powercut-linux, is left to a run by hand: the nested
 #          VM's kernel wedged during it here, docs/powercut.md);
 #   fault  ASan+UBSan build: suite 'fault' (every misbehaving-guest, hostile-input, fault,
 #          soak and sandbox case, the console, the control API, snapshots, the power cut:
-#          the cases where a sanitizer report matters most).
+#          the cases where a sanitizer report matters most);
+#   guest  plain build: suite 'guest' but 'fault' (boot formats, firmware, disks, NICs,
+#          --run, --stats, ...: ~150 tests).
 # Tests get 3x their timeouts there (software-emulated CPU). The whole guest suite under the
 # sanitizers would take ~40 min more; run it by hand (docs/nested-kvm.md).
-# Measured in a fresh clone's .ci/run here on 2026-12-06 (2 cores, QEMU 7.2, kernel cached;
-# docs/nested-kvm.md): guest 627 s, linux 89 s, fault 298 s, plus ~1 min of VM boot: ~18 min;
-# the whole run 44 min, of which 15 were a first try that hung (see below). A fresh machine adds
-# the Linux guest's kernel (~15 min): ~45 min without a hang, ~60 with one; CI's limit is 90.
+# The nested VM's own kernel stalls for good now and then under TCG, not caused by a test
+# (docs/nested-kvm.md): a VM that printed nothing for 7 minutes is stopped, and fresh VMs
+# run the tests that have no result yet, within a 48-minute budget that keeps a fresh
+# machine's whole run within CI's 90 minutes.
+rm -f build/meson-logs/nested-*.results build-asan/meson-logs/nested-*.results
 if [ ! -e /dev/kvm ]; then
-	echo "=== no /dev/kvm: the KVM suites in a nested KVM (scripts/nested-kvm) ==="
-	# A part that ran to its end leaves meson's status in DIR/meson-logs/nested-PART.rc, its
-	# results in nested-PART.json; a second try runs only the parts without an .rc.
-	nested_part() {   # PART DIR SECONDS MESON-ARGS...: the part's lines of the VM's command
-		printf '[ -f %s/meson-logs/nested-%s.rc ] || { t=$(date +%%s); r=0\n' "$2" "$1"
-		printf '\ttimeout %s meson test -C %s --no-rebuild --print-errorlogs --num-processes 2 --timeout-multiplier 3 --logbase nested-%s %s || r=1\n' \
-			"$3" "$2" "$1" "$4"
-		printf '\techo $r >%s/meson-logs/nested-%s.rc\n' "$2" "$1"
-		printf '\techo "nested-kvm: part %s: meson status $r, $(( $(date +%%s) - t )) s"; }\n' "$1"
-	}
-	nested_cmd="export MICROVM_LINUX_GUEST=$MICROVM_LINUX_GUEST
-$(nested_part guest build 1800 "--suite guest --no-suite fault")
-$(nested_part linux build 1500 "--suite linux --no-suite unit --no-suite fault")
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-$(nested_part fault build-asan 1800 "--suite fault")"
-	parts="build/meson-logs/nested-guest build/meson-logs/nested-linux build-asan/meson-logs/nested-fault"
-	# The nested VM's own kernel has stalled for good now and then (RCU stalls, soft lockups)
-	# and has died ("corrupted stack end detected inside scheduler"), both under TCG, not
-	# caused by a test; and twice it sat busy for 15 minutes without a line where a test takes
-	# one (docs/nested-kvm.md). --stall stops a VM that printed nothing for 15 minutes
-	# (meson prints a line per test, and no test here takes more than a few minutes; run.py
-	# stops a guest after 60 s), and a VM that ended before its parts did gets one more
-	# try for the parts left if 15 minutes of the budget are left. The budget, 48 minutes for
-	# both tries, keeps a fresh machine's whole run within CI's 90 (~35 min for the rest).
-	budget=2880
-	t0=$(date +%s)
-	for p in $parts; do rm -f "$p.rc" "$p.json"; done
-	rm -f build/meson-logs/nested-missing build-asan/meson-logs/nested-guest.json   # an older name
-	for try in 1 2; do
-		left=$(( budget - ($(date +%s) - t0) ))
-		[ "$left" -ge 900 ] || { echo "test.sh: no time left for another nested try" >&2; break; }
-		sh scripts/nested-kvm --timeout "$left" --stall 900 -- sh -c "$nested_cmd" || :
-		todo=0
-		for p in $parts; do [ -f "$p.rc" ] || todo=1; done
-		[ $todo -eq 0 ] && break
-		echo "test.sh: the nested VM ended before its tests did (try $try)" >&2
-	done
-	for p in $parts; do
-		if [ ! -f "$p.rc" ]; then
-			status=1
-			: >build/meson-logs/nested-missing
-		elif [ "$(cat "$p.rc")" != 0 ]; then
-			status=1
-		fi
-	done
+	echo "=== no /dev/kvm: the KVM suites in nested KVMs (scripts/nested-suites.py) ==="
+	python3 scripts/nested-suites.py --budget 2880 || status=1
 fi
 
 # The benchmarks' smoke run (a few seconds): the harnesses still build and run, and what they
@@ -133,19 +91,25 @@ else:
     failed += 1   # the fuzzers did not get as far as running
 RANK = {"SKIP": 0, "OK": 1, "FAIL": 2}
 results = {}      # (build, test name) -> "OK", "SKIP" or "FAIL", the worst of its runs
-for build, logs in (("build", ("testlog.json", "nested-guest.json", "nested-linux.json")),
-                    ("build-asan", ("testlog.json", "nested-fault.json"))):
-    for log in logs:
-        path = os.path.join(build, "meson-logs", log)
-        if not os.path.exists(path):
-            continue
+def record(build, name, r):
+    r = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
+    key = (build, name)
+    if RANK[r] >= RANK[results.get(key, "SKIP")]:
+        results[key] = r
+for build in ("build", "build-asan"):
+    logs = os.path.join(build, "meson-logs")
+    path = os.path.join(logs, "testlog.json")
+    if os.path.exists(path):
         for line in open(path):
             t = json.loads(line)
-            r = t.get("result")
-            r = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
-            key = (build, t.get("name"))
-            if RANK[r] >= RANK[results.get(key, "SKIP")]:
-                results[key] = r
+            record(build, t.get("name"), t.get("result"))
+    # scripts/nested-suites.py (no /dev/kvm here): "NAME RESULT" per test, MISSING for a test
+    # that never got a result.
+    for part in os.listdir(logs) if os.path.isdir(logs) else []:
+        if part.startswith("nested-") and part.endswith(".results"):
+            for line in open(os.path.join(logs, part)):
+                name, r = line.split()
+                record(build, name, r)
 for r in results.values():
     if r == "OK":
         passed += 1
@@ -153,8 +117,6 @@ for r in results.values():
         skipped += 1
     else:
         failed += 1
-if os.path.exists(os.path.join("build", "meson-logs", "nested-missing")):
-    failed += 1   # a part of the nested KVM run (no /dev/kvm here) never finished
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit $status
