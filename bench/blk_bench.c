@@ -10,9 +10,9 @@
 
 #include "bench/vdrv.h"
 #include "devices/virtio/blk.h"
-#include "vmm/err.h"
-#include "vmm/ioloop.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "io/ioloop.h"
+#include "base/log.h"
 
 #define MAX_QD 64
 #define HDR_GPA (VDRV_DATA_GPA)                 /* MAX_QD headers of 16 bytes */

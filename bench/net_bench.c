@@ -18,10 +18,10 @@
 
 #include "bench/vdrv.h"
 #include "devices/virtio/net.h"
-#include "vmm/err.h"
-#include "vmm/ioloop.h"
-#include "vmm/log.h"
-#include "vmm/tap.h"
+#include "base/err.h"
+#include "io/ioloop.h"
+#include "base/log.h"
+#include "io/tap.h"
 
 #define TAP_NAME "mvbench0"
 #define HOST_IP "192.0.2.1"             /* documentation range (RFC 5737) */

@@ -7,8 +7,8 @@
 
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
-#include "vmm/guest_mem.h"
-#include "vmm/ioloop.h"
+#include "base/guest_mem.h"
+#include "io/ioloop.h"
 
 #define VDRV_QSIZE 256                  /* every queue gets the largest size microvm offers */
 #define VDRV_DATA_GPA 0x100000          /* first byte after the rings; bench data lives here */

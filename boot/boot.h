@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "firmware/machine.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 /* How the boot vCPU must be started. */
 enum boot_mode {

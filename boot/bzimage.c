@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 static uint8_t rd8(const uint8_t *p, size_t off)
 {

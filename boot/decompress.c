@@ -12,7 +12,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define LZ4_LEGACY_MAGIC 0x184c2102u
 #define XZ_MEMLIMIT (256ULL << 20)   /* decoder memory; xz -9 needs about 65 MiB */

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 /* ELF64 constants and offsets (System V gABI, x86-64 psABI). */
 #define EI_CLASS      4

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define PAGE_SIZE 4096ULL
 #define FOUR_GIB  (1ULL << 32)

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "firmware/e820.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define PAGE_SIZE 4096ULL
 #define PD_COUNT  4          /* page directories: 4 x 1 GiB */

@@ -1,6 +1,6 @@
 /* serial.c - 16550A UART: what Linux's 8250 driver probes and uses, interrupts for THRE and RX. */
 #include "devices/serial.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 

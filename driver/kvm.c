@@ -1,6 +1,6 @@
 /* kvm.c - /dev/kvm and VM-level ioctls (see kvm.h). */
 #include "driver/kvm.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,8 +2,8 @@
 #include "driver/probe.h"
 #include "driver/kvm.h"
 #include "driver/x86.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* state.c - vCPU and VM state for snapshots (see state.h). */
 #include "driver/state.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <linux/kvm.h>

@@ -1,6 +1,6 @@
 /* vcpu.c - vCPU creation, KVM_RUN and the decoding of struct kvm_run into struct vm_exit. */
 #include "driver/vcpu.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <linux/kvm.h>

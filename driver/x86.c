@@ -1,8 +1,8 @@
 /* x86.c - the x86 state of a new vCPU: CPUID, MSRs, FPU, LAPIC and the two boot entry states. */
 #include "driver/vcpu.h"
 #include "driver/x86.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <linux/kvm.h>

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "firmware/aml.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 /* The tables are little-endian and written field by field from host integers. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ACPI writer assumes a little-endian host");

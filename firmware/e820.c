@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 static int add(struct e820_entry *out, int max, int *n, uint64_t addr, uint64_t size, uint32_t type)
 {

@@ -7,7 +7,7 @@
 
 #include <libfdt.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define SERIAL_CLOCK_HZ 1843200
 #define SERIAL_PORTS    8

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/err.h"
+#include "base/err.h"
 
 /* Print a byte count the way the user would have typed it ("1K", "3G", "1000"). */
 static const char *size_str(char *buf, size_t len, uint64_t v)

@@ -1,6 +1,6 @@
 /* bus.c - the port I/O and MMIO address maps (see bus.h). */
 #include "vmm/bus.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,403 +1,368 @@
-/* config.c - --config FILE: read a JSON file with json-c and apply it through cli_set() (see config.h). */
+/* config.c - the monitor's configuration: defaults, one setter for every source, the checks (see config.h). */
 #include "vmm/config.h"
-#include "vmm/err.h"
-#include "vmm/readfile.h"
+#include "firmware/machine.h"
+#include "base/err.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <json-c/json.h>
-#include <stdbool.h>
-#include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-/* What the messages say a value is. */
-static const char *type_name(struct json_object *o)
+int parse_size(const char *s, uint64_t *out)
 {
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		return "null";
-	case json_type_boolean:
-		return "a boolean";
-	case json_type_double:
-		return "a fractional number";
-	case json_type_int:
-		return "an integer";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	case json_type_string:
-		return "a string";
+	char *end;
+	unsigned int shift = 0;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
 	}
-	return "a value of unknown type";
-}
-
-static int wrong_type(const char *name, const char *key, struct json_object *o, const char *want)
-{
-	return err_set(EINVAL, "%s: %s: must be %s, not %s", name, key, want, type_name(o));
-}
-
-/* A string value, refused when json-c decoded a \u0000 inside it (C strings stop there). */
-static int get_string(const char *name, const char *key, struct json_object *o, const char **s)
-{
-	if (!json_object_is_type(o, json_type_string))
-		return wrong_type(name, key, o, "a string");
-	*s = json_object_get_string(o);
-	if (strlen(*s) != (size_t)json_object_get_string_len(o))
-		return err_set(EINVAL, "%s: %s: contains a NUL character (\\u0000)", name, key);
-	return 0;
-}
-
-/* Keep s until cli_free(); frees it on failure. */
-static int own(struct vmm_config *cfg, const char *name, char *s)
-{
-	if (!s)
-		return err_set(ENOMEM, "%s: out of memory", name);
-	if (cfg->nr_owned >= CLI_MAX_OWNED) {
-		free(s);
-		return err_set(EINVAL, "%s: too many strings", name);
+	if (*end) {
+		end++;
+		if (!strcasecmp(end, "iB"))
+			end += 2;
+		else if (!strcasecmp(end, "B"))
+			end += 1;
+		if (*end)
+			return -EINVAL;
 	}
-	cfg->owned[cfg->nr_owned++] = s;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
 	return 0;
 }
 
-/* dir/p for a relative p (p itself when it is absolute or dir is empty), in a new string. */
-static char *join(const char *dir, const char *p)
+int parse_timeout(const char *s, uint64_t *ms)
 {
-	char *s;
+	char *end;
 
-	if (p[0] == '/' || !dir || !dir[0])
-		return strdup(p);
-	size_t n = strlen(dir);
-	if (asprintf(&s, "%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", p) < 0)
-		return NULL;
-	return s;
+	/* Digits and at most one '.': no sign, exponent, hex, inf or nan from strtod. */
+	if (!s || !*s || strspn(s, "0123456789.") != strlen(s) || strchr(s, '.') != strrchr(s, '.'))
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > CFG_TIMEOUT_MAX_S)
+		return -EINVAL;
+	double m = v * 1000.0;
+	*ms = m < 1.0 ? 1 : (uint64_t)(m + 0.5);
+	return 0;
 }
 
-/* The last disk's path (as parse_disk() stored it) relative to dir. */
-static int fix_disk_path(const char *name, const char *key, const char *dir, struct disk_config *d)
+int parse_disk(const char *val, struct disk_config *d)
 {
-	char *p = join(dir, d->path);
+	const char *comma = strchr(val, ',');
+	size_t plen = comma ? (size_t)(comma - val) : strlen(val);
 
-	if (!p)
-		return err_set(ENOMEM, "%s: out of memory", name);
-	if (strlen(p) >= sizeof(d->path)) {
-		free(p);
-		return err_set(EINVAL, "%s: %s: path longer than %zu bytes", name, key, sizeof(d->path) - 1);
+	memset(d, 0, sizeof(*d));
+	if (plen == 0)
+		return err_set(EINVAL, "--disk %s: empty path (use --disk PATH[,ro][,direct][,id=NAME])",
+			       val);
+	if (plen >= sizeof(d->path))
+		return err_set(EINVAL, "--disk: path longer than %zu bytes", sizeof(d->path) - 1);
+	memcpy(d->path, val, plen);
+	while (comma) {
+		const char *opt = comma + 1;
+		comma = strchr(opt, ',');
+		size_t n = comma ? (size_t)(comma - opt) : strlen(opt);
+
+		if (n == 2 && !strncmp(opt, "ro", 2)) {
+			d->ro = true;
+		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
+			d->direct = true;
+		} else if (n >= 3 && !strncmp(opt, "id=", 3)) {
+			if (n == 3 || n - 3 > CFG_DISK_ID_MAX)
+				return err_set(EINVAL, "--disk %s: id must be 1 to %d characters", val,
+					       CFG_DISK_ID_MAX);
+			for (size_t i = 3; i < n; i++)
+				if (!isgraph((unsigned char)opt[i]))
+					return err_set(EINVAL,
+						       "--disk %s: id must be printable ASCII without spaces",
+						       val);
+			memcpy(d->id, opt + 3, n - 3);
+			d->id[n - 3] = '\0';
+		} else {
+			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME)",
+				       val, (int)n, opt);
+		}
 	}
-	strcpy(d->path, p);
-	free(p);
 	return 0;
 }
 
-/* Append ",OPT" or ",OPT=VAL" (VAL without a comma: it would read as another option). */
-static int add_opt(const char *name, const char *key, char *buf, size_t size, const char *opt, const char *val)
+static int hexval(char c)
 {
-	size_t n = strlen(buf);
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
 
-	if (val && strchr(val, ','))
-		return err_set(EINVAL, "%s: %s: no ',' allowed (as on the command line)", name, key);
-	if ((size_t)snprintf(buf + n, size - n, "%s%s%s%s", n ? "," : "", opt, val ? "=" : "",
-			     val ? val : "") >= size - n)
-		return err_set(EINVAL, "%s: %s: too long", name, key);
+int parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	uint8_t m[6];
+
+	if (len != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		int hi = hexval(p[0]), lo = hexval(p[1]);
+		if (hi < 0 || lo < 0 || (i < 5 && p[2] != ':'))
+			return -EINVAL;
+		m[i] = (uint8_t)(hi << 4 | lo);
+	}
+	memcpy(mac, m, 6);
 	return 0;
 }
 
-/*
- * One entry of "disks" or "nets": the command-line string, or an object whose
- * members are turned into that string, so parse_disk()/parse_net() decide.
- */
-static int list_entry(const char *name, const char *key, struct json_object *o, bool disk, char *buf,
-		      size_t size)
+/* Linux accepts almost any byte in a name; we take the portable subset, so names survive shells and logs. */
+static bool ifname_char_ok(char c)
 {
-	static const char *const disk_keys[] = { "path", "ro", "direct", "id", NULL };
-	static const char *const net_keys[] = { "tap", "mac", NULL };
-	const char *const *keys = disk ? disk_keys : net_keys;
-	char sub[64];
-	const char *s;
+	return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
+}
+
+#define NET_USE "use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]"
+
+int parse_net(const char *val, struct net_config *n)
+{
+	bool have_tap = false, have_mac = false;
+	const char *opt = val;
+
+	memset(n, 0, sizeof(*n));
+	if (!*val)
+		return err_set(EINVAL, "--net: empty value (%s)", NET_USE);
+	for (;;) {
+		const char *comma = strchr(opt, ',');
+		size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+
+		if (len >= 4 && !strncmp(opt, "tap=", 4)) {
+			const char *name = opt + 4;
+			size_t nlen = len - 4;
+			if (have_tap)
+				return err_set(EINVAL, "--net %s: tap= given twice (one tap per --net)", val);
+			have_tap = true;
+			if (nlen == 0)
+				return err_set(EINVAL, "--net %s: empty tap name (%s)", val, NET_USE);
+			if (nlen > CFG_TAP_NAME_MAX)
+				return err_set(EINVAL, "--net %s: tap name longer than %d characters", val,
+					       CFG_TAP_NAME_MAX);
+			for (size_t i = 0; i < nlen; i++)
+				if (!ifname_char_ok(name[i]))
+					return err_set(EINVAL,
+						       "--net %s: tap name '%.*s' may only contain letters, digits, '-', '_' and '.'",
+						       val, (int)nlen, name);
+			if ((nlen == 1 && name[0] == '.') || (nlen == 2 && !strncmp(name, "..", 2)))
+				return err_set(EINVAL, "--net %s: '%.*s' is not a valid interface name", val,
+					       (int)nlen, name);
+			memcpy(n->tap, name, nlen);
+			n->tap[nlen] = '\0';
+		} else if (len >= 4 && !strncmp(opt, "mac=", 4)) {
+			const char *m = opt + 4;
+			size_t mlen = len - 4;
+			if (have_mac)
+				return err_set(EINVAL, "--net %s: mac= given twice", val);
+			have_mac = true;
+			if (mlen == 6 && !strncmp(m, "random", 6)) {
+				n->random_mac = true;
+			} else if (parse_mac(m, mlen, n->mac) < 0) {
+				return err_set(EINVAL,
+					       "--net %s: bad MAC '%.*s' (use six hex pairs like 02:00:00:00:00:01, or mac=random)",
+					       val, (int)mlen, m);
+			} else if (n->mac[0] & 1) {
+				return err_set(EINVAL,
+					       "--net %s: MAC %.*s is a multicast address (the first octet must be even, e.g. 02)",
+					       val, (int)mlen, m);
+			} else if (!(n->mac[0] | n->mac[1] | n->mac[2] | n->mac[3] | n->mac[4] | n->mac[5])) {
+				return err_set(EINVAL, "--net %s: MAC %.*s is all zeros, not a usable address", val,
+					       (int)mlen, m);
+			} else {
+				n->has_mac = true;
+			}
+		} else {
+			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s)", val, (int)len, opt,
+				       NET_USE);
+		}
+		if (!comma)
+			break;
+		opt = comma + 1;
+	}
+	if (!have_tap)
+		return err_set(EINVAL, "--net %s: missing tap=NAME (%s)", val, NET_USE);
+	return 0;
+}
+
+void config_defaults(struct vmm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cmdline = CFG_DEFAULT_CMDLINE;
+	cfg->mem = MV_MEM_DEFAULT;
+	cfg->cpus = 1;
+	cfg->io_engine = IO_ENGINE_AUTO;
+}
+
+void config_free(struct vmm_config *cfg)
+{
+	for (int i = 0; i < cfg->nr_owned; i++)
+		free(cfg->owned[i]);
+	cfg->nr_owned = 0;
+}
+
+static int add_disk(struct vmm_config *cfg, const char *val)
+{
 	int ret;
 
-	buf[0] = '\0';
-	if (json_object_is_type(o, json_type_string)) {
-		if ((ret = get_string(name, key, o, &s)) < 0)
-			return ret;
-		if ((size_t)snprintf(buf, size, "%s", s) >= size)
-			return err_set(EINVAL, "%s: %s: too long", name, key);
+	if (cfg->nr_disks >= CFG_MAX_DISKS)
+		return err_set(EINVAL, "--disk %s: at most %d disks", val, CFG_MAX_DISKS);
+	if ((ret = parse_disk(val, &cfg->disks[cfg->nr_disks])) < 0)
+		return ret;
+	cfg->nr_disks++;
+	return 0;
+}
+
+static int add_net(struct vmm_config *cfg, const char *val)
+{
+	int ret;
+
+	if (cfg->nr_nics >= CFG_MAX_NICS)
+		return err_set(EINVAL, "--net %s: at most %d interfaces", val, CFG_MAX_NICS);
+	struct net_config *n = &cfg->nics[cfg->nr_nics];
+	if ((ret = parse_net(val, n)) < 0)
+		return ret;
+	for (int j = 0; j < cfg->nr_nics; j++) {
+		const struct net_config *o = &cfg->nics[j];
+		if (!strcmp(o->tap, n->tap))
+			return err_set(EINVAL, "--net %s: tap %s is already used by an earlier --net", val,
+				       n->tap);
+		if (o->has_mac && n->has_mac && !memcmp(o->mac, n->mac, 6))
+			return err_set(EINVAL, "--net %s: same MAC as --net tap=%s", val, o->tap);
+	}
+	cfg->nr_nics++;
+	return 0;
+}
+
+int config_set(struct vmm_config *cfg, enum config_key key, const char *name, const char *val)
+{
+	/* --disk and --net name a restored VM's back ends (vmm/vm.c); the rest is the snapshot's. */
+	if (key == CFG_KERNEL || key == CFG_INITRD || key == CFG_CMDLINE || key == CFG_MEM ||
+	    key == CFG_CPUS || key == CFG_RUN)
+		cfg->machine_set = true;
+	switch (key) {
+	case CFG_RESTORE:
+		if (!*val)
+			return err_set(EINVAL, "%s: empty path", name);
+		cfg->restore = val;
+		return 0;
+	case CFG_KERNEL:
+	case CFG_INITRD:
+	case CFG_RUN:
+	case CFG_USER:
+	case CFG_API_SOCK:
+		if (!*val)
+			return err_set(EINVAL, "%s: empty %s", name, key == CFG_USER ? "user" : "path");
+		*(key == CFG_KERNEL ? &cfg->kernel : key == CFG_INITRD ? &cfg->initrd :
+		  key == CFG_RUN ? &cfg->run : key == CFG_USER ? &cfg->user : &cfg->api_sock) = val;
+		return 0;
+	case CFG_CMDLINE:
+		cfg->cmdline = val;
+		return 0;
+	case CFG_MEM: {
+		uint64_t sz;
+		if (parse_size(val, &sz) < 0)
+			return err_set(EINVAL, "%s %s: not a size (use e.g. 512M or 2G)", name, val);
+		if (sz < MV_MEM_MIN || sz > MV_MEM_MAX || sz % (1 << 20))
+			return err_set(EINVAL,
+				       "%s %s: must be a whole number of MiB between %llu MiB and %llu GiB",
+				       name, val, (unsigned long long)(MV_MEM_MIN >> 20),
+				       (unsigned long long)(MV_MEM_MAX >> 30));
+		cfg->mem = sz;
 		return 0;
 	}
-	if (!json_object_is_type(o, json_type_object))
-		return wrong_type(name, key, o,
-				  disk ? "a string (\"PATH,ro,id=NAME\") or an object ({\"path\": ...})"
-				       : "a string (\"tap=NAME,mac=MAC\") or an object ({\"tap\": ...})");
-	json_object_object_foreach(o, k, v) {
-		int i;
-		for (i = 0; keys[i] && strcmp(keys[i], k); i++)
-			;
-		if (!keys[i])
-			return err_set(EINVAL, "%s: %s: unknown key '%s' (%s)", name, key, k,
-				       disk ? "path, ro, direct, id" : "tap, mac");
-		(void)v;
-	}
-	/* In the order of the command line: the path or tap first. */
-	for (int i = 0; keys[i]; i++) {
-		struct json_object *v;
-		snprintf(sub, sizeof(sub), "%s.%s", key, keys[i]);
-		if (!json_object_object_get_ex(o, keys[i], &v) || json_object_is_type(v, json_type_null)) {
-			if (i == 0)
-				return err_set(EINVAL, "%s: %s: missing \"%s\"", name, key, keys[i]);
-			continue;
-		}
-		if (disk && (!strcmp(keys[i], "ro") || !strcmp(keys[i], "direct"))) {
-			if (!json_object_is_type(v, json_type_boolean))
-				return wrong_type(name, sub, v, "true or false");
-			if (json_object_get_boolean(v) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
-				return ret;
-			continue;
-		}
-		if ((ret = get_string(name, sub, v, &s)) < 0)
-			return ret;
-		if (i == 0 && disk) {
-			if (strchr(s, ','))
-				return err_set(EINVAL, "%s: %s: no ',' allowed (as on the command line)", name, sub);
-			if ((size_t)snprintf(buf, size, "%s", s) >= size)
-				return err_set(EINVAL, "%s: %s: too long", name, sub);
-			if (!*s)   /* parse_disk() would read ",ro" as an empty path, too */
-				return err_set(EINVAL, "%s: %s: empty path", name, sub);
-		} else if ((ret = add_opt(name, sub, buf, size, keys[i], s)) < 0) {
-			return ret;
-		}
-	}
-	return 0;
-}
-
-static int apply_list(const char *name, const char *dir, const char *key, struct json_object *o,
-		      struct vmm_config *cfg)
-{
-	bool disk = !strcmp(key, "disks");
-	char buf[PATH_MAX + 64], sub[32];
-	int ret;
-
-	if (!json_object_is_type(o, json_type_array))
-		return wrong_type(name, key, o, "an array");
-	size_t n = json_object_array_length(o);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(sub, sizeof(sub), "%s[%zu]", key, i);
-		if ((ret = list_entry(name, sub, json_object_array_get_idx(o, i), disk, buf, sizeof(buf))) < 0)
-			return ret;
-		if ((ret = cli_set(cfg, disk ? CLI_DISK : CLI_NET, "", buf)) < 0)
-			return err_prefix(-ret, "%s: %s", name, sub);
-		if (disk && (ret = fix_disk_path(name, sub, dir, &cfg->disks[cfg->nr_disks - 1])) < 0)
-			return ret;
-	}
-	return 0;
-}
-
-enum kind { K_PATH, K_STRING, K_SIZE, K_INT, K_SECONDS, K_BOOL, K_LIST };
-
-static const struct key {
-	const char *name;
-	enum kind kind;
-	enum cli_key key;
-} keys[] = {
-	{ "kernel", K_PATH, CLI_KERNEL },
-	{ "initrd", K_PATH, CLI_INITRD },
-	{ "cmdline", K_STRING, CLI_CMDLINE },
-	{ "mem", K_SIZE, CLI_MEM },
-	{ "cpus", K_INT, CLI_CPUS },
-	{ "disks", K_LIST, CLI_DISK },
-	{ "nets", K_LIST, CLI_NET },
-	{ "io_engine", K_STRING, CLI_IO_ENGINE },
-	{ "cmdline_devices", K_BOOL, 0 },
-	{ "no_host_quirks", K_BOOL, 0 },
-	{ "no_seccomp", K_BOOL, 0 },
-	{ "timeout", K_SECONDS, CLI_TIMEOUT },
-	{ "stats", K_STRING, CLI_STATS },
-	{ "run", K_PATH, CLI_RUN },
-	{ "user", K_STRING, CLI_USER },
-	{ "api_sock", K_PATH, CLI_API_SOCK },
-	{ "restore", K_PATH, CLI_RESTORE },
-};
-
-static int apply_key(const char *name, const char *dir, const struct key *k, struct json_object *v,
-		     struct vmm_config *cfg)
-{
-	char what[PATH_MAX];
-	const char *s;
-	int ret;
-
-	if (json_object_is_type(v, json_type_null))
-		return 0;   /* as if the key were not there */
-	snprintf(what, sizeof(what), "%s: %s", name, k->name);
-	switch (k->kind) {
-	case K_BOOL:
-		if (!json_object_is_type(v, json_type_boolean))
-			return wrong_type(name, k->name, v, "true or false");
-		*(!strcmp(k->name, "cmdline_devices") ? &cfg->cmdline_devices :
-		  !strcmp(k->name, "no_seccomp")      ? &cfg->no_seccomp :
-							&cfg->no_host_quirks) = json_object_get_boolean(v);
+	case CFG_CPUS: {
+		char *end;
+		errno = 0;
+		long n = strtol(val, &end, 10);
+		if (errno || end == val || *end || n < 1 || n > MV_MAX_VCPUS)
+			return err_set(EINVAL, "%s %s: must be a number from 1 to %d", name, val, MV_MAX_VCPUS);
+		cfg->cpus = (int)n;
 		return 0;
-	case K_LIST:
-		return apply_list(name, dir, k->name, v, cfg);
-	case K_INT:
-	case K_SIZE:
-	case K_SECONDS:
-		/* A number is checked as its JSON text, as if typed on the command line. */
-		if (json_object_is_type(v, json_type_int) ||
-		    (k->kind == K_SECONDS && json_object_is_type(v, json_type_double)))
-			s = json_object_get_string(v);
-		else if (k->kind != K_INT && json_object_is_type(v, json_type_string))
-			return (ret = get_string(name, k->name, v, &s)) < 0 ? ret : cli_set(cfg, k->key, what, s);
+	}
+	case CFG_DISK:
+		return add_disk(cfg, val);
+	case CFG_NET:
+		return add_net(cfg, val);
+	case CFG_IO_ENGINE:
+		if (!strcmp(val, "auto"))
+			cfg->io_engine = IO_ENGINE_AUTO;
+		else if (!strcmp(val, "uring") || !strcmp(val, "io_uring"))
+			cfg->io_engine = IO_ENGINE_URING;
+		else if (!strcmp(val, "sync"))
+			cfg->io_engine = IO_ENGINE_SYNC;
 		else
-			return wrong_type(name, k->name, v,
-					  k->kind == K_INT     ? "an integer" :
-					  k->kind == K_SIZE    ? "a number of bytes or a string like \"512M\"" :
-								 "a number of seconds or a string like \"0.5\"");
-		return cli_set(cfg, k->key, what, s);
-	case K_PATH:
-	case K_STRING: {
-		if ((ret = get_string(name, k->name, v, &s)) < 0)
-			return ret;
-		if (k->key == CLI_IO_ENGINE || k->key == CLI_STATS)
-			return cli_set(cfg, k->key, what, s);   /* only compared, never kept */
-		char *copy = k->kind == K_PATH && *s ? join(dir, s) : strdup(s);
-		if ((ret = own(cfg, name, copy)) < 0)
-			return ret;
-		return cli_set(cfg, k->key, what, copy);
+			return err_set(EINVAL, "%s %s: must be auto, uring or sync", name, val);
+		return 0;
+	case CFG_TIMEOUT:
+		if (parse_timeout(val, &cfg->timeout_ms) < 0)
+			return err_set(EINVAL,
+				       "%s %s: must be a positive number of seconds (e.g. 30 or 0.5), at most %.0f",
+				       name, val, CFG_TIMEOUT_MAX_S);
+		return 0;
+	case CFG_STATS:
+		if (!strcmp(val, "text"))
+			cfg->stats = STATS_TEXT;
+		else if (!strcmp(val, "json"))
+			cfg->stats = STATS_JSON;
+		else if (!strcmp(val, "off"))
+			cfg->stats = STATS_OFF;
+		else
+			return err_set(EINVAL, "%s=%s: the format must be text or json, or off (--stats=json)",
+				       name, val);
+		return 0;
 	}
-	}
+	return err_set(EINVAL, "%s: unknown setting", name);
+}
+
+int config_check(const struct vmm_config *cfg)
+{
+	if (cfg->restore && cfg->machine_set)
+		return err_set(EINVAL, "--restore %s: the snapshot defines the machine: no --kernel, --initrd, "
+			       "--cmdline, --mem, --cpus or --run with it (--disk and --net name its back ends)",
+			       cfg->restore);
+	if (!cfg->kernel && !cfg->host_info && !cfg->restore)
+		return err_set(EINVAL, "--kernel is required (see microvm --help)");
+	/* The script travels on one more disk after the user's. */
+	if (cfg->run && cfg->nr_disks >= CFG_MAX_DISKS)
+		return err_set(EINVAL, "--run %s: needs a disk slot of its own: at most %d --disk with --run",
+			       cfg->run, CFG_MAX_DISKS - 1);
 	return 0;
 }
 
-/* 1-based line and column of byte off in buf. */
-static void position(const char *buf, size_t off, int *line, int *col)
+bool cmdline_has_word(const char *s, const char *word, bool prefix)
 {
-	*line = 1, *col = 1;
-	for (size_t i = 0; i < off; i++) {
-		if (buf[i] == '\n')
-			(*line)++, *col = 1;
-		else
-			(*col)++;
-	}
-}
+	size_t n = strlen(word);
 
-int config_parse(const char *name, const char *dir, const char *buf, size_t len, struct vmm_config *cfg)
-{
-	struct json_tokener *tok;
-	struct json_object *root;
-	int line, col, ret = 0;
-
-	const char *nul = memchr(buf, '\0', len);
-	if (nul) {
-		position(buf, (size_t)(nul - buf), &line, &col);
-		return err_set(EINVAL, "%s:%d:%d: not valid JSON: a NUL byte", name, line, col);
-	}
-	if (len >= INT_MAX)
-		return err_set(EINVAL, "%s: larger than %d bytes", name, CONFIG_MAX_SIZE);
-	/* With its NUL: json-c needs to see the end of the text to finish a top-level number or null. */
-	char *text = malloc(len + 1);
-	tok = json_tokener_new();
-	if (!text || !tok) {
-		free(text);
-		if (tok)
-			json_tokener_free(tok);
-		return err_set(ENOMEM, "%s: out of memory", name);
-	}
-	memcpy(text, buf, len);
-	text[len] = '\0';
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, text, (int)len + 1);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!root && jerr == json_tokener_success) {   /* the text "null" */
-		ret = err_set(EINVAL, "%s: must be one JSON object ({\"kernel\": ...}), not null", name);
-		goto out;
-	}
-	if (!root) {
-		position(buf, end > len ? len : end, &line, &col);
-		ret = err_set(EINVAL, "%s:%d:%d: not valid JSON: %s", name, line, col,
-			      jerr == json_tokener_continue ? "unexpected end of data" : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	end += strspn(text + end, " \t\r\n");   /* json-c stops after the object */
-	if (end < len) {
-		position(buf, end, &line, &col);
-		ret = err_set(EINVAL, "%s:%d:%d: not valid JSON: more after the end of the object", name, line, col);
-		goto out;
-	}
-	if (!json_object_is_type(root, json_type_object)) {
-		ret = err_set(EINVAL, "%s: must be one JSON object ({\"kernel\": ...}), not %s", name, type_name(root));
-		goto out;
-	}
-	json_object_object_foreach(root, key, val) {
-		size_t i;
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[i].name, key); i++)
-			;
-		if (i == sizeof(keys) / sizeof(keys[0])) {
-			ret = err_set(EINVAL, "%s: unknown key '%s' (see docs/config.md)", name, key);
-			goto out;
-		}
-		if ((ret = apply_key(name, dir, &keys[i], val, cfg)) < 0)
-			goto out;
-	}
-out:
-	json_object_put(root);
-	free(text);
-	return ret;
-}
-
-int config_load(const char *path, struct vmm_config *cfg)
-{
-	char name[PATH_MAX + 16], *dir = NULL;
-	uint8_t *buf = NULL;
-	struct stat st;
-	size_t len = 0;
-	int fd, ret;
-
-	snprintf(name, sizeof(name), "--config %s", path);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(EINVAL, "%s: %s", name, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(EINVAL, "%s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = err_set(EINVAL, "%s: is a directory, not a JSON file", name);
-		goto out;
-	}
-	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_SIZE) {
-		ret = err_set(EINVAL, "%s: larger than %d bytes (%lld): not a VM description", name,
-			      CONFIG_MAX_SIZE, (long long)st.st_size);
-		goto out;
-	}
-	/* Read whole (a pipe has no size to check first), up to the limit. */
-	ret = read_whole(fd, CONFIG_MAX_SIZE, &buf, &len);
-	if (ret == -EFBIG) {
-		ret = err_set(EINVAL, "%s: larger than %d bytes: not a VM description", name, CONFIG_MAX_SIZE);
-		goto out;
-	}
-	if (ret == -ENOMEM) {
-		ret = err_set(ENOMEM, "%s: out of memory", name);
-		goto out;
-	}
-	if (ret < 0) {
-		ret = err_set(EINVAL, "%s: %s", name, strerror(-ret));
-		goto out;
-	}
-	const char *slash = strrchr(path, '/');
-	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup("");
-	if (!dir) {
-		ret = err_set(ENOMEM, "%s: out of memory", name);
-		goto out;
-	}
-	ret = config_parse(name, dir, (const char *)buf, len, cfg);
-out:
-	free(dir);
-	free(buf);
-	close(fd);
-	return ret;
+	for (const char *p = s; (p = strstr(p, word)); p++)
+		if ((p == s || p[-1] == ' ') && (prefix || p[n] == '\0' || p[n] == ' '))
+			return true;
+	return false;
 }

@@ -1,32 +1,145 @@
-/* config.h - --config FILE: the command line's settings from a JSON file (docs/config.md). */
+/* config.h - the monitor's configuration: one checked structure, filled from the command line
+ * (vmm/cli/cli.h) or a --config file (vmm/cli/config_file.h) through the same setter. */
 #ifndef MICROVM_CONFIG_H
 #define MICROVM_CONFIG_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "vmm/cli.h"
+#include "io/ioloop.h"
 
-#define CONFIG_MAX_SIZE (1 << 20)  /* a VM description is a few hundred bytes; refuse more than 1 MiB */
+#define CFG_DEFAULT_CMDLINE "console=ttyS0"
+#define CFG_MAX_DISKS 8
+#define CFG_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
+#define CFG_MAX_NICS 4
+#define CFG_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
+#define CFG_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock, restore from a --config file */
+
+/* One --disk PATH[,ro][,direct][,id=NAME]. */
+struct disk_config {
+	char path[PATH_MAX];
+	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
+	bool direct;           /* O_DIRECT */
+	char id[CFG_DISK_ID_MAX + 1]; /* "" : derived from the file name */
+};
+
+/* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]. */
+struct net_config {
+	char tap[CFG_TAP_NAME_MAX + 1]; /* host interface name */
+	bool has_mac;          /* mac= given: use mac[] */
+	bool random_mac;       /* mac=random: a fresh locally administered unicast MAC */
+	uint8_t mac[6];        /* valid with has_mac: unicast, not all zero */
+};
+
+/* --stats: what microvm prints to stderr at exit. */
+enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
+
+#define CFG_TIMEOUT_MAX_S 31536000.0  /* --timeout: at most a year */
+
+struct vmm_config {
+	const char *kernel;    /* required */
+	const char *initrd;    /* NULL: none */
+	const char *cmdline;   /* never NULL after cli_parse() */
+	uint64_t mem;          /* bytes */
+	int cpus;
+	int verbosity;         /* -1 quiet, 0 normal, 1 verbose */
+	int nr_disks;          /* --disk, in order: vda, vdb, ... */
+	struct disk_config disks[CFG_MAX_DISKS];
+	int nr_nics;           /* --net, in order: eth0, eth1, ... (after the disks) */
+	struct net_config nics[CFG_MAX_NICS];
+	enum io_engine io_engine;  /* --io-engine, default AUTO */
+	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
+	bool host_info;        /* --host-info: print the host profile and exit (no --kernel needed) */
+	bool no_host_quirks;   /* --no-host-quirks: never add host-specific guest options */
+	bool no_seccomp;       /* --no-seccomp: no per-thread seccomp filters (vmm/sandbox.h) */
+	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
+	enum stats_mode stats; /* --stats[=text|json] */
+	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
+	const char *user;      /* --user USER[:GROUP] (vmm/privdrop.h), NULL: stay who we are */
+	const char *api_sock;  /* --api-sock PATH (vmm/control.h), NULL: no control API */
+	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
+	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
+	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */
+	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus or --run given */
+	int nr_owned;          /* strings from the --config file that the pointers above use */
+	char *owned[CFG_MAX_OWNED];
+};
 
 /*
- * Read the JSON file at path (a regular file or a pipe, at most
- * CONFIG_MAX_SIZE bytes) and apply it to cfg with config_parse(), relative
- * paths in it taken from path's directory. Returns 0 or -EINVAL with
- * err_msg() ("--config PATH: ..."): a missing or unreadable file, a
- * directory, a file over the limit, or any error of config_parse().
+ * The settings with a value, shared by the command line and the --config
+ * file (vmm/cli/config_file.h): both hand every value to config_set(), so both
+ * accept exactly the same values with the same checks.
  */
-int config_load(const char *path, struct vmm_config *cfg);
+enum config_key {
+	CFG_KERNEL, CFG_INITRD, CFG_CMDLINE, CFG_MEM, CFG_CPUS, CFG_DISK, CFG_NET,
+	CFG_IO_ENGINE, CFG_TIMEOUT, CFG_STATS, CFG_RUN, CFG_USER, CFG_API_SOCK, CFG_RESTORE,
+};
+
+/* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */
+void config_defaults(struct vmm_config *cfg);
 
 /*
- * Apply the JSON text buf[0..len) to cfg (which holds the defaults or more):
- * one object whose keys are the settings of docs/config.md, each handed to
- * cli_set() as its command-line form. Strings are copied into cfg->owned
- * (cli_free() frees them). Relative kernel, initrd, run and disk paths get
- * dir in front ("" or NULL: left as they are). name starts every message.
- * Returns 0 or -EINVAL with err_msg() naming the file and the key: not JSON
- * (json-c's reason, line and column), not an object, an unknown key, a value
- * of the wrong type, a NUL byte, a value cli_set() refuses.
+ * Apply one setting: a string value exactly as on the command line ("512M",
+ * "root.ext4,ro", "tap=tap0", "json"). A scalar replaces the current value,
+ * CFG_DISK and CFG_NET append (at most CFG_MAX_DISKS / CFG_MAX_NICS, no tap
+ * or MAC twice). String settings keep the pointer: val must outlive cfg.
+ * name starts the error message ("--mem" on the command line). Returns 0 or
+ * -EINVAL with err_msg() ("NAME VAL: must be ...").
  */
-int config_parse(const char *name, const char *dir, const char *buf, size_t len, struct vmm_config *cfg);
+int config_set(struct vmm_config *cfg, enum config_key key, const char *name, const char *val);
+
+/*
+ * The checks on the whole configuration once every source is applied: a
+ * kernel (unless --host-info), a disk slot left for --run. Returns 0 or
+ * -EINVAL with err_msg().
+ */
+int config_check(const struct vmm_config *cfg);
+
+/* Free what cfg owns (the --config file's strings); safe after any cli_parse() result. */
+void config_free(struct vmm_config *cfg);
+
+/*
+ * Is `word` one of the space-separated words of s (prefix: does one of
+ * them start with it, as "key=" does for "key=value")? Pure.
+ */
+bool cmdline_has_word(const char *s, const char *word, bool prefix);
+
+/*
+ * Parse a --disk value "PATH[,ro][,direct][,id=NAME]" into d. Returns 0 or
+ * -EINVAL with err_msg() (empty path, unknown option, id empty, longer than
+ * 20 bytes or not printable ASCII, path too long).
+ */
+int parse_disk(const char *val, struct disk_config *d);
+
+/*
+ * Parse a --net value "tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]" (options
+ * in any order) into n. Returns 0 or -EINVAL with err_msg() (tap= missing,
+ * name empty, longer than 15 bytes or with characters other than letters,
+ * digits, '-', '_', '.'; bad MAC syntax, a multicast or all-zero MAC; an
+ * unknown or repeated option). Duplicates across flags are cli_parse()'s.
+ */
+int parse_net(const char *val, struct net_config *n);
+
+/*
+ * Parse "XX:XX:XX:XX:XX:XX" (hex, either case, exactly two digits per
+ * octet) into mac. Returns 0 or -EINVAL; no message, no check of the bits.
+ */
+int parse_mac(const char *s, size_t len, uint8_t mac[6]);
+
+/*
+ * Parse a size: a decimal number with an optional suffix K, M, G, T (powers of
+ * 1024, case-insensitive, optional trailing "B" or "iB"); a plain number is bytes.
+ * Returns 0 or -EINVAL/-ERANGE.
+ */
+int parse_size(const char *s, uint64_t *out);
+
+/*
+ * Parse a --timeout value: a positive decimal number of seconds (fractions
+ * allowed, e.g. 0.5), at most CFG_TIMEOUT_MAX_S. Returns 0 with *ms (at least
+ * 1) or -EINVAL; no message.
+ */
+int parse_timeout(const char *s, uint64_t *ms);
 
 #endif

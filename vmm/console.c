@@ -1,8 +1,8 @@
 /* console.c - guest serial output to stdout, stdin to the guest, raw terminal mode, Ctrl-A x. */
 #include "vmm/console.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
-#include "vmm/sandbox.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "vmm/sandbox/sandbox.h"
 #include "vmm/stats.h"
 
 #include <errno.h>

@@ -11,10 +11,10 @@
 #include "driver/kvm.h"
 #include "firmware/machine.h"
 #include "vmm/bus.h"
-#include "vmm/cli.h"
-#include "vmm/guest_mem.h"
-#include "vmm/ioloop.h"
-#include "vmm/tap.h"
+#include "vmm/config.h"
+#include "base/guest_mem.h"
+#include "io/ioloop.h"
+#include "io/tap.h"
 
 /* What the I/O thread needs to forward a queue kick to the transport. */
 struct vdev_kick {
@@ -54,9 +54,9 @@ struct vnet {
 
 struct vdevs {
 	int nr_disks;
-	struct vdisk disks[CLI_MAX_DISKS];
+	struct vdisk disks[CFG_MAX_DISKS];
 	int nr_nics;
-	struct vnet nics[CLI_MAX_NICS];
+	struct vnet nics[CFG_MAX_NICS];
 	struct io_loop *loop;          /* NULL without disks and NICs */
 	bool started;                  /* the I/O thread ran: counters are worth logging */
 	char *cmdline;                 /* the kernel command line to use (owned) */

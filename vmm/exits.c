@@ -1,7 +1,7 @@
 /* exits.c - the exit handler table (see exits.h). */
 #include "vmm/exits.h"
-#include "vmm/exit_codes.h"
-#include "vmm/log.h"
+#include "base/exit_codes.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <string.h>

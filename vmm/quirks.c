@@ -1,9 +1,9 @@
 /* quirks.c - instructions microvm completes after a KVM emulation failure (hosts without VT-x/AMD-V). */
 #include "vmm/quirks.h"
-#include "vmm/ioloop.h"
+#include "io/ioloop.h"
 
-#include "vmm/err.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* snapshot.c - snapshot a paused VM, read and check a snapshot, map its memory (see snapshot.h). */
 #include "vmm/snapshot.h"
 #include "driver/state.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
-#include "vmm/readfile.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/readfile.h"
 #include "vmm/stats.h"
 #include "vmm/vm.h"
 
@@ -69,8 +69,8 @@ static bool str_ok(const char *s, size_t cap, bool empty_ok)
 
 static int check_config(const struct snap_config *c)
 {
-	if (c->cpus < 1 || c->cpus > MV_MAX_VCPUS || c->nr_disks > CLI_MAX_DISKS ||
-	    c->nr_nics > CLI_MAX_NICS || c->io_engine > IO_ENGINE_SYNC || c->mem == 0 || c->mem % PAGE)
+	if (c->cpus < 1 || c->cpus > MV_MAX_VCPUS || c->nr_disks > CFG_MAX_DISKS ||
+	    c->nr_nics > CFG_MAX_NICS || c->io_engine > IO_ENGINE_SYNC || c->mem == 0 || c->mem % PAGE)
 		return err_set(EINVAL, "configuration record out of range");
 	for (uint32_t i = 0; i < c->nr_disks; i++)
 		if (!str_ok(c->disks[i].path, sizeof(c->disks[i].path), false) ||
@@ -157,8 +157,8 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s)
 			s->vcpu[s->nr_vcpus++] = p;
 			break;
 		case SNAP_VIRTIO:
-			if (s->nr_virtio >= CLI_MAX_DISKS + CLI_MAX_NICS)
-				return err_set(EINVAL, "more than %d virtio device records", CLI_MAX_DISKS + CLI_MAX_NICS);
+			if (s->nr_virtio >= CFG_MAX_DISKS + CFG_MAX_NICS)
+				return err_set(EINVAL, "more than %d virtio device records", CFG_MAX_DISKS + CFG_MAX_NICS);
 			want = sizeof(struct virtio_mmio_state);
 			s->virtio[s->nr_virtio++] = (const void *)p;
 			break;

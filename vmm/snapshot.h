@@ -12,7 +12,7 @@
 #include "devices/sysctl.h"
 #include "devices/virtio/mmio.h"
 #include "firmware/machine.h"
-#include "vmm/cli.h"
+#include "vmm/config.h"
 
 /*
  * A snapshot directory holds two files: `state` (a header, then records:
@@ -42,21 +42,21 @@ enum snap_tag {
 
 struct snap_disk {
 	char path[PATH_MAX];
-	char id[CLI_DISK_ID_MAX + 4];
+	char id[CFG_DISK_ID_MAX + 4];
 	uint64_t size;
 	uint8_t ro, direct, pad[6];
 };
 
 struct snap_nic {
-	char tap[CLI_TAP_NAME_MAX + 1];
+	char tap[CFG_TAP_NAME_MAX + 1];
 	uint8_t mac[6], pad[2];
 };
 
 struct snap_config {
 	uint64_t mem;
 	uint32_t cpus, nr_disks, nr_nics, io_engine;
-	struct snap_disk disks[CLI_MAX_DISKS];
-	struct snap_nic nics[CLI_MAX_NICS];
+	struct snap_disk disks[CFG_MAX_DISKS];
+	struct snap_nic nics[CFG_MAX_NICS];
 };
 
 struct snap_extent {
@@ -98,7 +98,7 @@ struct snapshot {
 	const struct cmos_state *cmos;
 	const struct i8042_state *i8042;
 	int nr_virtio;
-	const struct virtio_mmio_state *virtio[CLI_MAX_DISKS + CLI_MAX_NICS];
+	const struct virtio_mmio_state *virtio[CFG_MAX_DISKS + CFG_MAX_NICS];
 	const struct snap_memory *memory;
 	int mem_fd;                     /* snapshot_read(): the memory file, opened with the state */
 };

@@ -3,13 +3,12 @@
 #include "boot/boot.h"
 #include "firmware/acpi.h"
 #include "firmware/fdt.h"
-#include "vmm/control.h"
-#include "vmm/err.h"
-#include "vmm/exit_codes.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/exit_codes.h"
+#include "base/log.h"
 #include "vmm/quirks.h"
-#include "vmm/sandbox.h"
-#include "vmm/sigwatch.h"
+#include "vmm/sandbox/sandbox.h"
+#include "vmm/sandbox/sigwatch.h"
 #include "driver/state.h"
 
 #include <errno.h>
@@ -288,15 +287,15 @@ static int setup_devices(struct vmm *vmm)
 }
 
 /* A saved disk's GET_ID answer: its id, or (older snapshots) the one derived from its saved path. */
-static void saved_disk_id(const struct snap_disk *sd, char id[CLI_DISK_ID_MAX + 1])
+static void saved_disk_id(const struct snap_disk *sd, char id[CFG_DISK_ID_MAX + 1])
 {
 	struct disk_config dc = { 0 };
 	char raw[BLK_ID_BYTES];
 
 	snprintf(dc.path, sizeof(dc.path), "%s", sd->path);
-	memcpy(dc.id, sd->id, strnlen(sd->id, CLI_DISK_ID_MAX));
+	memcpy(dc.id, sd->id, strnlen(sd->id, CFG_DISK_ID_MAX));
 	vdevs_disk_id(&dc, raw);
-	memset(id, 0, CLI_DISK_ID_MAX + 1);
+	memset(id, 0, CFG_DISK_ID_MAX + 1);
 	memcpy(id, raw, sizeof(raw));
 }
 
@@ -312,12 +311,12 @@ static void saved_disk_id(const struct snap_disk *sd, char id[CLI_DISK_ID_MAX + 
 static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 {
 	const char *dir = cfg->restore;
-	struct disk_config given[CLI_MAX_DISKS];
-	int slot[CLI_MAX_DISKS];   /* slot[j]: the --disk for saved disk j */
+	struct disk_config given[CFG_MAX_DISKS];
+	int slot[CFG_MAX_DISKS];   /* slot[j]: the --disk for saved disk j */
 	int nd = cfg->nr_disks;
 
 	if ((uint32_t)nd != c->nr_disks) {
-		char id[CLI_DISK_ID_MAX + 1] = "";
+		char id[CFG_DISK_ID_MAX + 1] = "";
 		if (c->nr_disks)
 			saved_disk_id(&c->disks[0], id);
 		return err_set(EINVAL, "--restore %s: the snapshot has %u disk%s, %d --disk given: give each its "
@@ -338,7 +337,7 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 			continue;
 		uint32_t j, found = 0, hits = 0;
 		for (j = 0; j < c->nr_disks; j++) {
-			char id[CLI_DISK_ID_MAX + 1];
+			char id[CFG_DISK_ID_MAX + 1];
 			saved_disk_id(&c->disks[j], id);
 			if (!strcmp(id, given[i].id))
 				found = j, hits++;
@@ -370,7 +369,7 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 	for (uint32_t j = 0; j < c->nr_disks; j++) {
 		const struct snap_disk *sd = &c->disks[j];
 		struct disk_config *d = &cfg->disks[j];
-		char id[CLI_DISK_ID_MAX + 1];
+		char id[CFG_DISK_ID_MAX + 1];
 		saved_disk_id(sd, id);
 		const struct disk_config *g = &given[slot[j]];
 		if (g->ro && !sd->ro)
@@ -429,7 +428,13 @@ static int restore_state(struct vmm *vmm)
 	return 0;
 }
 
-int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
+/* Each I/O thread confines itself before its first request (io/ioloop.h). */
+static void io_thread_sandbox(void)
+{
+	sandbox_enter(SANDBOX_IO);
+}
+
+int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_door *door)
 {
 	struct boot_kernel k;
 	gpa_t starts[2];
@@ -437,6 +442,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	int ret;
 
 	memset(vmm, 0, sizeof(*vmm));
+	io_loop_set_thread_init(io_thread_sandbox);
 	vmm->cfg = *cfg;
 	vmm->times.start = cfg->start_ns ? cfg->start_ns : stats_now_ns();
 	vmm->stop_efd = eventfd(0, EFD_CLOEXEC);
@@ -452,7 +458,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	vmm->run_sync_ready = true;
 
 	if (cfg->restore) {
-		/* The snapshot's machine replaces the configuration's (cli_check() refused both). */
+		/* The snapshot's machine replaces the configuration's (config_check() refused both). */
 		if ((ret = snapshot_read(cfg->restore, &vmm->snap)) < 0 ||
 		    (ret = restore_config(&vmm->cfg, vmm->snap.config)) < 0)
 			return ret;
@@ -464,8 +470,13 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg)
 	if ((ret = vdevs_open(&vmm->vdevs, cfg, &vmm->machine)) < 0)
 		return ret;
 	/* The socket too, so a path in use is reported the same on any host; requests are served once vmm_run() starts. */
-	if (cfg->api_sock && (ret = api_open(&vmm->api, cfg->api_sock, control_handle, vmm)) < 0)
-		return ret;
+	if (cfg->api_sock && door && door->ctx) {
+		/* Closed by vmm_destroy() whether or not the open succeeds. */
+		vmm->door = *door;
+		vmm->door_open = true;
+		if ((ret = door->open(door->ctx, vmm, cfg->api_sock)) < 0)
+			return ret;
+	}
 	for (int i = 0; i < vmm->machine.nr_ram; i++) {
 		starts[i] = vmm->machine.ram[i].start;
 		sizes[i] = vmm->machine.ram[i].size;
@@ -772,7 +783,7 @@ int vmm_run(struct vmm *vmm)
 	/* Every thread started from here on confines itself (vmm/sandbox.h). */
 	if (vmm->cfg.no_seccomp) {
 		log_debug("seccomp: off (--no-seccomp)");
-	} else if (sandbox_prepare(vmm->api.path != NULL, restore_terminal, vmm) < 0) {
+	} else if (sandbox_prepare(vmm->door_open, restore_terminal, vmm) < 0) {
 		log_error("%s", err_msg());
 		close(sfd);
 		return MV_EXIT_ERROR;
@@ -812,12 +823,12 @@ int vmm_run(struct vmm *vmm)
 
 	uint64_t deadline = vmm->cfg.timeout_ms ? vmm->times.start + vmm->cfg.timeout_ms * 1000000ULL : 0;
 	for (;;) {
-		struct pollfd p[2 + 1 + API_MAX_CLIENTS] = {
+		struct pollfd p[2 + VMM_DOOR_MAX_FDS] = {
 			{ .fd = vmm->stop_efd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 		};
-		int napi = api_pollfds(&vmm->api, p + 2, 1 + API_MAX_CLIENTS);
-		int wait_ms = api_timeout_ms(&vmm->api, stats_now_ns());
+		int napi = vmm->door_open ? vmm->door.pollfds(vmm->door.ctx, p + 2, VMM_DOOR_MAX_FDS) : 0;
+		int wait_ms = vmm->door_open ? vmm->door.timeout_ms(vmm->door.ctx, stats_now_ns()) : -1;
 		if (vmm->shutdown_deadline) {
 			uint64_t now = stats_now_ns();
 			if (now >= vmm->shutdown_deadline) {
@@ -862,8 +873,9 @@ int vmm_run(struct vmm *vmm)
 				vmm_request_stop(vmm, 128 + (int)si.ssi_signo, why);
 			}
 		}
-		/* The control API: its routes run here, on the main thread (vmm/control.h). */
-		api_process(&vmm->api, p + 2, napi, stats_now_ns());
+		/* The control API: its routes run here, on the main thread (vmm/api/control.h). */
+		if (vmm->door_open)
+			vmm->door.process(vmm->door.ctx, p + 2, napi, stats_now_ns());
 		if (atomic_load(&vmm->stop_requested))
 			break;
 	}
@@ -901,7 +913,9 @@ void vmm_destroy(struct vmm *vmm)
 		kvm_close(&vmm->kvm);
 	guest_mem_unmap(&vmm->mem);
 	snapshot_free(&vmm->snap);
-	api_close(&vmm->api);
+	if (vmm->door_open)
+		vmm->door.close(vmm->door.ctx);
+	vmm->door_open = false;
 	if (vmm->run_sync_ready) {
 		pthread_cond_destroy(&vmm->run_cond);
 		pthread_mutex_destroy(&vmm->run_lock);

@@ -13,15 +13,35 @@
 #include "driver/kvm.h"
 #include "driver/vcpu.h"
 #include "firmware/machine.h"
-#include "vmm/api.h"
 #include "vmm/bus.h"
-#include "vmm/cli.h"
+#include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/devices.h"
 #include "vmm/exits.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 #include "vmm/snapshot.h"
 #include "vmm/stats.h"
+
+struct pollfd;
+struct vmm;
+
+/*
+ * A front door the main loop serves: the control API (vmm/api/control.h).
+ * It sits above this layer and plugs in through these calls, all made on
+ * the main thread. ctx NULL: no door.
+ */
+struct vmm_door {
+	void *ctx;
+	/* In vmm_build(), before /dev/kvm opens, so a path in use is reported the same on any host. */
+	int (*open)(void *ctx, struct vmm *vmm, const char *path);
+	/* Each turn of vmm_run()'s loop: the fds to poll (at most max), how long it may sleep (-1: any). */
+	int (*pollfds)(void *ctx, struct pollfd *p, int max);
+	int (*timeout_ms)(void *ctx, uint64_t now_ns);
+	/* After the poll: serve what is ready (its routes run here). */
+	void (*process)(void *ctx, const struct pollfd *p, int n, uint64_t now_ns);
+	void (*close)(void *ctx);
+};
+#define VMM_DOOR_MAX_FDS 16
 
 struct vmm {
 	struct vmm_config cfg;
@@ -55,7 +75,8 @@ struct vmm {
 	int nr_parked;                      /* under run_lock */
 	uint64_t paused_since, paused_total; /* ns; under run_lock */
 
-	struct api_server api;              /* --api-sock (vmm/control.h); api.path NULL: none */
+	struct vmm_door door;               /* --api-sock (vmm/api/control.h); door.ctx NULL: none */
+	bool door_open;
 	uint64_t shutdown_deadline;         /* ns; a shutdown request not yet obeyed (main thread only); 0: none */
 	uint64_t shutdown_timeout_ms;
 
@@ -77,7 +98,7 @@ struct vmm {
  * input is reported the same on any host. Returns 0 or -errno with err_msg();
  * vmm_destroy() must be called either way.
  */
-int vmm_build(struct vmm *vmm, const struct vmm_config *cfg);
+int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_door *door);
 
 /*
  * Run until the guest ends the VM, a fatal error, SIGINT/SIGTERM, the

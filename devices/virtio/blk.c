@@ -1,7 +1,7 @@
 /* blk.c - virtio-blk: checked request parsing, and requests served out of order through the I/O loop. */
 #include "devices/virtio/blk.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <endian.h>
 #include <errno.h>

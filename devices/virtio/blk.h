@@ -8,7 +8,7 @@
 
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtqueue.h"
-#include "vmm/ioloop.h"
+#include "io/ioloop.h"
 
 #define VIRTIO_ID_BLOCK 2
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 #define VIRTIO_MMIO_QUEUE_NOTIFY 0x050   /* register offset; the VMM puts an ioeventfd on it */
 #define VIRTIO_MMIO_CONFIG 0x100

@@ -1,7 +1,7 @@
 /* net.c - virtio-net over a tap-like fd: checked vnet headers, mergeable RX buffers, zero-copy TX, back-pressure both ways. */
 #include "devices/virtio/net.h"
-#include "vmm/err.h"
-#include "vmm/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <endian.h>
 #include <errno.h>

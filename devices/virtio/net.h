@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/ioloop.h"
+#include "io/ioloop.h"
 
 #define VIRTIO_ID_NET 1
 

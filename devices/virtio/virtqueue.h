@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 256         /* largest queue size microvm offers (QueueNumMax) */
 

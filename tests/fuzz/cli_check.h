@@ -1,4 +1,4 @@
-/* cli_check.h - what fuzz_cli and fuzz_config check in an accepted configuration: every value in range. */
+/* config_check.h - what fuzz_cli and fuzz_config check in an accepted configuration: every value in range. */
 #ifndef MICROVM_FUZZ_CLI_CHECK_H
 #define MICROVM_FUZZ_CLI_CHECK_H
 
@@ -7,7 +7,7 @@
 
 #include "firmware/machine.h"
 #include "fuzz.h"
-#include "vmm/cli.h"
+#include "vmm/cli/cli.h"
 
 static inline bool printable_id(const char *s)
 {
@@ -21,7 +21,7 @@ static inline void check_net(const struct net_config *n)
 {
 	size_t len = strnlen(n->tap, sizeof(n->tap));
 
-	FZ_CHECK(len > 0 && len <= CLI_TAP_NAME_MAX);
+	FZ_CHECK(len > 0 && len <= CFG_TAP_NAME_MAX);
 	for (size_t i = 0; i < len; i++)
 		FZ_CHECK(isalnum((unsigned char)n->tap[i]) || strchr("-_.", n->tap[i]));
 	FZ_CHECK(!(n->has_mac && n->random_mac));
@@ -45,17 +45,17 @@ static inline void check_config(const struct vmm_config *c)
 	FZ_CHECK(c->cmdline);
 	FZ_CHECK(c->mem >= MV_MEM_MIN && c->mem <= MV_MEM_MAX && c->mem % (1 << 20) == 0);
 	FZ_CHECK(c->cpus >= 1 && c->cpus <= MV_MAX_VCPUS);
-	FZ_CHECK(c->nr_disks >= 0 && c->nr_disks <= CLI_MAX_DISKS);
-	FZ_CHECK(!c->run || c->nr_disks < CLI_MAX_DISKS);
+	FZ_CHECK(c->nr_disks >= 0 && c->nr_disks <= CFG_MAX_DISKS);
+	FZ_CHECK(!c->run || c->nr_disks < CFG_MAX_DISKS);
 	for (int i = 0; i < c->nr_disks; i++)
 		check_disk(&c->disks[i]);
-	FZ_CHECK(c->nr_nics >= 0 && c->nr_nics <= CLI_MAX_NICS);
+	FZ_CHECK(c->nr_nics >= 0 && c->nr_nics <= CFG_MAX_NICS);
 	for (int i = 0; i < c->nr_nics; i++) {
 		check_net(&c->nics[i]);
 		for (int j = 0; j < i; j++)
 			FZ_CHECK(strcmp(c->nics[i].tap, c->nics[j].tap) != 0);
 	}
-	FZ_CHECK(c->timeout_ms <= (uint64_t)(CLI_TIMEOUT_MAX_S * 1000.0 + 1));
+	FZ_CHECK(c->timeout_ms <= (uint64_t)(CFG_TIMEOUT_MAX_S * 1000.0 + 1));
 	FZ_CHECK(c->verbosity >= -1 && c->verbosity <= 1);
 }
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/ioloop.h"
+#include "io/ioloop.h"
 
 #define FAKE_MAX_PENDING 1024
 

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/virtqueue.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

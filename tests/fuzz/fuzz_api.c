@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "vmm/api.h"
+#include "vmm/api/http.h"
 
 /*
  * Input: the bytes a client sends on one connection, then end of file. The

@@ -4,7 +4,7 @@
 
 #include "boot/boot.h"
 #include "fuzz.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 /*
  * Input: the kernel file itself (any format; boot_load_kernel() detects it).

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "firmware/machine.h"
-#include "cli_check.h"
+#include "config_check.h"
 #include "fuzz.h"
-#include "vmm/cli.h"
-#include "vmm/err.h"
+#include "vmm/cli/cli.h"
+#include "base/err.h"
 
 /*
  * Input: the arguments after argv[0], separated by '\n' or NUL bytes (at most
@@ -47,7 +47,7 @@ static void parsers(const char *a)
 	if (parse_size(a, &v) == 0)
 		FZ_CHECK(isdigit((unsigned char)a[0]));
 	if (parse_timeout(a, &v) == 0)
-		FZ_CHECK(v >= 1 && v <= (uint64_t)(CLI_TIMEOUT_MAX_S * 1000.0 + 1));
+		FZ_CHECK(v >= 1 && v <= (uint64_t)(CFG_TIMEOUT_MAX_S * 1000.0 + 1));
 	(void)parse_mac(a, strlen(a), mac);
 	if (parse_disk(a, &d) == 0)
 		check_disk(&d);

@@ -6,20 +6,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cli_check.h"
+#include "config_check.h"
 #include "fuzz.h"
-#include "vmm/cli.h"
-#include "vmm/config.h"
-#include "vmm/err.h"
+#include "vmm/cli/cli.h"
+#include "vmm/cli/config_file.h"
+#include "base/err.h"
 
 /*
  * Input: the file's text, then optionally a NUL byte and command-line
  * arguments separated by '\n' or NUL bytes (as in fuzz_cli). The text goes
- * to config_parse() directly, then to a memfd that cli_parse() reads as
+ * to config_file_parse() directly, then to a memfd that cli_parse() reads as
  * "microvm --config /proc/self/fd/N ARGS...". An accepted configuration must
- * be one microvm can build (cli_check.h), every string it points to must be
+ * be one microvm can build (config_check.h), every string it points to must be
  * an argument, the default command line or a string cfg owns, relative paths
- * from the file must have the file's directory in front, and cli_free() must
+ * from the file must have the file's directory in front, and config_free() must
  * leave nothing behind (LeakSanitizer). Every error has a message.
  */
 
@@ -45,7 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static bool owned(const struct vmm_config *c, const char *s, char *const argv[], int argc)
 {
-	if (!s || !strcmp(s, CLI_DEFAULT_CMDLINE))   /* the default: a literal in cli.c */
+	if (!s || !strcmp(s, CFG_DEFAULT_CMDLINE))   /* the default: a literal in cli.c */
 		return true;
 	for (int i = 0; i < c->nr_owned; i++)
 		if (s == c->owned[i])
@@ -64,7 +64,7 @@ static void check_strings(const struct vmm_config *c, char *const argv[], int ar
 	FZ_CHECK(owned(c, c->run, argv, argc));
 	FZ_CHECK(owned(c, c->user, argv, argc));
 	FZ_CHECK(owned(c, c->restore, argv, argc));
-	FZ_CHECK(c->nr_owned >= 0 && c->nr_owned <= CLI_MAX_OWNED);
+	FZ_CHECK(c->nr_owned >= 0 && c->nr_owned <= CFG_MAX_OWNED);
 }
 
 /* A path the file gave (one cfg owns) is absolute or under dir. */
@@ -90,8 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	/* The parser alone, on every byte (NULs included), with and without a directory. */
-	cli_defaults(cfg);
-	ret = config_parse("f", "d", (const char *)data, size, cfg);
+	config_defaults(cfg);
+	ret = config_file_parse("f", "d", (const char *)data, size, cfg);
 	FZ_CHECK(ret == 0 || ret == -EINVAL);
 	if (ret == 0) {
 		check_strings(cfg, argv, 0);
@@ -100,14 +100,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_path(cfg, cfg->run, "d/");
 		for (int i = 0; i < cfg->nr_disks; i++)
 			FZ_CHECK(cfg->disks[i].path[0] == '/' || !strncmp(cfg->disks[i].path, "d/", 2));
-		if (cli_check(cfg) == 0) {
+		if (config_check(cfg) == 0) {
 			cfg->host_info |= !cfg->kernel;
 			check_config(cfg);
 		}
 	} else {
 		FZ_CHECK(!strncmp(err_msg(), "f", 1));
 	}
-	cli_free(cfg);
+	config_free(cfg);
 
 	/* As a file, under the command line's flags. */
 	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, tlen, 0) != (ssize_t)tlen)
@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (ret < 0) {
 		FZ_CHECK(err_msg()[0] != '\0');
 	}
-	cli_free(cfg);
+	config_free(cfg);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
 	free(cfg);

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "vmm/err.h"
+#include "base/err.h"
 #include "vmm/snapshot.h"
 
 /*

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/log.h"
+#include "base/log.h"
 
 size_t fz_bytes(struct fz *f, void *dst, size_t n)
 {

@@ -8,7 +8,7 @@
 
 #include "boot/internal.h"
 #include "firmware/machine.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 #define MiB (1ULL << 20)
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 static const uint8_t payload[32] = "PAYLOAD-PAYLOAD-PAYLOAD-PAYLOAD";
 

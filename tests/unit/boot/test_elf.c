@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define assert_err(call, e, text)                                                   \
 	do {                                                                        \

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define RAM (64 * MiB)
 

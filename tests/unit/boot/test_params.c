@@ -6,7 +6,7 @@
 
 #include "firmware/e820.h"
 #include "helpers.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define RAM (64 * MiB)
 #define FDT_SIZE 0x345u

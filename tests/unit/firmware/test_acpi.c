@@ -8,7 +8,7 @@
 #include "firmware/acpi.h"
 #include "firmware/machine.h"
 #include "tests/unit/firmware/acpi_read.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 static struct tables T;
 

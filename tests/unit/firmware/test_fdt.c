@@ -9,7 +9,7 @@
 
 #include "firmware/fdt.h"
 #include "firmware/machine.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 static uint8_t fdt[MV_FDT_MAX];
 

@@ -10,7 +10,7 @@
 #include "firmware/acpi.h"
 #include "firmware/machine.h"
 #include "tests/unit/firmware/acpi_read.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 static struct tables T;
 static char dir[] = "/tmp/microvm-iasl-XXXXXX";

@@ -4,7 +4,7 @@
 
 #include "firmware/e820.h"
 #include "firmware/machine.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

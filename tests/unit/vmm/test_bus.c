@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "vmm/bus.h"
-#include "vmm/err.h"
+#include "base/err.h"
 
 struct rec {
 	uint64_t offset;

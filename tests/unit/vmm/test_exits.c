@@ -6,7 +6,7 @@
 
 #include "driver/vcpu.h"
 #include "vmm/bus.h"
-#include "vmm/exit_codes.h"
+#include "base/exit_codes.h"
 #include "vmm/exits.h"
 #include "vmm/quirks.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/cli.h"
+#include "vmm/config.h"
 #include "vmm/quirks.h"
 
 static const struct host_profile emulated = {
@@ -150,32 +150,4 @@ Test(is_linux, banner)
 	cr_assert_not(quirk_is_linux(other, sizeof(other)));
 	cr_assert_not(quirk_is_linux(NULL, 0));
 	cr_assert_not(quirk_is_linux(linux_img, 10), "banner beyond len");
-}
-
-Test(cli_host, host_info_needs_no_kernel)
-{
-	struct vmm_config cfg;
-	char *argv[] = { "microvm", "--host-info", NULL };
-
-	cr_assert_eq(cli_parse(2, argv, &cfg, stdout), 0);
-	cr_assert(cfg.host_info);
-	cr_assert_not(cfg.no_host_quirks);
-}
-
-Test(cli_host, no_host_quirks)
-{
-	struct vmm_config cfg;
-	char *argv[] = { "microvm", "--kernel", "k", "--no-host-quirks", NULL };
-
-	cr_assert_eq(cli_parse(4, argv, &cfg, stdout), 0);
-	cr_assert(cfg.no_host_quirks);
-	cr_assert_not(cfg.host_info);
-}
-
-Test(cli_host, kernel_still_required_otherwise)
-{
-	struct vmm_config cfg;
-	char *argv[] = { "microvm", "--no-host-quirks", NULL };
-
-	cr_assert_lt(cli_parse(2, argv, &cfg, stdout), 0);
 }

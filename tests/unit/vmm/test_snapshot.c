@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "driver/state.h"
-#include "vmm/err.h"
-#include "vmm/guest_mem.h"
+#include "base/err.h"
+#include "base/guest_mem.h"
 #include "vmm/snapshot.h"
 
 #define MEM (64ULL << 20)
@@ -199,7 +199,7 @@ Test(snapshot, config_checks)
 	cfg->cpus = 0;
 	refused("configuration record out of range");
 	build(0);
-	cfg->nr_disks = CLI_MAX_DISKS + 1;
+	cfg->nr_disks = CFG_MAX_DISKS + 1;
 	refused("configuration record out of range");
 	build(0);
 	memset(cfg->disks[0].path, 'a', sizeof(cfg->disks[0].path));

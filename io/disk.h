@@ -1,0 +1,21 @@
+/* disk.h - disk image files: open, check and lock one for a virtio-blk device. */
+#ifndef MICROVM_IO_DISK_H
+#define MICROVM_IO_DISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Sizes are whole sectors of this many bytes (virtio-blk's unit). */
+#define DISK_SECTOR_SIZE 512
+
+/*
+ * Open the image at path (read-only or read-write, O_DIRECT if asked), check
+ * it is a non-empty regular file or block device whose size is a multiple of
+ * 512 bytes, and lock it: shared when read-only, exclusive when writable, so
+ * several VMs may share a read-only image and a writer has it alone. Returns
+ * the fd (close-on-exec) with *size in bytes, or -errno with err_msg() saying
+ * what is wrong with the file, without naming it: the caller prefixes that.
+ */
+int disk_open(const char *path, bool ro, bool direct, uint64_t *size);
+
+#endif

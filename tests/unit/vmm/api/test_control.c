@@ -1,0 +1,181 @@
+/* test_control.c - the control API's routes on a VM without vCPUs or KVM: dispatch, the pause state machine, the shutdown and snapshot bodies. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/api/control.h"
+#include "base/exit_codes.h"
+#include "vmm/vm.h"
+
+static struct vmm vmm; /* large: not on the stack */
+static struct control ctl = { .vmm = &vmm };
+
+static void setup(void)
+{
+	memset(&vmm, 0, sizeof(vmm));
+	config_defaults(&vmm.cfg);
+	vmm.cfg.kernel = "bzImage";
+	vmm.vm.fd = -1;       /* no KVM: pulsing a line fails */
+	vmm.stop_efd = -1;
+	pthread_mutex_init(&vmm.run_lock, NULL);
+	pthread_cond_init(&vmm.run_cond, NULL);
+	vmm.run_sync_ready = true;
+}
+
+static void teardown(void)
+{
+	pthread_cond_destroy(&vmm.run_cond);
+	pthread_mutex_destroy(&vmm.run_lock);
+}
+
+TestSuite(control, .init = setup, .fini = teardown);
+
+/* Call a route; returns the status and the parsed body (NULL if none). */
+static int call(const char *method, const char *path, const char *body, json_object **out, const char **allow)
+{
+	struct api_request req = { .method = method, .path = path, .body = body ? body : "",
+				   .body_len = body ? strlen(body) : 0 };
+	struct api_response resp = { .status = 0 };
+
+	control_handle(&ctl, &req, &resp);
+	*out = resp.body ? json_tokener_parse(resp.body) : NULL;
+	cr_assert(!resp.body || *out, "not JSON: %s", resp.body);
+	if (allow)
+		*allow = resp.allow;
+	free(resp.body);
+	return resp.status;
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v;
+	cr_assert(json_object_object_get_ex(o, key, &v), "no '%s' in %s", key, json_object_to_json_string(o));
+	return json_object_get_string(v);
+}
+
+Test(control, unknown_route_and_wrong_method)
+{
+	json_object *o;
+	const char *allow = NULL;
+
+	cr_assert_eq(call("GET", "/nope", NULL, &o, NULL), 404);
+	cr_assert(strstr(str(o, "error"), "/nope: no such route"));
+	json_object_put(o);
+	cr_assert_eq(call("DELETE", "/vm", NULL, &o, &allow), 405);
+	cr_assert_str_eq(allow, "GET");
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/vm/pause", NULL, &o, &allow), 405);
+	cr_assert_str_eq(allow, "POST");
+	json_object_put(o);
+}
+
+Test(control, info_has_state_and_configuration)
+{
+	json_object *o, *cfg, *v;
+
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "running");
+	cr_assert_str_eq(str(o, "version"), MICROVM_VERSION);
+	cr_assert(json_object_object_get_ex(o, "config", &cfg));
+	cr_assert_str_eq(str(cfg, "kernel"), "bzImage");
+	cr_assert(json_object_object_get_ex(cfg, "cpus", &v) && json_object_get_int(v) == 1);
+	cr_assert(json_object_object_get_ex(cfg, "disks", &v) && json_object_array_length(v) == 0);
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/metrics", NULL, &o, NULL), 200);
+	cr_assert(json_object_object_get_ex(o, "vm_exits_total", &v) && json_object_get_int64(v) == 0);
+	cr_assert(json_object_object_get_ex(o, "vm_exits", &v) && json_object_object_get_ex(v, "mmio", NULL));
+	json_object_put(o);
+}
+
+Test(control, pause_resume_state_machine)
+{
+	json_object *o;
+
+	cr_assert_eq(call("POST", "/vm/pause", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "paused");
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/pause", NULL, &o, NULL), 200, "pause twice: still paused");
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "paused");
+	json_object_put(o);
+	/* A paused guest cannot see its power button. */
+	cr_assert_eq(call("POST", "/vm/shutdown", NULL, &o, NULL), 409);
+	cr_assert(strstr(str(o, "error"), "paused"));
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/resume", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "running");
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/resume", NULL, &o, NULL), 200, "resume twice: still running");
+	json_object_put(o);
+}
+
+Test(control, shutdown_body_is_checked_before_anything_happens)
+{
+	static const char *const bad[] = {
+		"x", "[]", "{\"timeout\": 0}", "{\"timeout\": -2}", "{\"timeout\": 3601}", "{\"timeout\": \"5\"}",
+		"{\"timeout\": true}", "{\"other\": 1}", "{\"timeout\": 5} trailing", "{\"timeout\": 5",
+	};
+	json_object *o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(call("POST", "/vm/shutdown", bad[i], &o, NULL), 400, "body %s", bad[i]);
+		cr_assert(strstr(str(o, "error"), "POST /vm/shutdown: "), "%s", str(o, "error"));
+		json_object_put(o);
+	}
+	cr_assert_eq(vmm.shutdown_deadline, 0, "nothing was armed");
+	/* A good body reaches the VM, which has no KVM here: the line cannot be pulsed. */
+	cr_assert_eq(call("POST", "/vm/shutdown", "{\"timeout\": 2.5}\n", &o, NULL), 500);
+	json_object_put(o);
+	cr_assert_eq(vmm.shutdown_deadline, 0);
+}
+
+Test(control, stop_then_everything_conflicts)
+{
+	json_object *o;
+
+	cr_assert_eq(call("POST", "/vm/stop", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "stopping");
+	json_object_put(o);
+	cr_assert_eq(vmm.exit_status, MV_EXIT_POWEROFF);
+	cr_assert_eq(call("POST", "/vm/pause", NULL, &o, NULL), 409);
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/resume", NULL, &o, NULL), 409);
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/shutdown", NULL, &o, NULL), 409);
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "stopping");
+	json_object_put(o);
+}
+
+Test(control, snapshot_body_and_state)
+{
+	static const char *const bad[] = {
+		"", "x", "[]", "{}", "{\"path\": 3}", "{\"path\": \"\"}", "{\"path\": \"/s\", \"compress\": 1}",
+		"{\"path\": \"/s\", \"other\": true}", "{\"path\": \"/s\"} trailing", "{\"compress\": true}",
+	};
+	json_object *o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(call("POST", "/vm/snapshot", bad[i], &o, NULL), 400, "body '%s'", bad[i]);
+		cr_assert(strstr(str(o, "error"), "POST /vm/snapshot: "), "%s", str(o, "error"));
+		json_object_put(o);
+	}
+	/* A good body on a running VM: pause first. */
+	cr_assert_eq(call("POST", "/vm/snapshot", "{\"path\": \"/nonexistent/snap\"}", &o, NULL), 409);
+	cr_assert(strstr(str(o, "error"), "pause it first"), "%s", str(o, "error"));
+	json_object_put(o);
+	/* Paused, with a directory that cannot be made: 500 naming it, and the VM stays paused. */
+	cr_assert_eq(call("POST", "/vm/pause", NULL, &o, NULL), 200);
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/snapshot", "{\"path\": \"/nonexistent/snap\", \"compress\": true}", &o, NULL),
+		     500);
+	cr_assert(strstr(str(o, "error"), "/nonexistent/snap"), "%s", str(o, "error"));
+	json_object_put(o);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "state"), "paused");
+	json_object_put(o);
+}

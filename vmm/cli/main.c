@@ -1,0 +1,123 @@
+/* main.c - microvm's entry point: parse the command line, build the VM, run it, exit with its status. */
+#include "vmm/cli/cli.h"
+#include "base/err.h"
+#include "base/exit_codes.h"
+#include "base/log.h"
+#include "vmm/sandbox/privdrop.h"
+#include "vmm/quirks.h"
+#include "vmm/cli/run.h"
+#include "vmm/stats.h"
+#include "vmm/api/control.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * --run needs guest user programs that make system calls; where guest user
+ * mode cannot (host_probe(), docs/host-quirks.md) the script would never run
+ * and the guest would hang, so refuse before starting it.
+ */
+static int check_run_host(void)
+{
+	struct host_profile hp;
+	bool overridden;
+	int ret;
+
+	if ((ret = host_probe(&hp)) < 0)
+		return err_prefix(-ret, "--run: cannot tell whether this host runs guest user programs");
+	if ((ret = run_check_host(&hp, getenv(RUN_TEST_OVERRIDE_ENV), &overridden)) < 0)
+		return ret;
+	if (overridden)
+		log_warn("%s=1: starting --run although this host cannot run guest user programs "
+			 "(for microvm's own tests: the test guest reads the script disk itself)",
+			 RUN_TEST_OVERRIDE_ENV);
+	return 0;
+}
+
+/* Everything after the command line: returns microvm's exit status. */
+static int run_config(struct vmm_config *cfg, uint64_t start_ns)
+{
+	static struct vmm vmm; /* large (vCPU and console buffers): not on the stack */
+	static struct control control;  /* --api-sock */
+	struct run_disk run = { .path = "" };
+	int ret;
+
+	if (cfg->verbosity < 0)
+		log_set_level(LOG_WARN);
+	else if (cfg->verbosity > 0)
+		log_set_level(LOG_DEBUG);
+
+	cfg->start_ns = start_ns;
+
+	/* --user: resolve it now (NSS reads files), switch once everything is open. */
+	struct priv_target user;
+	if (cfg->user && priv_resolve(cfg->user, &user) < 0) {
+		log_error("%s", err_msg());
+		return MV_EXIT_USAGE;
+	}
+
+	/* --host-info: the probe VM's verdict, then exit (docs/host-quirks.md). */
+	if (cfg->host_info) {
+		if (quirk_host_info(stdout) < 0) {
+			log_error("%s", err_msg());
+			return MV_EXIT_ERROR;
+		}
+		return 0;
+	}
+
+	/* --run: the script becomes one more read-only disk and a command-line key. */
+	if (cfg->run) {
+		if (run_prepare(&run, cfg) < 0) {
+			log_error("%s", err_msg());
+			run_cleanup(&run);
+			return MV_EXIT_ERROR;
+		}
+		log_info("--run %s: the script is on %s (read-only, id %s), microvm.run=%s on the command line",
+			 cfg->run, run.dev, RUN_DISK_ID, run.dev);
+	}
+	struct vmm_door door = control_door(&control);
+	ret = vmm_build(&vmm, cfg, &door);
+	/* The disk is open (or the build failed): the temporary file can go now, so no exit leaves it behind. */
+	run_remove_image(&run);
+	if (ret == 0 && cfg->run)
+		ret = check_run_host();
+	/* The API socket (owner-only) belongs to the user microvm becomes, who must answer on it. */
+	if (ret == 0 && cfg->user && cfg->api_sock && chown(cfg->api_sock, user.uid, user.gid) < 0)
+		ret = err_set(errno, "--api-sock %s: cannot give it to --user %s: %s", cfg->api_sock, cfg->user,
+			      strerror(errno));
+	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
+	if (ret == 0 && cfg->user && (ret = priv_drop(&user)) == 0)
+		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg->user,
+			 (unsigned)user.uid, (unsigned)user.gid);
+	if (ret < 0) {
+		log_error("%s", err_msg());
+		vmm_destroy(&vmm);
+		run_cleanup(&run);
+		return MV_EXIT_ERROR;
+	}
+	ret = vmm_run(&vmm);
+	vmm_destroy(&vmm);
+	run_cleanup(&run);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start_ns = stats_now_ns();
+	static struct vmm_config cfg;
+	int ret;
+
+	ret = cli_parse(argc, argv, &cfg, stdout);
+	if (ret == 1)
+		ret = 0;
+	else if (ret < 0)
+		log_error("%s", err_msg()), ret = MV_EXIT_USAGE;
+	else
+		ret = run_config(&cfg, start_ns);
+	config_free(&cfg);
+	return ret;
+}
