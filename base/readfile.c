@@ -1,9 +1,35 @@
 /* readfile.c - read a small file whole, with a limit (see readfile.h). */
 #include "base/readfile.h"
+#include "base/err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+int open_user_file(const char *path, const char *what, bool any_kind, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int e;
+
+	if (fd < 0)
+		return err_set(errno, "%s", strerror(errno));
+	if (fstat(fd, st) < 0) {
+		e = errno;
+		close(fd);
+		return err_set(e, "%s", strerror(e));
+	}
+	if (S_ISDIR(st->st_mode)) {
+		close(fd);
+		return err_set(EISDIR, "is a directory, not %s", what);
+	}
+	if (!any_kind && !S_ISREG(st->st_mode)) {
+		close(fd);
+		return err_set(EINVAL, "not a regular file");
+	}
+	return fd;
+}
 
 int read_whole(int fd, size_t max, uint8_t **data, size_t *len)
 {
@@ -55,5 +81,41 @@ int read_whole(int fd, size_t max, uint8_t **data, size_t *len)
 	return 0;
 out:
 	free(buf);
+	return ret;
+}
+
+int read_user_file(const char *path, const char *what, uint64_t max, uint8_t **data, size_t *len)
+{
+	struct stat st;
+	int fd = open_user_file(path, what, false, &st);
+	int ret;
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return fd;
+	if (st.st_size == 0) {
+		ret = err_set(EINVAL, "file is empty");
+	} else if ((uint64_t)st.st_size > max) {
+		ret = err_set(EFBIG, "file is larger than %llu %s", (unsigned long long)(max >= (1ULL << 30) ? max >> 30 : max >> 20),
+			      max >= (1ULL << 30) ? "GiB" : "MiB");
+	} else {
+		/* At most the size fstat saw: more means the file grew while being read. */
+		ret = read_whole(fd, (size_t)st.st_size, data, len);
+		if (ret == -EFBIG)
+			ret = err_set(EIO, "the file grew while being read");
+		else if (ret == -ENOMEM)
+			ret = err_set(ENOMEM, "out of memory");
+		else if (ret < 0)
+			ret = err_set(-ret, "read failed: %s", strerror(-ret));
+		else if (*len != (size_t)st.st_size)
+			ret = err_set(EIO, "read failed: file shrank while reading");
+		if (ret < 0) {
+			free(*data);
+			*data = NULL;
+			*len = 0;
+		}
+	}
+	close(fd);
 	return ret;
 }

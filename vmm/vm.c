@@ -1,5 +1,7 @@
-/* vm.c - build, run and tear down one VM (see vm.h); the machine is assembled in vmm_build(). */
+/* vm.c - build and tear down one VM (see vm.h): the machine is assembled in vmm_build(). */
 #include "vmm/vm.h"
+#include "vmm/vm_internal.h"
+#include "base/readfile.h"
 #include "boot/boot.h"
 #include "firmware/acpi.h"
 #include "firmware/fdt.h"
@@ -25,72 +27,12 @@
 
 #define MAX_INPUT_FILE (2ULL << 30)
 
-/* Read a whole regular file; flag is the option that named it, for messages. */
-static int read_file(const char *flag, const char *path, uint8_t **data, size_t *len)
+/* Read --kernel or --initrd whole (base/readfile.h); the message names the flag and the file. */
+static int read_input(const char *flag, const char *path, uint8_t **data, size_t *len)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int ret = 0;
+	int ret = read_user_file(path, "a file", MAX_INPUT_FILE, data, len);
 
-	*data = NULL;
-	*len = 0;
-	if (fd < 0)
-		return err_set(errno, "%s %s: %s", flag, path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(errno, "%s %s: %s", flag, path, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = err_set(EISDIR, "%s %s: is a directory, not a file", flag, path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = err_set(EINVAL, "%s %s: not a regular file", flag, path);
-		goto out;
-	}
-	if (st.st_size == 0) {
-		ret = err_set(EINVAL, "%s %s: file is empty", flag, path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > MAX_INPUT_FILE) {
-		ret = err_set(EFBIG, "%s %s: file is larger than %llu GiB", flag, path,
-			      (unsigned long long)(MAX_INPUT_FILE >> 30));
-		goto out;
-	}
-	*data = malloc((size_t)st.st_size);
-	if (!*data) {
-		ret = err_set(ENOMEM, "%s %s: out of memory", flag, path);
-		goto out;
-	}
-	size_t done = 0;
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, *data + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = err_set(n < 0 ? errno : EIO, "%s %s: read failed: %s", flag, path,
-				      n < 0 ? strerror(errno) : "file shrank while reading");
-			free(*data);
-			*data = NULL;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	*len = done;
-out:
-	close(fd);
-	return ret;
-}
-
-/* The status for a guest that ended the VM without an exit-status write: 0, or 123 under --run. */
-static int end_status(const struct vmm *vmm)
-{
-	return vmm->cfg.run ? MV_EXIT_RUN_NO_STATUS : MV_EXIT_POWEROFF;
-}
-
-static const char *end_note(const struct vmm *vmm)
-{
-	return vmm->cfg.run ? " before reporting the --run script's status (exit status 123)" : "";
+	return ret < 0 ? err_prefix(-ret, "%s %s", flag, path) : 0;
 }
 
 static void on_sysctl(void *ctx, enum sysctl_event ev, int status)
@@ -124,30 +66,12 @@ static void on_pvpanic(void *ctx, enum pvpanic_event ev)
 		log_info("guest kernel panicked and loaded a crash kernel (pvpanic crash-loaded); the VM goes on");
 }
 
-/* serial_ops.output: note the boot milestones, then hand the bytes to the console. */
-static void serial_output(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct vmm *vmm = ctx;
-
-	boot_times_output(&vmm->times, buf, len, stats_now_ns());
-	console_output(&vmm->console, buf, len);
-}
-
 static void serial_irq(void *ctx, bool level)
 {
 	struct vmm *vmm = ctx;
 
 	if (vm_irq_line(&vmm->vm, MV_IRQ_COM1, level) < 0)
 		log_warn("serial: %s", err_msg());
-}
-
-static void console_quit(void *ctx)
-{
-	struct vmm *vmm = ctx;
-	char why[128];
-
-	snprintf(why, sizeof(why), "quit from the console (Ctrl-A x)%s", end_note(vmm));
-	vmm_request_stop(vmm, end_status(vmm), why);
 }
 
 static void exit_stop(void *ctx, int status, const char *why)
@@ -176,24 +100,6 @@ static void exit_console_tail(void *ctx, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-void vmm_request_stop(struct vmm *vmm, int status, const char *why)
-{
-	if (atomic_exchange(&vmm->stop_requested, true))
-		return;
-	boot_times_guest_end(&vmm->times, stats_now_ns());
-	vmm->exit_status = status;
-	if (why)
-		log_info("%s", why);
-	if (vmm->run_sync_ready) { /* a pause waiting for this vCPU to park gives up now */
-		pthread_mutex_lock(&vmm->run_lock);
-		pthread_cond_broadcast(&vmm->run_cond);
-		pthread_mutex_unlock(&vmm->run_lock);
-	}
-	uint64_t one = 1;
-	if (write(vmm->stop_efd, &one, sizeof(one)) < 0)
-		log_warn("cannot signal the main thread: %s", strerror(errno));
-}
-
 /* Load kernel and initrd, render firmware, write boot structures: no KVM needed. */
 static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 {
@@ -204,7 +110,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	struct boot_params_in in = { .cmdline = cmdline };
 	int ret;
 
-	if ((ret = read_file("--kernel", cfg->kernel, &data, &len)) < 0)
+	if ((ret = read_input("--kernel", cfg->kernel, &data, &len)) < 0)
 		return ret;
 	ret = boot_load_kernel(&vmm->mem, cfg->kernel, data, len, k);
 	free(data);
@@ -224,7 +130,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 		return ret;
 
 	if (cfg->initrd) {
-		if ((ret = read_file("--initrd", cfg->initrd, &data, &len)) < 0)
+		if ((ret = read_input("--initrd", cfg->initrd, &data, &len)) < 0)
 			return ret;
 		ret = boot_load_initrd(&vmm->mem, &vmm->machine, k, cfg->initrd, data, len,
 				       &in.initrd_gpa);
@@ -552,345 +458,6 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 		.unmapped_io = &vmm->unmapped_io,
 	};
 	return 0;
-}
-
-/* (vCPU thread) Wait while the VM is paused; then clear the kick that took us out of KVM_RUN. */
-static void park(struct vmm *vmm, struct vcpu *vcpu)
-{
-	pthread_mutex_lock(&vmm->run_lock);
-	vmm->nr_parked++;
-	pthread_cond_broadcast(&vmm->run_cond);
-	while (atomic_load(&vmm->pause_requested) && !atomic_load(&vmm->stopping))
-		pthread_cond_wait(&vmm->run_cond, &vmm->run_lock);
-	vmm->nr_parked--;
-	/* Under the lock: a new pause sets the flag and kicks only after this. */
-	if (!atomic_load(&vmm->stopping))
-		vcpu_set_immediate_exit(vcpu, false);
-	pthread_mutex_unlock(&vmm->run_lock);
-}
-
-/* A stop was requested or is under way. */
-static bool stop_pending(struct vmm *vmm)
-{
-	return atomic_load(&vmm->stopping) || atomic_load(&vmm->stop_requested);
-}
-
-/* Make every vCPU thread leave KVM_RUN (or not enter it): immediate_exit, then a signal. */
-static void kick_vcpus(struct vmm *vmm)
-{
-	for (int i = 0; i < vmm->nr_threads; i++) {
-		vcpu_set_immediate_exit(&vmm->vcpus[i], true);
-		pthread_kill(vmm->threads[i], SIGUSR1);
-	}
-}
-
-int vmm_pause(struct vmm *vmm)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&vmm->run_lock);
-	if (stop_pending(vmm)) {
-		pthread_mutex_unlock(&vmm->run_lock);
-		return -ESHUTDOWN;
-	}
-	if (atomic_load(&vmm->pause_requested)) {
-		pthread_mutex_unlock(&vmm->run_lock);
-		return 0;
-	}
-	atomic_store(&vmm->pause_requested, true);
-	kick_vcpus(vmm);
-	struct timespec dl = stats_deadline_ts(CLOCK_MONOTONIC, VMM_PAUSE_WAIT_MS);
-	while (vmm->nr_parked < vmm->nr_threads && !atomic_load(&vmm->stop_requested)) {
-		if (pthread_cond_timedwait(&vmm->run_cond, &vmm->run_lock, &dl) == ETIMEDOUT)
-			break;
-	}
-	if (vmm->nr_parked < vmm->nr_threads) {
-		ret = atomic_load(&vmm->stop_requested) ? -ESHUTDOWN :
-			err_set(ETIMEDOUT, "pause: %d of %d vCPUs stopped within %d ms; the VM keeps running",
-				vmm->nr_parked, vmm->nr_threads, VMM_PAUSE_WAIT_MS);
-		atomic_store(&vmm->pause_requested, false);
-		pthread_cond_broadcast(&vmm->run_cond);
-	} else {
-		vmm->paused_since = stats_now_ns();
-		log_info("paused (control API): %d vCPUs stopped", vmm->nr_threads);
-	}
-	pthread_mutex_unlock(&vmm->run_lock);
-	return ret;
-}
-
-int vmm_resume(struct vmm *vmm)
-{
-	pthread_mutex_lock(&vmm->run_lock);
-	if (stop_pending(vmm)) {
-		pthread_mutex_unlock(&vmm->run_lock);
-		return -ESHUTDOWN;
-	}
-	if (atomic_load(&vmm->pause_requested)) {
-		vmm->paused_total += stats_now_ns() - vmm->paused_since;
-		atomic_store(&vmm->pause_requested, false);
-		pthread_cond_broadcast(&vmm->run_cond);
-		log_info("resumed (control API)");
-	}
-	pthread_mutex_unlock(&vmm->run_lock);
-	return 0;
-}
-
-int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms)
-{
-	if (stop_pending(vmm))
-		return -ESHUTDOWN;
-	if (atomic_load(&vmm->pause_requested))
-		return -EAGAIN;
-	/* An edge on the GED's pin: _EVT runs and notifies the power button. */
-	if (vm_irq_line(&vmm->vm, MV_IRQ_GED, true) < 0 || vm_irq_line(&vmm->vm, MV_IRQ_GED, false) < 0)
-		return -EIO;
-	uint64_t deadline = stats_now_ns() + timeout_ms * 1000000ULL;
-	if (!vmm->shutdown_deadline || deadline < vmm->shutdown_deadline) {
-		vmm->shutdown_deadline = deadline;
-		vmm->shutdown_timeout_ms = timeout_ms;
-	}
-	log_info("shutdown requested (control API): pressed the guest's power button; stopping it in %g s "
-		 "unless it powers off", (double)timeout_ms / 1000.0);
-	return 0;
-}
-
-const char *vmm_state_name(struct vmm *vmm)
-{
-	if (stop_pending(vmm))
-		return "stopping";
-	if (atomic_load(&vmm->pause_requested))
-		return "paused";
-	return vmm->shutdown_deadline ? "shutting-down" : "running";
-}
-
-uint64_t vmm_paused_ns(struct vmm *vmm, uint64_t now)
-{
-	pthread_mutex_lock(&vmm->run_lock);
-	uint64_t t = vmm->paused_total;
-	if (atomic_load(&vmm->pause_requested) && now > vmm->paused_since)
-		t += now - vmm->paused_since;
-	pthread_mutex_unlock(&vmm->run_lock);
-	return t;
-}
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *vcpu = arg;
-	/* The vCPU's VM is embedded in its struct vmm. */
-	struct vmm *vmm = (struct vmm *)((char *)vcpu->vm - offsetof(struct vmm, vm));
-	struct vm_exit ex;
-
-	sandbox_enter(SANDBOX_VCPU);
-	unsigned long long unset = 0; /* atomic_ullong's own type */
-	atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
-	/*
-	 * settled: the last KVM_RUN ended without an exit to handle, so the
-	 * vCPU's state is complete (an I/O or MMIO exit finishes only in the
-	 * next KVM_RUN; a pause's immediate_exit makes that one return at once).
-	 * Only a settled vCPU parks, so a paused VM's state can be saved.
-	 */
-	bool settled = true;
-	/* Once any stop is requested, no vCPU re-enters the guest. */
-	while (!atomic_load(&vmm->stopping) && !atomic_load(&vmm->stop_requested)) {
-		if (atomic_load(&vmm->pause_requested) && settled) {
-			park(vmm, vcpu);
-			continue;
-		}
-		int ret = vcpu_run(vcpu, &ex);
-		settled = ret == -EINTR;
-		if (ret == -EINTR)
-			continue;
-		if (ret < 0) {
-			log_error("%s", err_msg());
-			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
-			break;
-		}
-		if (exit_dispatch(&vmm->exit_env, vcpu, &ex) == EXIT_STOP)
-			break;
-	}
-	return NULL;
-}
-
-static void kick_handler(int sig)
-{
-	(void)sig; /* only interrupts KVM_RUN */
-}
-
-/* Make every vCPU thread leave KVM_RUN and wait for them. */
-static void stop_vcpus(struct vmm *vmm)
-{
-	pthread_mutex_lock(&vmm->run_lock);
-	atomic_store(&vmm->stopping, true);
-	pthread_cond_broadcast(&vmm->run_cond); /* parked vCPUs leave too */
-	kick_vcpus(vmm);
-	pthread_mutex_unlock(&vmm->run_lock);
-	for (int i = 0; i < vmm->nr_threads; i++)
-		pthread_join(vmm->threads[i], NULL);
-	vmm->nr_threads = 0;
-}
-
-/* After the vCPU threads were joined: their counters are final. */
-static void report_stats(struct vmm *vmm)
-{
-	static struct stats_report r; /* a few KiB: not on the stack */
-	struct exit_stats sum;
-
-	vmm->times.exit = stats_now_ns();
-	exit_stats_sum(vmm->vstats, vmm->nr_vcpus, &sum);
-	stats_report_fill(&r, &vmm->times, &sum, vmm->nr_vcpus, &vmm->pio, &vmm->mmio,
-			  vmm->exit_status);
-	log_debug("boot: first output at %.1f ms, init started (\"Run ... %s\") at %.1f ms, guest ended at %.1f ms (-1: never)",
-		  r.first_output_ms, STATS_INIT_MARK, r.run_init_ms, r.guest_end_ms);
-	if (vmm->cfg.stats == STATS_TEXT)
-		stats_print_text(stderr, &r);
-	else if (vmm->cfg.stats == STATS_JSON)
-		stats_print_json(stderr, &r);
-}
-
-/* sigwatch before_exit: a forced exit must not leave the terminal raw. */
-static void restore_terminal(void *ctx)
-{
-	struct vmm *vmm = ctx;
-
-	console_restore_terminal(&vmm->console);
-}
-
-int vmm_run(struct vmm *vmm)
-{
-	sigset_t block;
-	struct sigaction sa;
-	int sfd, ret;
-
-	/* SIGINT/SIGTERM/SIGHUP reach the main thread through a signalfd only. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, NULL);
-	sfd = signalfd(-1, &block, SFD_CLOEXEC);
-	if (sfd < 0) {
-		log_error("signalfd: %s", strerror(errno));
-		return MV_EXIT_ERROR;
-	}
-	/* SIGUSR1 kicks a vCPU out of KVM_RUN: a handler without SA_RESTART. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL);
-	/* A closed stdout must not kill the VMM; writes then fail with EPIPE. */
-	signal(SIGPIPE, SIG_IGN);
-
-	/* Every thread started from here on confines itself (vmm/sandbox.h). */
-	if (vmm->cfg.no_seccomp) {
-		log_debug("seccomp: off (--no-seccomp)");
-	} else if (sandbox_prepare(vmm->door_open, restore_terminal, vmm) < 0) {
-		log_error("%s", err_msg());
-		close(sfd);
-		return MV_EXIT_ERROR;
-	}
-
-	if ((ret = console_init(&vmm->console, &vmm->serial, STDIN_FILENO, STDOUT_FILENO,
-				console_quit, vmm)) < 0 ||
-	    (vmm->console_ready = true, ret = console_start(&vmm->console)) < 0) {
-		log_error("%s", err_msg());
-		close(sfd);
-		return MV_EXIT_ERROR;
-	}
-	/* The serial device was created with the console's output in mind. */
-	pthread_mutex_lock(&vmm->serial.lock);
-	vmm->serial.ops.output = serial_output;
-	vmm->serial.ops.out_ctx = vmm;
-	pthread_mutex_unlock(&vmm->serial.lock);
-
-	/* The I/O thread serves the disks and taps before any vCPU can kick a queue. */
-	if (vdevs_start(&vmm->vdevs) < 0) {
-		log_error("%s", err_msg());
-		console_stop(&vmm->console);
-		close(sfd);
-		return MV_EXIT_ERROR;
-	}
-
-	for (int i = 0; i < vmm->nr_vcpus; i++) {
-		int e = pthread_create(&vmm->threads[i], NULL, vcpu_thread, &vmm->vcpus[i]);
-		if (e) {
-			log_error("cannot start vCPU %d thread: %s", i, strerror(e));
-			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
-			break;
-		}
-		vmm->nr_threads = i + 1;
-	}
-	sandbox_enter(SANDBOX_MAIN);
-
-	uint64_t deadline = vmm->cfg.timeout_ms ? vmm->times.start + vmm->cfg.timeout_ms * 1000000ULL : 0;
-	for (;;) {
-		struct pollfd p[2 + VMM_DOOR_MAX_FDS] = {
-			{ .fd = vmm->stop_efd, .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-		};
-		int napi = vmm->door_open ? vmm->door.pollfds(vmm->door.ctx, p + 2, VMM_DOOR_MAX_FDS) : 0;
-		int wait_ms = vmm->door_open ? vmm->door.timeout_ms(vmm->door.ctx, stats_now_ns()) : -1;
-		if (vmm->shutdown_deadline) {
-			uint64_t now = stats_now_ns();
-			if (now >= vmm->shutdown_deadline) {
-				char why[160];
-				snprintf(why, sizeof(why),
-					 "the guest did not power off within %g s of the shutdown request; stopping the VM (exit status %d)",
-					 (double)vmm->shutdown_timeout_ms / 1000.0, MV_EXIT_TIMEOUT);
-				vmm_request_stop(vmm, MV_EXIT_TIMEOUT, why);
-				break;
-			}
-			uint64_t left = (vmm->shutdown_deadline - now + 999999) / 1000000;
-			if (wait_ms < 0 || left < (uint64_t)wait_ms)
-				wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
-		}
-		if (deadline) {
-			uint64_t now = stats_now_ns();
-			if (now >= deadline) {
-				char why[128];
-				snprintf(why, sizeof(why),
-					 "--timeout: the guest was still running after %g s; stopping the VM (exit status %d)",
-					 (double)vmm->cfg.timeout_ms / 1000.0, MV_EXIT_TIMEOUT);
-				vmm_request_stop(vmm, MV_EXIT_TIMEOUT, why);
-				break;
-			}
-			uint64_t left = (deadline - now + 999999) / 1000000;
-			if (wait_ms < 0 || left < (uint64_t)wait_ms)
-				wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
-		}
-		if (poll(p, (nfds_t)(2 + napi), wait_ms) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("poll: %s", strerror(errno));
-			vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
-			break;
-		}
-		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				char why[64];
-				snprintf(why, sizeof(why), "received %s, stopping the VM",
-					 strsignal((int)si.ssi_signo));
-				vmm_request_stop(vmm, 128 + (int)si.ssi_signo, why);
-			}
-		}
-		/* The control API: its routes run here, on the main thread (vmm/api/control.h). */
-		if (vmm->door_open)
-			vmm->door.process(vmm->door.ctx, p + 2, napi, stats_now_ns());
-		if (atomic_load(&vmm->stop_requested))
-			break;
-	}
-	/* Stopping may wait on the host (disk writes, a stalled stdout): a second signal ends it. */
-	struct sigwatch sw;
-	if (sigwatch_start(&sw, sfd, restore_terminal, vmm) < 0)
-		log_debug("%s", err_msg());
-	stop_vcpus(vmm);
-	/* No vCPU can add requests now: finish those in flight, sync the images, log the NIC counters. */
-	vdevs_stop(&vmm->vdevs);
-	console_stop(&vmm->console);
-	sigwatch_stop(&sw);
-	close(sfd);
-	report_stats(vmm);
-	return vmm->exit_status;
 }
 
 void vmm_destroy(struct vmm *vmm)

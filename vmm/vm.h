@@ -25,6 +25,12 @@
 struct pollfd;
 struct vmm;
 
+/* What a vCPU thread runs on: its VM and its vCPU. */
+struct vcpu_thread {
+	struct vmm *vmm;
+	struct vcpu *vcpu;
+};
+
 /*
  * A front door the main loop serves: the control API (vmm/api/control.h).
  * It sits above this layer and plugs in through these calls, all made on
@@ -54,6 +60,7 @@ struct vmm {
 	int nr_vcpus;                       /* created so far */
 	struct vcpu vcpus[MV_MAX_VCPUS];
 	pthread_t threads[MV_MAX_VCPUS];
+	struct vcpu_thread thread_args[MV_MAX_VCPUS];
 	int nr_threads;
 
 	struct bus pio, mmio;

@@ -358,17 +358,10 @@ int config_file_load(const char *path, struct vmm_config *cfg)
 	int fd, ret;
 
 	snprintf(name, sizeof(name), "--config %s", path);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A pipe too (--config /dev/stdin); every failure is a usage error (EINVAL). */
+	fd = open_user_file(path, "a JSON file", true, &st);
 	if (fd < 0)
-		return err_set(EINVAL, "%s: %s", name, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(EINVAL, "%s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = err_set(EINVAL, "%s: is a directory, not a JSON file", name);
-		goto out;
-	}
+		return err_prefix(EINVAL, "%s", name);
 	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_SIZE) {
 		ret = err_set(EINVAL, "%s: larger than %d bytes (%lld): not a VM description", name,
 			      CONFIG_MAX_SIZE, (long long)st.st_size);

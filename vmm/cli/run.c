@@ -42,24 +42,12 @@ void run_image_format(uint8_t *out, const uint8_t *script, size_t len)
 static int read_script(const char *path, uint8_t **data, size_t *len)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+	int fd = open_user_file(path, "a script", false, &st), ret = 0;
 
 	*data = NULL;
 	*len = 0;
 	if (fd < 0)
-		return err_set(errno, "--run %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(errno, "--run %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = err_set(EISDIR, "--run %s: is a directory, not a script", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = err_set(EINVAL, "--run %s: not a regular file", path);
-		goto out;
-	}
+		return err_prefix(-fd, "--run %s", path);
 	if ((uint64_t)st.st_size > RUN_SCRIPT_MAX) {
 		ret = err_set(EFBIG, "--run %s: script is larger than %u MiB", path, RUN_SCRIPT_MAX >> 20);
 		goto out;
