@@ -84,7 +84,7 @@ static void decode_internal(const struct kvm_run *r, struct vm_exit *ex)
 		ex->internal.data[i] = r->internal.data[i];
 }
 
-int vmexit_decode(const void *run, size_t run_size, struct vm_exit *ex)
+int vmexit_decode(void *run, size_t run_size, struct vm_exit *ex)
 {
 	const struct kvm_run *r = run;
 
@@ -112,7 +112,7 @@ int vmexit_decode(const void *run, size_t run_size, struct vm_exit *ex)
 		ex->mmio.addr = r->mmio.phys_addr;
 		ex->mmio.len = r->mmio.len > 8 ? 8 : (uint8_t)r->mmio.len;
 		ex->mmio.write = r->mmio.is_write;
-		ex->mmio.data = (uint8_t *)((struct kvm_run *)run)->mmio.data;
+		ex->mmio.data = ((struct kvm_run *)run)->mmio.data;
 		return 0;
 	case KVM_EXIT_HLT:
 		ex->kind = VMEXIT_HLT;

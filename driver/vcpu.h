@@ -67,7 +67,7 @@ struct vm_exit {
  * the run area are bounds-checked; an I/O exit whose data would lie outside
  * it decodes as VMEXIT_INTERNAL_ERROR. Returns 0.
  */
-int vmexit_decode(const void *run, size_t run_size, struct vm_exit *ex);
+int vmexit_decode(void *run, size_t run_size, struct vm_exit *ex);
 
 /* Short name of an exit kind for logs and statistics. */
 const char *vmexit_kind_name(enum vm_exit_kind kind);

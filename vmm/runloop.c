@@ -219,7 +219,6 @@ int vmm_run(struct vmm *vmm)
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				char why[64];
 				snprintf(why, sizeof(why), "received %s, stopping the VM",
 					 strsignal((int)si.ssi_signo));
 				vmm_request_stop(vmm, 128 + (int)si.ssi_signo, why);

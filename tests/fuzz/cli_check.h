@@ -1,4 +1,4 @@
-/* config_check.h - what fuzz_cli and fuzz_config check in an accepted configuration: every value in range. */
+/* cli_check.h - what fuzz_cli and fuzz_config check in an accepted configuration: every value in range. */
 #ifndef MICROVM_FUZZ_CLI_CHECK_H
 #define MICROVM_FUZZ_CLI_CHECK_H
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "firmware/machine.h"
-#include "config_check.h"
+#include "cli_check.h"
 #include "fuzz.h"
 #include "vmm/cli/cli.h"
 #include "base/err.h"

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config_check.h"
+#include "cli_check.h"
 #include "fuzz.h"
 #include "vmm/cli/cli.h"
 #include "vmm/cli/config_file.h"
@@ -17,7 +17,7 @@
  * arguments separated by '\n' or NUL bytes (as in fuzz_cli). The text goes
  * to config_file_parse() directly, then to a memfd that cli_parse() reads as
  * "microvm --config /proc/self/fd/N ARGS...". An accepted configuration must
- * be one microvm can build (config_check.h), every string it points to must be
+ * be one microvm can build (cli_check.h), every string it points to must be
  * an argument, the default command line or a string cfg owns, relative paths
  * from the file must have the file's directory in front, and config_free() must
  * leave nothing behind (LeakSanitizer). Every error has a message.

@@ -143,21 +143,21 @@ static int list_entry(const char *name, const char *key, struct json_object *o, 
 	}
 	/* In the order of the command line: the path or tap first. */
 	for (int i = 0; keys[i]; i++) {
-		struct json_object *v;
+		struct json_object *val;
 		snprintf(sub, sizeof(sub), "%s.%s", key, keys[i]);
-		if (!json_object_object_get_ex(o, keys[i], &v) || json_object_is_type(v, json_type_null)) {
+		if (!json_object_object_get_ex(o, keys[i], &val) || json_object_is_type(val, json_type_null)) {
 			if (i == 0)
 				return err_set(EINVAL, "%s: %s: missing \"%s\"", name, key, keys[i]);
 			continue;
 		}
 		if (disk && (!strcmp(keys[i], "ro") || !strcmp(keys[i], "direct"))) {
-			if (!json_object_is_type(v, json_type_boolean))
-				return wrong_type(name, sub, v, "true or false");
-			if (json_object_get_boolean(v) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
+			if (!json_object_is_type(val, json_type_boolean))
+				return wrong_type(name, sub, val, "true or false");
+			if (json_object_get_boolean(val) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
 				return ret;
 			continue;
 		}
-		if ((ret = get_string(name, sub, v, &s)) < 0)
+		if ((ret = get_string(name, sub, val, &s)) < 0)
 			return ret;
 		if (i == 0 && disk) {
 			if (strchr(s, ','))

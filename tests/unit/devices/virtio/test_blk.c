@@ -789,12 +789,12 @@ static void test_soak(enum io_engine e)
 			req[k].type = kind < 4 ? VIRTIO_BLK_T_OUT : kind < 7 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_FLUSH;
 			req[k].sector = req[k].type == VIRTIO_BLK_T_FLUSH ? 0 : first;
 			req[k].n = req[k].type == VIRTIO_BLK_T_FLUSH ? 0 : n;
-			uint8_t *data = r.ram + DATA_GPA + 4096 * k;
+			uint8_t *buf = r.ram + DATA_GPA + 4096 * k;
 			if (req[k].type == VIRTIO_BLK_T_OUT)
 				for (uint32_t i = 0; i < n * 512; i++)
-					data[i] = (uint8_t)(soak_rand(&seed) >> 24);
+					buf[i] = (uint8_t)(soak_rand(&seed) >> 24);
 			else
-				memset(data, 0xee, 4096);
+				memset(buf, 0xee, 4096);
 			add_req(&r, k, req[k].type, req[k].sector, req[k].n * 512);
 		}
 		used = (uint16_t)(used + m);
@@ -802,7 +802,7 @@ static void test_soak(enum io_engine e)
 
 		for (int k = 0; k < m; k++) {
 			uint8_t st = r.ram[STATUS_GPA + k];
-			const uint8_t *data = r.ram + DATA_GPA + 4096 * k;
+			const uint8_t *buf = r.ram + DATA_GPA + 4096 * k;
 			bool touches = req[k].n && SOAK_FAIL_SECTOR >= req[k].sector &&
 				       SOAK_FAIL_SECTOR < req[k].sector + req[k].n;
 			cr_assert_eq(st, touches ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
@@ -812,12 +812,12 @@ static void test_soak(enum io_engine e)
 			for (uint32_t i = 0; i < req[k].n; i++) {
 				uint64_t s = req[k].sector + i;
 				if (req[k].type == VIRTIO_BLK_T_OUT && st == VIRTIO_BLK_S_OK) {
-					memcpy(model + s * 512, data + i * 512, 512);
+					memcpy(model + s * 512, buf + i * 512, 512);
 					known[s] = true;
 				} else if (req[k].type == VIRTIO_BLK_T_OUT) {
 					known[s] = false; /* the host may or may not have written it */
 				} else if (req[k].type == VIRTIO_BLK_T_IN && st == VIRTIO_BLK_S_OK && known[s]) {
-					cr_assert(memcmp(model + s * 512, data + i * 512, 512) == 0,
+					cr_assert(memcmp(model + s * 512, buf + i * 512, 512) == 0,
 						  "round %d: sector %llu read back wrong", round, (unsigned long long)s);
 					reads_checked++;
 				}

@@ -168,11 +168,11 @@ Test(cli, disks_in_order_with_options)
 Test(cli, disk_errors)
 {
 	static struct vmm_config cfg;
-	const char *bad[] = { "", ",ro", "a.img,rw", "a.img,id=", "a.img,id=123456789012345678901",
+	char *bad[] = { "", ",ro", "a.img,rw", "a.img,id=", "a.img,id=123456789012345678901",
 			      "a.img,id=a b", "a.img,", "a.img,ro,bogus" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *argv[] = { "microvm", "--kernel", "k", "--disk", (char *)bad[i], NULL };
+		char *argv[] = { "microvm", "--kernel", "k", "--disk", bad[i], NULL };
 		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "--disk '%s' accepted", bad[i]);
 		cr_assert(strstr(err_msg(), "--disk"), "%s", err_msg());
 	}
@@ -260,7 +260,7 @@ Test(cli, net_errors_name_the_value)
 {
 	static struct vmm_config cfg;
 	static const struct {
-		const char *val, *msg;
+		char *val; const char *msg;
 	} bad[] = {
 		{ "", "--net: empty value (use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random])" },
 		{ "tap0", "--net tap0: unknown option 'tap0'" },
@@ -289,7 +289,7 @@ Test(cli, net_errors_name_the_value)
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *argv[] = { "microvm", "--kernel", "k", "--net", (char *)bad[i].val, NULL };
+		char *argv[] = { "microvm", "--kernel", "k", "--net", bad[i].val, NULL };
 		err_clear();
 		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "--net '%s' accepted", bad[i].val);
 		cr_assert_not_null(strstr(err_msg(), bad[i].msg), "--net '%s': got '%s', want '%s'", bad[i].val,
@@ -499,10 +499,10 @@ Test(cli, restore_takes_back_ends_only)
 	cr_assert_str_eq(cfg.disks[0].id, "root");
 	cr_assert_eq(cfg.nr_nics, 1);
 	cr_assert_str_eq(cfg.nics[0].tap, "c1");
-	const char *machine[][2] = { { "--kernel", "k" }, { "--mem", "128M" }, { "--cpus", "2" },
+	char *machine[][2] = { { "--kernel", "k" }, { "--mem", "128M" }, { "--cpus", "2" },
 				     { "--cmdline", "x" }, { "--initrd", "i" }, { "--run", "s.sh" } };
 	for (size_t i = 0; i < sizeof(machine) / sizeof(machine[0]); i++) {
-		char *argv[] = { "microvm", "--restore", "/srv/snap", (char *)machine[i][0], (char *)machine[i][1] };
+		char *argv[] = { "microvm", "--restore", "/srv/snap", machine[i][0], machine[i][1] };
 		err_clear();
 		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "%s with --restore", machine[i][0]);
 		cr_assert(strstr(err_msg(), "the snapshot defines the machine"), "%s", err_msg());
