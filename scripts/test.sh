@@ -21,8 +21,12 @@ fi
 MICROVM_LINUX_GUEST=$(pwd)/build/linux-guest
 export MICROVM_LINUX_GUEST
 
+# The tests need microvm's test hooks (-Dtest_hooks=true, off in what users run: meson_options.txt);
+# build/ may have been set up without them by scripts/setup.sh.
 [ -f build/build.ninja ] || meson setup build
 [ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+meson configure build -Dtest_hooks=true
+meson configure build-asan -Dtest_hooks=true
 
 # The 'linux' suite (two real Linux boots, ~1-2 min each here) runs in both builds:
 # under ASan+UBSan it drives microvm's virtio-blk/net and SMP paths with Linux's own

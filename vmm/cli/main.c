@@ -29,7 +29,12 @@ static int check_run_host(void)
 
 	if ((ret = host_probe(&hp)) < 0)
 		return err_prefix(-ret, "--run: cannot tell whether this host runs guest user programs");
-	if ((ret = run_check_host(&hp, getenv(RUN_TEST_OVERRIDE_ENV), &overridden)) < 0)
+#ifdef MICROVM_TEST_HOOKS
+	const char *override = getenv(RUN_TEST_OVERRIDE_ENV);
+#else
+	const char *override = NULL;
+#endif
+	if ((ret = run_check_host(&hp, override, &overridden)) < 0)
 		return ret;
 	if (overridden)
 		log_warn("%s=1: starting --run although this host cannot run guest user programs "

@@ -593,6 +593,7 @@ Test(ioloop_sync, fd_watch_misuse)
  * simulated by the test hook): an explicit uring is refused with the reason,
  * auto falls back to the sync engine, and --host-info's line says so.
  */
+#ifdef MICROVM_TEST_HOOKS   /* MICROVM_TEST_URING_NO_LOCKDOWN */
 Test(ioloop_uring, no_lockdown_no_uring)
 {
 	struct io_loop *loop;
@@ -614,3 +615,4 @@ Test(ioloop_uring, no_lockdown_no_uring)
 	cr_assert(strstr(line, "not used") && strstr(line, "cannot be locked down"), "%s", line);
 	unsetenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV);
 }
+#endif

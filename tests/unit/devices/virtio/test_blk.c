@@ -665,6 +665,7 @@ Test(blk_device, overlapping_rings_do_not_hang, .timeout = 10)
 	rig_teardown(&r);
 }
 
+#ifdef MICROVM_TEST_HOOKS   /* MICROVM_TEST_BLK_FAIL */
 Test(blk_device, injected_error)
 {
 	struct rig r;
@@ -681,6 +682,7 @@ Test(blk_device, injected_error)
 	cr_assert_eq(r.ram[STATUS_GPA + 2], VIRTIO_BLK_S_IOERR);
 	rig_teardown(&r);
 }
+#endif
 
 /*
  * Host faults under a running device: the disk file truncated behind its
@@ -746,6 +748,7 @@ Test(blk_device_sync, host_faults) { test_host_faults(IO_ENGINE_SYNC); }
  * match the model, only requests touching sector 9 may fail, and at the end,
  * after a flush, the file holds every acknowledged write.
  */
+#ifdef MICROVM_TEST_HOOKS   /* MICROVM_TEST_BLK_FAIL */
 #define SOAK_ROUNDS 6000
 #define SOAK_ZONE 8
 #define SOAK_FAIL_SECTOR 9
@@ -842,3 +845,4 @@ static void test_soak(enum io_engine e)
 
 Test(blk_soak, uring, .timeout = 120) { test_soak(IO_ENGINE_URING); }
 Test(blk_soak, sync, .timeout = 120) { test_soak(IO_ENGINE_SYNC); }
+#endif
