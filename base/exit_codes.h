@@ -17,6 +17,6 @@
 				   * reporting the script's status on the exit-status port */
 #define MV_EXIT_TIMEOUT      124 /* --timeout or a POST /vm/shutdown deadline expired (as coreutils timeout); the VM was stopped cleanly */
 #define MV_EXIT_SECCOMP      159 /* a thread made a system call its seccomp filter forbids (128 + SIGSYS);
-				  * the process stopped at once (vmm/sandbox.h) */
+				  * the process stopped at once (vmm/sandbox/sandbox.h) */
 
 #endif

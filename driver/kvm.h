@@ -4,7 +4,7 @@
 
 /*
  * driver/ is the only code that includes <linux/kvm.h> or issues KVM ioctls.
- * Everything here returns 0 or -errno with err_msg() set (vmm/err.h).
+ * Everything here returns 0 or -errno with err_msg() set (base/err.h).
  */
 
 #include <stdbool.h>

@@ -53,14 +53,14 @@ struct vmm_config {
 	bool cmdline_devices;  /* --cmdline-devices: virtio_mmio.device= on the command line */
 	bool host_info;        /* --host-info: print the host profile and exit (no --kernel needed) */
 	bool no_host_quirks;   /* --no-host-quirks: never add host-specific guest options */
-	bool no_seccomp;       /* --no-seccomp: no per-thread seccomp filters (vmm/sandbox.h) */
+	bool no_seccomp;       /* --no-seccomp: no per-thread seccomp filters (vmm/sandbox/sandbox.h) */
 	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
 	enum stats_mode stats; /* --stats[=text|json] */
-	const char *run;       /* --run SCRIPT (vmm/run.h), NULL: none */
-	const char *user;      /* --user USER[:GROUP] (vmm/privdrop.h), NULL: stay who we are */
-	const char *api_sock;  /* --api-sock PATH (vmm/control.h), NULL: no control API */
+	const char *run;       /* --run SCRIPT (vmm/cli/run.h), NULL: none */
+	const char *user;      /* --user USER[:GROUP] (vmm/sandbox/privdrop.h), NULL: stay who we are */
+	const char *api_sock;  /* --api-sock PATH (vmm/api/control.h), NULL: no control API */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
-	const char *config;    /* --config FILE (vmm/config.h), NULL: none */
+	const char *config;    /* --config FILE (vmm/cli/config_file.h), NULL: none */
 	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */
 	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus or --run given */
 	int nr_owned;          /* strings from the --config file that the pointers above use */

@@ -144,7 +144,7 @@ int vmm_run(struct vmm *vmm)
 	/* A closed stdout must not kill the VMM; writes then fail with EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Every thread started from here on confines itself (vmm/sandbox.h). */
+	/* Every thread started from here on confines itself (vmm/sandbox/sandbox.h). */
 	if (vmm->cfg.no_seccomp) {
 		log_debug("seccomp: off (--no-seccomp)");
 	} else if (sandbox_prepare(vmm->door_open, restore_terminal, vmm) < 0) {

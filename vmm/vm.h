@@ -111,7 +111,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
  * Run until the guest ends the VM, a fatal error, SIGINT/SIGTERM, the
  * console quit key or --timeout. With --stats, print the boot milestones and
  * exit counters to stderr at the end. Returns the process exit status
- * (vmm/exit_codes.h).
+ * (base/exit_codes.h).
  */
 int vmm_run(struct vmm *vmm);
 

@@ -70,7 +70,7 @@ struct virtio_net_config {
 _Static_assert(sizeof(struct virtio_net_config) == 24, "virtio_net_config layout");
 
 /*
- * The host side of one interface, set up by the caller (vmm/tap.c for a
+ * The host side of one interface, set up by the caller (io/tap.c for a
  * tap): a non-blocking fd with packet semantics (one read = one frame, one
  * write = one frame) that carries a 12-byte virtio_net_hdr_v1 in front of
  * every frame (tap: IFF_VNET_HDR + TUNSETVNETHDRSZ 12; unit tests: an

@@ -1,4 +1,4 @@
-/* fake_ioloop.h - a single-threaded stand-in for vmm/ioloop.c, so the device harnesses are deterministic: the harness is the I/O thread. */
+/* fake_ioloop.h - a single-threaded stand-in for io/loop.c, so the device harnesses are deterministic: the harness is the I/O thread. */
 #ifndef MICROVM_FUZZ_FAKE_IOLOOP_H
 #define MICROVM_FUZZ_FAKE_IOLOOP_H
 
@@ -10,9 +10,9 @@
 #define FAKE_MAX_PENDING 1024
 
 /*
- * Implements the part of vmm/ioloop.h the devices use (io_loop_submit,
+ * Implements the part of io/ioloop.h the devices use (io_loop_submit,
  * io_loop_call, io_loop_watch_fd, io_loop_arm); a harness links this file
- * instead of vmm/ioloop.c. Nothing happens behind the harness's back:
+ * instead of io/loop.c. Nothing happens behind the harness's back:
  *   - io_loop_submit() queues the request; fake_loop_complete() finishes it;
  *   - io_loop_call() runs fn at once, then completes every queued request
  *     (what the I/O thread would go on doing while a vCPU waits in a reset);

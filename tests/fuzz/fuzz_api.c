@@ -1,4 +1,4 @@
-/* fuzz_api.c - libFuzzer harness: the control API's HTTP transport (vmm/api.c on libhttp-parser) and what it hands a route. */
+/* fuzz_api.c - libFuzzer harness: the control API's HTTP transport (vmm/api/http.c on libhttp-parser) and what it hands a route. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* fuzz_config.c - libFuzzer harness: --config FILE (vmm/config.c on json-c) and how the command line goes over it. */
+/* fuzz_config.c - libFuzzer harness: --config FILE (vmm/cli/config_file.c on json-c) and how the command line goes over it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "guest"))
 from run import NetNs, kvm_usable, netns_missing  # noqa: E402  (tests/guest/run.py)
 from api_test import call as api_call  # noqa: E402  (tests/guest/api_test.py: one request on the API socket)
 
-EXIT_PVPANIC = 122         # vmm/exit_codes.h MV_EXIT_GUEST_PANIC
+EXIT_PVPANIC = 122         # base/exit_codes.h MV_EXIT_GUEST_PANIC
 EXIT_SIGTERM = 128 + signal.SIGTERM
 SPIN_FAULT = "5350494e000"  # tests/linux/spin.c SPIN_FAULT_ADDR
 HOST_IP, GUEST_IP = "192.0.2.1", "192.0.2.2"   # TEST-NET-1 (RFC 5737) only

@@ -6,7 +6,7 @@
  * and served from the owner's poll loop (api_pollfds / api_process), so a
  * client that sends slowly, sends too much or never reads its answer costs
  * one slot and is dropped at its deadline; it cannot stall the VM or
- * another client. What the routes mean is up to the handler (vmm/control.c).
+ * another client. What the routes mean is up to the handler (vmm/api/control.c).
  */
 #ifndef MICROVM_API_H
 #define MICROVM_API_H

@@ -72,10 +72,10 @@ static const int main_extra[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(close), SCMP_SYS(fdatasync), SCMP_SYS(fsync),
 	SCMP_SYS(set_robust_list), SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek),
 	SCMP_SYS(io_uring_enter),
-	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sigwatch.h) */
+	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sandbox/sigwatch.h) */
 };
 /*
- * The main thread with the control API (vmm/api.h): connections, answers, the socket file at
+ * The main thread with the control API (vmm/api/http.h): connections, answers, the socket file at
  * exit; and POST /vm/snapshot (vmm/snapshot.h): the directory, its files, the KVM state below.
  */
 static const int api_extra[] = {

@@ -185,7 +185,7 @@ Test(sandbox, vcpu_ioctls_are_checked_by_request)
 
 /*
  * The sanitizer build lets its runtime open, map and clone what it needs for reports and the
- * leak check (vmm/sandbox.c), so only the plain build checks these.
+ * leak check (vmm/sandbox/sandbox.c), so only the plain build checks these.
  */
 #ifndef SANITIZED
 static int exec_mapping(void)
