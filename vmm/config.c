@@ -356,13 +356,3 @@ int config_check(const struct vmm_config *cfg)
 			       cfg->run, CFG_MAX_DISKS - 1);
 	return 0;
 }
-
-bool cmdline_has_word(const char *s, const char *word, bool prefix)
-{
-	size_t n = strlen(word);
-
-	for (const char *p = s; (p = strstr(p, word)); p++)
-		if ((p == s || p[-1] == ' ') && (prefix || p[n] == '\0' || p[n] == ' '))
-			return true;
-	return false;
-}

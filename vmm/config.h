@@ -57,6 +57,7 @@ struct vmm_config {
 	uint64_t timeout_ms;   /* --timeout: 0 none; else stop the VM (exit 124) this long after start */
 	enum stats_mode stats; /* --stats[=text|json] */
 	const char *run;       /* --run SCRIPT (vmm/cli/run.h), NULL: none */
+	char run_dev[16];      /* --run: the script's disk, "/dev/vdX" (run_prepare()); "": none */
 	const char *user;      /* --user USER[:GROUP] (vmm/sandbox/privdrop.h), NULL: stay who we are */
 	const char *api_sock;  /* --api-sock PATH (vmm/api/control.h), NULL: no control API */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
@@ -99,12 +100,6 @@ int config_check(const struct vmm_config *cfg);
 
 /* Free what cfg owns (the --config file's strings); safe after any cli_parse() result. */
 void config_free(struct vmm_config *cfg);
-
-/*
- * Is `word` one of the space-separated words of s (prefix: does one of
- * them start with it, as "key=" does for "key=value")? Pure.
- */
-bool cmdline_has_word(const char *s, const char *word, bool prefix);
 
 /*
  * Parse a --disk value "PATH[,ro][,direct][,id=NAME]" into d. Returns 0 or

@@ -27,26 +27,6 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	return 0;
 }
 
-static int compose_cmdline(struct vdevs *d, const struct vmm_config *cfg, const struct machine *m)
-{
-	bool add = cfg->cmdline_devices || cmdline_has_word(cfg->cmdline, "acpi=off", false);
-	size_t len = strlen(cfg->cmdline) + 1, used;
-
-	if (add)
-		len += (size_t)m->nr_mmio_devs * 64;
-	d->cmdline = malloc(len);
-	if (!d->cmdline)
-		return err_set(ENOMEM, "out of memory");
-	used = (size_t)snprintf(d->cmdline, len, "%s", cfg->cmdline);
-	for (int i = 0; add && i < m->nr_mmio_devs; i++) {
-		const struct mmio_dev *md = &m->mmio_devs[i];
-		used += (size_t)snprintf(d->cmdline + used, len - used, "%svirtio_mmio.device=%lluK@0x%llx:%u",
-					 used ? " " : "", (unsigned long long)(md->size >> 10),
-					 (unsigned long long)md->base, md->irq);
-	}
-	return 0;
-}
-
 int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
 {
 	int ret;
@@ -84,7 +64,7 @@ int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
 		log_info("--net tap=%s: MAC %s%s", nc->tap, mac_format(v->mac, mac),
 			 nc->has_mac ? "" : nc->random_mac ? " (random)" : " (derived from the tap name)");
 	}
-	return compose_cmdline(d, cfg, m);
+	return 0;
 }
 
 /* (io) A queue-notify eventfd fired. */
@@ -267,8 +247,6 @@ void vdevs_destroy(struct vdevs *d)
 		tap_close(&v->tap);
 	}
 	d->nr_nics = 0;
-	free(d->cmdline);
-	d->cmdline = NULL;
 }
 
 int vdevs_count(const struct vdevs *d)

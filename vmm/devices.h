@@ -59,7 +59,6 @@ struct vdevs {
 	struct vnet nics[CFG_MAX_NICS];
 	struct io_loop *loop;          /* NULL without disks and NICs */
 	bool started;                  /* the I/O thread ran: counters are worth logging */
-	char *cmdline;                 /* the kernel command line to use (owned) */
 };
 
 /*
@@ -67,10 +66,10 @@ struct vdevs {
  * empty, size not a multiple of 512, locked by another VM: one clear message),
  * then open (or create) every --net tap (see tap_open()) and pick each MAC,
  * and add one virtio-mmio device per disk, then per NIC, to m, so the
- * firmware tables rendered afterwards describe them (vda.. then eth0..). Then compose the kernel command line
- * (d->cmdline): cfg->cmdline plus, with --cmdline-devices or acpi=off, one
- * virtio_mmio.device=4K@0xBASE:IRQ per device. No KVM needed. Returns 0 or
- * -errno with err_msg(); vdevs_destroy() must be called either way.
+ * firmware tables rendered afterwards describe them (vda.. then eth0..), and
+ * so does the kernel command line (vmm/cmdline.h) with --cmdline-devices or
+ * acpi=off. No KVM needed. Returns 0 or -errno with err_msg();
+ * vdevs_destroy() must be called either way.
  */
 int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m);
 

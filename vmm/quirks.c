@@ -64,29 +64,6 @@ void quirk_format_bytes(const uint8_t *insn, unsigned int len, char *buf, unsign
 		pos += (unsigned int)snprintf(buf + pos, buflen - pos, i ? " %02x" : "%02x", insn[i]);
 }
 
-/* Is `key` (klen bytes, up to '=' or the whole word) the key of some word of cmdline before "--"? */
-static bool cmdline_has_key(const char *cmdline, const char *key, size_t klen)
-{
-	const char *s = cmdline;
-
-	while (*s) {
-		while (*s == ' ' || *s == '\t' || *s == '\n')
-			s++;
-		const char *t = s;
-		while (*s && *s != ' ' && *s != '\t' && *s != '\n')
-			s++;
-		size_t n = (size_t)(s - t);
-		if (n == 2 && !strncmp(t, "--", 2))
-			return false; /* init's arguments from here on */
-		size_t k = 0;
-		while (k < n && t[k] != '=')
-			k++;
-		if (k == klen && n && !strncmp(t, key, klen))
-			return true;
-	}
-	return false;
-}
-
 /* Append "word" (space-separated) to buf of size len; truncation leaves buf a valid string. */
 static void append_word(char *buf, size_t len, const char *word, size_t wlen)
 {
@@ -130,7 +107,7 @@ int quirk_guest_options(const struct host_profile *p, const char *cmdline, char 
 	for (int i = 0; i < n; i++) {
 		const char *eq = strchr(opts[i], '=');
 		size_t klen = eq ? (size_t)(eq - opts[i]) : strlen(opts[i]);
-		if (cmdline_has_key(cmdline, opts[i], klen)) {
+		if (cmdline_has_word(cmdline, opts[i], CMDLINE_KEY)) {
 			append_word(kept, kept_len, opts[i], klen);
 			continue;
 		}
@@ -140,35 +117,6 @@ int quirk_guest_options(const struct host_profile *p, const char *cmdline, char 
 	return count;
 }
 
-char *quirk_insert_options(const char *cmdline, const char *opts)
-{
-	size_t clen = strlen(cmdline), olen = strlen(opts);
-	const char *dd = NULL;
-	char *out;
-
-	/* The first " -- " word (or a leading "-- "): what follows belongs to init. */
-	for (const char *q = cmdline; (q = strstr(q, "--")); q += 2) {
-		if ((q == cmdline || q[-1] == ' ') && (q[2] == '\0' || q[2] == ' ')) {
-			dd = q;
-			break;
-		}
-	}
-	out = malloc(clen + olen + 3);
-	if (!out)
-		return NULL;
-	if (!olen) {
-		memcpy(out, cmdline, clen + 1);
-	} else if (dd) {
-		size_t head = (size_t)(dd - cmdline);
-		while (head && cmdline[head - 1] == ' ')
-			head--;
-		sprintf(out, "%.*s%s%s %s", (int)head, cmdline, head ? " " : "", opts, dd);
-	} else {
-		sprintf(out, "%s%s%s", cmdline, clen ? " " : "", opts);
-	}
-	return out;
-}
-
 bool quirk_is_linux(const void *image, size_t len)
 {
 	static const char banner[] = "Linux version ";
@@ -176,12 +124,13 @@ bool quirk_is_linux(const void *image, size_t len)
 	return image && memmem(image, len, banner, sizeof(banner) - 1) != NULL;
 }
 
-int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_len,
-			      size_t cmdline_max, bool enabled)
+int quirk_apply_guest_options(const struct cmdline_parts *parts, char **cmdline, const void *image,
+			      size_t image_len, size_t cmdline_max, bool enabled)
 {
 	struct host_profile p;
 	char added[256], kept[128];
 	char *next;
+	int ret;
 
 	if (!enabled)
 		return 0;
@@ -208,9 +157,11 @@ int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_le
 				who, kept);
 		return 0;
 	}
-	if (!(next = quirk_insert_options(*cmdline, added)))
-		return err_set(ENOMEM, "kernel command line: out of memory");
-	if (strlen(next) > cmdline_max) {
+	struct cmdline_parts with = *parts;
+	with.host_opts = added;
+	if ((ret = cmdline_compose(&with, cmdline_max, &next)) < 0)
+		return ret;
+	if (ret == 1) {
 		log_warn("%s, but adding %s would make the command line longer than the kernel's %zu "
 			 "bytes; not added", who, added, cmdline_max);
 		free(next);

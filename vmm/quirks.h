@@ -10,6 +10,7 @@
 
 #include "driver/probe.h"
 #include "driver/vcpu.h"
+#include "vmm/cmdline.h"
 
 enum quirk_kind {
 	QUIRK_NONE = 0,
@@ -51,19 +52,14 @@ void quirk_format_bytes(const uint8_t *insn, unsigned int len, char *buf, unsign
  * p: none unless p->probed; with p->emulated_kernel QUIRK_CLEARCPUID, "nopv"
  * and "cryptomgr.notests"; on every probed host "tsc_early_khz=<p->tsc_khz>"
  * (when known: no calibration loop against the PIT), minus
- * every option whose key (the text before '=', or the whole word) the user's
- * cmdline already has before any "--". Pure. Writes the added options,
+ * every option whose key (the text before '=', or the whole word) the
+ * cmdline already has among the kernel's words (before any "--":
+ * cmdline_has_word() with CMDLINE_KEY, vmm/cmdline.h). Pure. Writes the added options,
  * space-separated, to `added` and the keys left to the user to `kept` (both
  * "" when none; truncated to their sizes). Returns how many were added.
  */
 int quirk_guest_options(const struct host_profile *p, const char *cmdline, char *added,
 			size_t added_len, char *kept, size_t kept_len);
-
-/*
- * A new malloc'ed command line: cmdline with opts inserted before a " -- "
- * (the start of init's arguments) or appended. Pure. NULL when out of memory.
- */
-char *quirk_insert_options(const char *cmdline, const char *opts);
 
 /* Tests only: =1 makes quirk_apply_guest_options() treat any kernel as Linux. */
 #define QUIRK_TEST_LINUX_ENV "MICROVM_TEST_ASSUME_LINUX"
@@ -72,14 +68,17 @@ char *quirk_insert_options(const char *cmdline, const char *opts);
 bool quirk_is_linux(const void *image, size_t len);
 
 /*
- * If enabled and the kernel image is Linux (or QUIRK_TEST_LINUX_ENV is 1), probe the host (host_probe) and,
- * when its guest kernel code is emulated, replace *cmdline (malloc'ed, owned
- * by the caller) with one carrying quirk_guest_options(), logging them once
- * at info level. Nothing is added if that would make the command line longer
- * than cmdline_max (a warning says so). Returns 0 or -ENOMEM.
+ * If enabled and the kernel image is Linux (or QUIRK_TEST_LINUX_ENV is 1),
+ * probe the host (host_probe) and, when it has options for the guest
+ * (quirk_guest_options() of *cmdline), replace *cmdline (malloc'ed, owned by
+ * the caller: cmdline_compose() of parts) with cmdline_compose() of parts
+ * plus those options as the host's part, logging them once (info level where
+ * guest kernel code is emulated, else debug). Nothing is added if that would
+ * make the command line longer than cmdline_max (a warning says so).
+ * Returns 0 or -ENOMEM.
  */
-int quirk_apply_guest_options(char **cmdline, const void *image, size_t image_len,
-			      size_t cmdline_max, bool enabled);
+int quirk_apply_guest_options(const struct cmdline_parts *parts, char **cmdline, const void *image,
+			      size_t image_len, size_t cmdline_max, bool enabled);
 
 /*
  * --host-info: probe the host and print its profile, the KVM API version and

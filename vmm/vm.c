@@ -8,6 +8,7 @@
 #include "base/err.h"
 #include "base/exit_codes.h"
 #include "base/log.h"
+#include "vmm/cmdline.h"
 #include "vmm/quirks.h"
 #include "vmm/sandbox/sandbox.h"
 #include "vmm/sandbox/sigwatch.h"
@@ -15,6 +16,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -106,8 +108,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	const struct vmm_config *cfg = &vmm->cfg;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	const char *cmdline = vmm->vdevs.cmdline; /* with virtio_mmio.device= if wanted */
-	struct boot_params_in in = { .cmdline = cmdline };
+	struct boot_params_in in = { 0 };
 	int ret;
 
 	if ((ret = read_input("--kernel", cfg->kernel, &data, &len)) < 0)
@@ -121,12 +122,13 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	uint64_t klen = k->load_end - k->load_start;
 	const void *image = gpa_to_host(&vmm->mem, k->load_start, klen);
 	size_t cmax = k->cmdline_max < MV_CMDLINE_MAX - 1 ? k->cmdline_max : MV_CMDLINE_MAX - 1;
-	if ((ret = quirk_apply_guest_options(&vmm->vdevs.cmdline, image, image ? klen : 0, cmax,
+	struct cmdline_parts parts = cmdline_parts(cfg, &vmm->machine);
+	if ((ret = quirk_apply_guest_options(&parts, &vmm->cmdline, image, image ? klen : 0, cmax,
 					     !cfg->no_host_quirks)) < 0)
 		return ret;
-	cmdline = in.cmdline = vmm->vdevs.cmdline;
+	in.cmdline = vmm->cmdline;
 	/* Before the device tree copies the command line: give the precise message. */
-	if ((ret = boot_check_cmdline(k, cmdline)) < 0)
+	if ((ret = boot_check_cmdline(k, in.cmdline)) < 0)
 		return ret;
 
 	if (cfg->initrd) {
@@ -152,7 +154,7 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	uint8_t *fdt = gpa_to_host(&vmm->mem, MV_FDT_GPA, MV_FDT_MAX);
 	if (!fdt)
 		return err_set(EFAULT, "FDT area outside guest RAM");
-	n = fdt_build(&vmm->machine, cmdline, fdt + 16, MV_FDT_MAX - 16);
+	n = fdt_build(&vmm->machine, in.cmdline, fdt + 16, MV_FDT_MAX - 16);
 	if (n < 0)
 		return (int)n;
 	in.fdt_gpa = MV_FDT_GPA;
@@ -375,6 +377,10 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 	/* Disks and NICs join the machine before the firmware tables describe it; taps open before /dev/kvm. */
 	if ((ret = vdevs_open(&vmm->vdevs, cfg, &vmm->machine)) < 0)
 		return ret;
+	/* The guest's command line, with the devices' words; the host's options need the kernel (load_guest()). */
+	struct cmdline_parts parts = cmdline_parts(cfg, &vmm->machine);
+	if ((ret = cmdline_compose(&parts, SIZE_MAX, &vmm->cmdline)) < 0)
+		return ret;
 	/* The socket too, so a path in use is reported the same on any host; requests are served once vmm_run() starts. */
 	if (cfg->api_sock && door && door->ctx) {
 		/* Closed by vmm_destroy() whether or not the open succeeds. */
@@ -468,6 +474,8 @@ void vmm_destroy(struct vmm *vmm)
 		vcpu_destroy(&vmm->vcpus[i]);
 	vmm->nr_vcpus = 0;
 	vdevs_destroy(&vmm->vdevs);
+	free(vmm->cmdline);
+	vmm->cmdline = NULL;
 	if (vmm->devices_ready) {
 		serial_destroy(&vmm->serial);
 		sysctl_destroy(&vmm->sysctl);

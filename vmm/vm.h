@@ -72,6 +72,7 @@ struct vmm {
 	bool devices_ready, console_ready;
 	struct exit_env exit_env;
 	struct vdevs vdevs;                 /* disks, virtio devices, the I/O thread */
+	char *cmdline;                      /* the guest's kernel command line (vmm/cmdline.h), owned */
 	struct snapshot snap;               /* --restore: the parsed state file (freed after the build) */
 
 	/* Pause (the control API): vCPU threads park on run_cond while pause_requested. */

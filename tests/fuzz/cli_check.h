@@ -3,11 +3,14 @@
 #define MICROVM_FUZZ_CLI_CHECK_H
 
 #include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "firmware/machine.h"
 #include "fuzz.h"
 #include "vmm/cli/cli.h"
+#include "vmm/cmdline.h"
 
 static inline bool printable_id(const char *s)
 {
@@ -37,12 +40,33 @@ static inline void check_disk(const struct disk_config *d)
 	FZ_CHECK(memchr(d->id, '\0', sizeof(d->id)) && printable_id(d->id));
 }
 
+/*
+ * The guest's command line built from c (vmm/cmdline.h): the user's line
+ * exactly, and with host options added, those among the kernel's words
+ * (before any "--") wherever the user put "--".
+ */
+static inline void check_guest_cmdline(const struct vmm_config *c)
+{
+	struct cmdline_parts p = cmdline_parts(c, NULL);
+	char *s;
+
+	FZ_CHECK(cmdline_compose(&p, SIZE_MAX, &s) == 0);
+	FZ_CHECK(!strcmp(s, c->cmdline));
+	free(s);
+	p.host_opts = "fz.host=1";
+	FZ_CHECK(cmdline_compose(&p, SIZE_MAX, &s) == 0);
+	FZ_CHECK(cmdline_has_word(s, "fz.host", CMDLINE_KEY));
+	free(s);
+}
+
 static inline void check_config(const struct vmm_config *c)
 {
 	FZ_CHECK(c->kernel || c->host_info || c->restore);
 	/* --restore: the snapshot is the machine; no flag that describes one came with it. */
 	FZ_CHECK(!c->restore || (!c->kernel && !c->initrd && !c->run && !c->machine_set && c->restore[0]));
 	FZ_CHECK(c->cmdline);
+	FZ_CHECK(!c->run_dev[0]);   /* set by run_prepare() only, after the command line */
+	check_guest_cmdline(c);
 	FZ_CHECK(c->mem >= MV_MEM_MIN && c->mem <= MV_MEM_MAX && c->mem % (1 << 20) == 0);
 	FZ_CHECK(c->cpus >= 1 && c->cpus <= MV_MAX_VCPUS);
 	FZ_CHECK(c->nr_disks >= 0 && c->nr_disks <= CFG_MAX_DISKS);

@@ -43,7 +43,7 @@ static json_object *config_json(const struct vmm *vmm)
 
 	json_object_object_add(o, "kernel", str_or_null(c->kernel));
 	json_object_object_add(o, "initrd", str_or_null(c->initrd));
-	json_object_object_add(o, "cmdline", str_or_null(vmm->vdevs.cmdline ? vmm->vdevs.cmdline : c->cmdline));
+	json_object_object_add(o, "cmdline", str_or_null(vmm->cmdline ? vmm->cmdline : c->cmdline));
 	put_u64(o, "mem", c->mem);
 	json_object_object_add(o, "cpus", json_object_new_int(c->cpus));
 	for (int i = 0; i < vmm->vdevs.nr_disks; i++) {

@@ -82,7 +82,7 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 			return MV_EXIT_ERROR;
 		}
 		log_info("--run %s: the script is on %s (read-only, id %s), microvm.run=%s on the command line",
-			 cfg->run, run.dev, RUN_DISK_ID, run.dev);
+			 cfg->run, cfg->run_dev, RUN_DISK_ID, cfg->run_dev);
 	}
 	struct vmm_door door = control_door(&control);
 	ret = vmm_build(&vmm, cfg, &door);

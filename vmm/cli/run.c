@@ -2,6 +2,7 @@
 #include "vmm/cli/run.h"
 #include "base/err.h"
 #include "base/readfile.h"
+#include "vmm/cmdline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,9 +90,10 @@ int run_prepare(struct run_disk *r, struct vmm_config *cfg)
 	if (cfg->nr_disks >= CFG_MAX_DISKS)
 		return err_set(EINVAL, "--run %s: needs a disk slot of its own: at most %d --disk with --run",
 			       cfg->run, CFG_MAX_DISKS - 1);
-	if (cmdline_has_word(cfg->cmdline, RUN_CMDLINE_KEY, true))
+	/* Anywhere on the line: init reads it from the whole /proc/cmdline, "--" or not. */
+	if (cmdline_has_word(cfg->cmdline, CMDLINE_RUN_KEY, CMDLINE_PREFIX | CMDLINE_WITH_INIT))
 		return err_set(EINVAL, "--run %s: the command line already has %s (microvm adds it)",
-			       cfg->run, RUN_CMDLINE_KEY);
+			       cfg->run, CMDLINE_RUN_KEY);
 	if ((ret = read_script(cfg->run, &script, &len)) < 0)
 		return ret;
 
@@ -128,18 +130,9 @@ int run_prepare(struct run_disk *r, struct vmm_config *cfg)
 	snprintf(d->path, sizeof(d->path), "%s", r->path);
 	d->ro = true;
 	snprintf(d->id, sizeof(d->id), "%s", RUN_DISK_ID);
-	snprintf(r->dev, sizeof(r->dev), "/dev/vd%c", 'a' + cfg->nr_disks);
+	/* The guest's command line gets microvm.run= from this (vmm/cmdline.h). */
+	snprintf(cfg->run_dev, sizeof(cfg->run_dev), "/dev/vd%c", 'a' + cfg->nr_disks);
 	cfg->nr_disks++;
-
-	size_t clen = strlen(cfg->cmdline) + 1 + strlen(RUN_CMDLINE_KEY) + strlen(r->dev) + 1;
-	r->cmdline = malloc(clen);
-	if (!r->cmdline) {
-		ret = err_set(ENOMEM, "--run: out of memory");
-		goto out;
-	}
-	snprintf(r->cmdline, clen, "%s%s%s%s", cfg->cmdline, *cfg->cmdline ? " " : "", RUN_CMDLINE_KEY,
-		 r->dev);
-	cfg->cmdline = r->cmdline;
 	ret = 0;
 out:
 	if (fd >= 0)
@@ -159,8 +152,6 @@ void run_remove_image(struct run_disk *r)
 void run_cleanup(struct run_disk *r)
 {
 	run_remove_image(r);
-	free(r->cmdline);
-	r->cmdline = NULL;
 }
 
 int run_check_host(const struct host_profile *hp, const char *override, bool *overridden)

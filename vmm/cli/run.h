@@ -17,15 +17,12 @@
  */
 #define RUN_MAGIC       "MICROVM-RUN v1"
 #define RUN_SCRIPT_MAX  (16u << 20)   /* bytes */
-#define RUN_CMDLINE_KEY "microvm.run="
 #define RUN_DISK_ID     "microvm-run"  /* the virtio-blk serial of the run disk */
 /* Tests only: =1 lets --run start where host_probe() says it cannot work, =0 refuses it everywhere. */
 #define RUN_TEST_OVERRIDE_ENV "MICROVM_TEST_RUN_ANYWAY"
 
 struct run_disk {
 	char path[PATH_MAX];   /* the temporary image; "" once removed or never made */
-	char *cmdline;         /* the configured command line + " microvm.run=/dev/vdX" (owned) */
-	char dev[16];          /* "/dev/vdX" */
 };
 
 /* Size of the run disk image for a script of len bytes (a multiple of 512). Pure. */
@@ -40,17 +37,18 @@ void run_image_format(uint8_t *out, const uint8_t *script, size_t len);
 /*
  * For --run: check that cfg->run is a readable regular file of at most
  * RUN_SCRIPT_MAX bytes, write its image to a new file in $TMPDIR (or /tmp),
- * append it to cfg as the last --disk (read-only, id RUN_DISK_ID) and point
- * cfg->cmdline at r->cmdline, which adds microvm.run=/dev/vdX. Returns 0 or
- * -errno with err_msg() ("--run PATH: ..."); run_cleanup() must be called
- * either way.
+ * append it to cfg as the last --disk (read-only, id RUN_DISK_ID) and set
+ * cfg->run_dev to its "/dev/vdX", from which the guest's command line gets
+ * microvm.run=/dev/vdX (vmm/cmdline.h). Refused when cfg->cmdline already has
+ * a microvm.run= word (anywhere, after "--" too). Returns 0 or -errno with
+ * err_msg() ("--run PATH: ..."); run_cleanup() must be called either way.
  */
 int run_prepare(struct run_disk *r, struct vmm_config *cfg);
 
 /* Remove the temporary image (once the VM has it open, the open descriptor keeps it). Idempotent. */
 void run_remove_image(struct run_disk *r);
 
-/* run_remove_image() and free r->cmdline (after the VM is gone). Idempotent. */
+/* Everything run_prepare() left (today the image: run_remove_image()), after the VM is gone. Idempotent. */
 void run_cleanup(struct run_disk *r);
 
 /*

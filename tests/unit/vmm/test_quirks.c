@@ -1,6 +1,5 @@
 /* test_quirks.c - the guest options microvm adds on hosts that emulate guest kernel code (vmm/quirks.c). */
 #include <criterion/criterion.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "vmm/config.h"
@@ -108,37 +107,6 @@ Test(guest_options, small_buffers_stay_strings)
 	cr_assert_eq(quirk_guest_options(&emulated, "nopv", added, sizeof(added), kept, sizeof(kept)), 3);
 	cr_assert_eq(strlen(added), 7);
 	cr_assert_str_eq(kept, "nop");
-}
-
-Test(insert_options, appended)
-{
-	char *s = quirk_insert_options("console=ttyS0", "nopv a=b");
-
-	cr_assert_str_eq(s, "console=ttyS0 nopv a=b");
-	free(s);
-	s = quirk_insert_options("", "nopv");
-	cr_assert_str_eq(s, "nopv");
-	free(s);
-	s = quirk_insert_options("console=ttyS0", "");
-	cr_assert_str_eq(s, "console=ttyS0");
-	free(s);
-}
-
-Test(insert_options, before_init_arguments)
-{
-	char *s = quirk_insert_options("console=ttyS0 -- single x=1", "nopv");
-
-	cr_assert_str_eq(s, "console=ttyS0 nopv -- single x=1");
-	free(s);
-	s = quirk_insert_options("-- single", "nopv");
-	cr_assert_str_eq(s, "nopv -- single");
-	free(s);
-	s = quirk_insert_options("a --b -- c", "nopv");
-	cr_assert_str_eq(s, "a --b nopv -- c");
-	free(s);
-	s = quirk_insert_options("a --", "nopv");
-	cr_assert_str_eq(s, "a nopv --");
-	free(s);
 }
 
 Test(is_linux, banner)

@@ -474,18 +474,6 @@ Test(cli, help_mentions_runs_and_exit_codes)
 		cr_assert_not_null(strstr(buf, words[i]), "help lacks %s", words[i]);
 }
 
-Test(cli, cmdline_has_word)
-{
-	cr_assert(cmdline_has_word("acpi=off", "acpi=off", false));
-	cr_assert(cmdline_has_word("console=ttyS0 acpi=off quiet", "acpi=off", false));
-	cr_assert(!cmdline_has_word("xacpi=off", "acpi=off", false), "inside a word");
-	cr_assert(!cmdline_has_word("acpi=offline", "acpi=off", false), "a longer word");
-	cr_assert(cmdline_has_word("acpi=offline", "acpi=off", true), "prefix");
-	cr_assert(cmdline_has_word("a microvm.run=/dev/vdb", "microvm.run=", true));
-	cr_assert(!cmdline_has_word("a xmicrovm.run=/dev/vdb", "microvm.run=", true));
-	cr_assert(!cmdline_has_word("", "acpi=off", false));
-}
-
 /* --restore: --disk and --net name the restored VM's back ends; what describes a machine is refused. */
 Test(cli, restore_takes_back_ends_only)
 {

@@ -1,12 +1,14 @@
 /* test_run.c - the --run disk image, its temporary file and command-line key, and the host check. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/cmdline.h"
 #include "vmm/config.h"
 #include "base/err.h"
 #include "vmm/cli/run.h"
@@ -79,7 +81,13 @@ Test(run, prepare_adds_a_disk_and_the_key, .init = setup, .fini = teardown)
 	cr_assert_str_eq(cfg.disks[2].path, r.path);
 	cr_assert(cfg.disks[2].ro);
 	cr_assert_str_eq(cfg.disks[2].id, "microvm-run");
-	cr_assert_str_eq(cfg.cmdline, "console=ttyS0 microvm.run=/dev/vdc");
+	cr_assert_str_eq(cfg.run_dev, "/dev/vdc");
+	cr_assert_str_eq(cfg.cmdline, "console=ttyS0", "the user's part stays as given");
+	char *guest_line;
+	struct cmdline_parts parts = cmdline_parts(&cfg, NULL);
+	cr_assert_eq(cmdline_compose(&parts, SIZE_MAX, &guest_line), 0);
+	cr_assert_str_eq(guest_line, "console=ttyS0 microvm.run=/dev/vdc");
+	free(guest_line);
 	cr_assert_eq(strncmp(r.path, tmpdir, strlen(tmpdir)), 0, "made in $TMPDIR: %s", r.path);
 	cr_assert_eq(stat(r.path, &st), 0);
 	cr_assert_eq(st.st_size, 512);
@@ -108,7 +116,12 @@ Test(run, prepare_empty_cmdline, .init = setup, .fini = teardown)
 	write_text(script, "");
 	cfg.run = script;
 	cr_assert_eq(run_prepare(&r, &cfg), 0, "%s", err_msg());
-	cr_assert_str_eq(cfg.cmdline, "microvm.run=/dev/vda");
+	cr_assert_str_eq(cfg.run_dev, "/dev/vda");
+	char *line;
+	struct cmdline_parts parts = cmdline_parts(&cfg, NULL);
+	cr_assert_eq(cmdline_compose(&parts, SIZE_MAX, &line), 0);
+	cr_assert_str_eq(line, "microvm.run=/dev/vda");
+	free(line);
 	run_cleanup(&r);
 }
 
@@ -136,6 +149,12 @@ Test(run, prepare_errors, .init = setup, .fini = teardown)
 	cr_assert_eq(run_prepare(&r, &cfg), -EINVAL);
 	cr_assert_not_null(strstr(err_msg(), "already has microvm.run="), "%s", err_msg());
 	run_cleanup(&r);
+	/* Among init's words too: init reads microvm.run= from the whole /proc/cmdline. */
+	cfg.cmdline = "console=ttyS0 -- microvm.run=/dev/vda";
+	cr_assert_eq(run_prepare(&r, &cfg), -EINVAL);
+	cr_assert_not_null(strstr(err_msg(), "already has microvm.run="), "%s", err_msg());
+	run_cleanup(&r);
+	cr_assert_str_empty(cfg.run_dev);
 
 	cfg.cmdline = "";
 	cfg.nr_disks = CFG_MAX_DISKS;
