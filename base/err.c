@@ -38,6 +38,18 @@ int err_prefix(int errnum, const char *fmt, ...)
 	return errnum > 0 ? -errnum : errnum;
 }
 
+int err_append(int errnum, const char *fmt, ...)
+{
+	size_t n = strnlen(err_buf, sizeof(err_buf) - 1);
+	va_list ap;
+
+	/* Truncation of a very long message is acceptable. */
+	va_start(ap, fmt);
+	vsnprintf(err_buf + n, sizeof(err_buf) - n, fmt, ap);
+	va_end(ap);
+	return errnum > 0 ? -errnum : errnum;
+}
+
 const char *err_msg(void)
 {
 	return err_buf;

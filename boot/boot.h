@@ -41,27 +41,29 @@ struct boot_kernel {
  *     else PT_LOAD segments at p_paddr, 64-bit entry at e_entry -> BOOT_LINUX64;
  *   - gzip / zstd / xz / LZ4-frame compressed ELF: decompressed, then as ELF.
  * Every segment must lie inside RAM at or above MV_HIGH_MEM_START.
- * name is the file name for error messages. Returns 0 or -errno with err_msg().
+ * Returns 0 or -errno with err_msg() saying what is wrong with the file,
+ * without naming it (the caller prefixes that); -ERANGE means a part of the
+ * kernel lies past the end of guest RAM, so more RAM may help.
  */
-int boot_load_kernel(const struct guest_mem *mem, const char *name,
-		     const uint8_t *data, size_t len, struct boot_kernel *out);
+int boot_load_kernel(const struct guest_mem *mem, const uint8_t *data, size_t len,
+		     struct boot_kernel *out);
 
 /*
  * Place the initrd (data/len) as high as possible, page aligned, ending at or
  * below min(initrd_addr_max + 1, end of low RAM) and above the kernel.
- * Returns 0 and its address in *gpa, or -ENOSPC ("initrd NAME (N MiB) does
- * not fit ...") with err_msg().
+ * Returns 0 and its address in *gpa, or -ENOSPC ("N MiB does not fit: M MiB
+ * free ...", without the file's name: the caller prefixes that) with err_msg().
  */
 int boot_load_initrd(const struct guest_mem *mem, const struct machine *m,
-		     const struct boot_kernel *k, const char *name,
-		     const uint8_t *data, size_t len, uint64_t *gpa);
+		     const struct boot_kernel *k, const uint8_t *data, size_t len, uint64_t *gpa);
 
 /*
  * Check the command line against what the kernel accepts (k->cmdline_max,
- * at most MV_CMDLINE_MAX - 1 bytes): 0, or -E2BIG with "--cmdline is N bytes,
- * the kernel accepts at most M". boot_write_params() does the same check; call
- * this right after boot_load_kernel() so the user gets this message before
- * anything else that embeds the command line (the device tree) fails on it.
+ * at most MV_CMDLINE_MAX - 1 bytes): 0, or -E2BIG with "N bytes, the kernel
+ * accepts at most M" (the caller says what is that long). boot_write_params()
+ * does the same check; call this right after boot_load_kernel() so the user
+ * gets this message before anything else that embeds the command line (the
+ * device tree) fails on it.
  */
 int boot_check_cmdline(const struct boot_kernel *k, const char *cmdline);
 
@@ -76,7 +78,7 @@ struct boot_params_in {
 };
 
 /*
- * Write the command line (checked against k->cmdline_max: -E2BIG "--cmdline is
+ * Write the command line (checked against k->cmdline_max: -E2BIG "command line:
  * N bytes, the kernel accepts at most M"), the identity-mapping page tables
  * (BOOT_LINUX64) and either the Linux zero page (boot_params with the e820
  * map, setup header, cmdline, initrd, acpi_rsdp_addr, setup_data chain) or

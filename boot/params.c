@@ -44,7 +44,7 @@ int boot_check_cmdline(const struct boot_kernel *k, const char *cmdline)
 	if (max > MV_CMDLINE_MAX - 1)
 		max = MV_CMDLINE_MAX - 1;
 	if (n > max)
-		return err_set(E2BIG, "--cmdline is %zu bytes, the kernel accepts at most %llu", n,
+		return err_set(E2BIG, "%zu bytes, the kernel accepts at most %llu", n,
 			       (unsigned long long)max);
 	return 0;
 }
@@ -54,7 +54,7 @@ static int write_cmdline(const struct guest_mem *mem, const struct boot_kernel *
 	int ret = boot_check_cmdline(k, cmdline);
 
 	if (ret < 0)
-		return ret;
+		return err_prefix(ret, "command line");
 	return guest_write(mem, MV_CMDLINE_GPA, cmdline, strlen(cmdline) + 1);
 }
 

@@ -7,8 +7,7 @@
 
 #include "base/err.h"
 
-/* Print a byte count the way the user would have typed it ("1K", "3G", "1000"). */
-static const char *size_str(char *buf, size_t len, uint64_t v)
+const char *machine_size_str(char *buf, size_t len, uint64_t v)
 {
 	static const char suffix[] = "TGMK";
 
@@ -24,19 +23,33 @@ static const char *size_str(char *buf, size_t len, uint64_t v)
 	return buf;
 }
 
+int machine_check_ram(uint64_t ram_size)
+{
+	if (ram_size < MV_MEM_MIN || ram_size > MV_MEM_MAX)
+		return err_set(EINVAL, "must be between %llu MiB and %llu TiB", MV_MEM_MIN >> 20,
+			       MV_MEM_MAX >> 40);
+	if (ram_size % (1ULL << 20))
+		return err_set(EINVAL, "must be a multiple of 1 MiB");
+	return 0;
+}
+
+int machine_check_cpus(int ncpus)
+{
+	if (ncpus < 1 || ncpus > MV_MAX_VCPUS)
+		return err_set(EINVAL, "must be between 1 and %d", MV_MAX_VCPUS);
+	return 0;
+}
+
 int machine_init(struct machine *m, uint64_t ram_size, int ncpus)
 {
 	char s[32];
+	int ret;
 
 	memset(m, 0, sizeof(*m));
-	if (ram_size < MV_MEM_MIN || ram_size > MV_MEM_MAX)
-		return err_set(EINVAL, "--mem %s: must be between %llu MiB and %llu TiB",
-			       size_str(s, sizeof(s), ram_size), MV_MEM_MIN >> 20, MV_MEM_MAX >> 40);
-	if (ram_size % (1ULL << 20))
-		return err_set(EINVAL, "--mem %s: must be a multiple of 1 MiB",
-			       size_str(s, sizeof(s), ram_size));
-	if (ncpus < 1 || ncpus > MV_MAX_VCPUS)
-		return err_set(EINVAL, "--cpus %d: must be between 1 and %d", ncpus, MV_MAX_VCPUS);
+	if ((ret = machine_check_ram(ram_size)) < 0)
+		return err_prefix(ret, "RAM size %s", machine_size_str(s, sizeof(s), ram_size));
+	if ((ret = machine_check_cpus(ncpus)) < 0)
+		return err_prefix(ret, "vCPU count %d", ncpus);
 
 	m->ram_size = ram_size;
 	m->ncpus = ncpus;

@@ -18,6 +18,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- boot structures in low RAM (written by boot/ and firmware/) ---- */
@@ -107,9 +108,25 @@ struct machine {
 
 /*
  * Fill *m for ram_size bytes of RAM (a multiple of 1 MiB, MV_MEM_MIN..MV_MEM_MAX)
- * and ncpus vCPUs (1..MV_MAX_VCPUS). -EINVAL with err_msg() otherwise.
+ * and ncpus vCPUs (1..MV_MAX_VCPUS). -EINVAL with err_msg() otherwise
+ * ("RAM size 1K: must be between 16 MiB and 1 TiB", "vCPU count 0: must be between
+ * 1 and 64"); a caller that knows where a value came from checks it first with
+ * the two functions below and names the source itself.
  */
 int machine_init(struct machine *m, uint64_t ram_size, int ncpus);
+
+/*
+ * 0 if a machine can have ram_size bytes of RAM, else -EINVAL with err_msg()
+ * saying what the size must be ("must be a multiple of 1 MiB"), without the
+ * size itself: the caller prefixes that (machine_size_str() prints it).
+ */
+int machine_check_ram(uint64_t ram_size);
+
+/* The same for a vCPU count: 0, or -EINVAL with "must be between 1 and N". */
+int machine_check_cpus(int ncpus);
+
+/* A byte count the way a user would write it: "1K", "15M", "2T", "1000". Returns buf. */
+const char *machine_size_str(char *buf, size_t len, uint64_t v);
 
 /*
  * Add a virtio-mmio device: assigns the next 4 KiB window from

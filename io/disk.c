@@ -21,9 +21,7 @@ int disk_open(const char *path, bool ro, bool direct, uint64_t *size)
 		if (e == EISDIR)
 			return err_set(e, "is a directory, not a disk image");
 		if (e == EINVAL && direct)
-			return err_set(e, "the file system does not support O_DIRECT (drop ,direct)");
-		if ((e == EACCES || e == EROFS || e == EPERM) && !ro)
-			return err_set(e, "%s (cannot open it for writing; add ,ro for a read-only disk)", strerror(e));
+			return err_set(EOPNOTSUPP, "the file system does not support O_DIRECT");
 		return err_set(e, "%s", strerror(e));
 	}
 	if (fstat(fd, &st) < 0) {

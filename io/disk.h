@@ -15,6 +15,9 @@
  * several VMs may share a read-only image and a writer has it alone. Returns
  * the fd (close-on-exec) with *size in bytes, or -errno with err_msg() saying
  * what is wrong with the file, without naming it: the caller prefixes that.
+ * Failures an option may fix: -EOPNOTSUPP when direct is asked and the file
+ * system has no O_DIRECT; -EACCES, -EROFS or -EPERM only when the open itself
+ * is refused (for writing, unless ro).
  */
 int disk_open(const char *path, bool ro, bool direct, uint64_t *size);
 

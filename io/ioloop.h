@@ -57,8 +57,8 @@ struct io_loop;
  * (started disabled, restricted to the operations above on registered files:
  * part of the sandbox). AUTO tries io_uring and falls back to SYNC with one
  * log line saying why (a warning when io_uring works but cannot be locked
- * down); URING fails with err_msg() if the host forbids io_uring or its
- * lock-down. Returns 0 or -errno.
+ * down); URING fails with err_msg() ("io_uring: ...") if the host forbids
+ * io_uring or its lock-down. Returns 0 or -errno.
  */
 int io_loop_create(struct io_loop **out, enum io_engine want);
 

@@ -238,7 +238,6 @@ int io_loop_create(struct io_loop **out, enum io_engine want)
 	loop->engine = want == IO_ENGINE_SYNC ? IO_ENGINE_SYNC : IO_ENGINE_URING;
 	if (loop->engine == IO_ENGINE_URING && (ret = uring_create(loop)) < 0) {
 		if (want == IO_ENGINE_URING) {
-			err_prefix(-ret, "--io-engine uring");
 			io_loop_destroy(loop);
 			return ret;
 		}

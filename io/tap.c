@@ -1,7 +1,6 @@
 /* tap.c - open or create a tap for virtio-net, with the checks a user needs to hear about before the guest starts (see tap.h). */
 #include "io/tap.h"
 #include "base/err.h"
-#include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,8 +106,8 @@ static int probe_offloads(struct tap *t)
 	if (ok && ioctl(t->fd, TUNSETOFFLOAD, ok | TUN_F_UFO) == 0)
 		ok |= TUN_F_UFO;
 	if (ioctl(t->fd, TUNSETOFFLOAD, 0) < 0)
-		return err_set(errno, "--net tap=%s: cannot turn the tap's offloads off (TUNSETOFFLOAD): %s",
-			       t->name, strerror(errno));
+		return err_set(errno, "cannot turn the tap's offloads off (TUNSETOFFLOAD): %s",
+			       strerror(errno));
 	t->offloads = ok;
 	return 0;
 }
@@ -116,20 +115,20 @@ static int probe_offloads(struct tap *t)
 static int attach_error(int e, const char *name, enum link_kind kind)
 {
 	if (e == EBUSY)
-		return err_set(EBUSY, "--net tap=%s: tap is busy: another process has it open", name);
+		return err_set(EBUSY, "tap is busy: another process has it open");
 	if ((e == EPERM || e == EACCES) && kind == LINK_MISSING)
 		return err_set(EPERM,
-			       "--net tap=%s: no such tap, and creating it needs CAP_NET_ADMIN (create it first: " HOWTO_CREATE ")",
-			       name, name);
+			       "no such tap, and creating it needs CAP_NET_ADMIN (create it first: " HOWTO_CREATE ")",
+			       name);
 	if (e == EPERM || e == EACCES)
 		return err_set(EPERM,
-			       "--net tap=%s: not allowed to attach: the tap belongs to another user or group (recreate it: ip tuntap del dev %s mode tap; " HOWTO_CREATE "; or run as root)",
-			       name, name, name);
+			       "not allowed to attach: the tap belongs to another user or group (recreate it: ip tuntap del dev %s mode tap; " HOWTO_CREATE "; or run as root)",
+			       name, name);
 	if (e == EINVAL && kind == LINK_TAP)
 		return err_set(EINVAL,
-			       "--net tap=%s: cannot attach: the tap is multi_queue, microvm needs a single-queue tap (recreate it: ip tuntap del dev %s mode tap multi_queue; " HOWTO_CREATE ")",
-			       name, name, name);
-	return err_set(e, "--net tap=%s: cannot attach (TUNSETIFF): %s", name, strerror(e));
+			       "cannot attach: the tap is multi_queue, microvm needs a single-queue tap (recreate it: ip tuntap del dev %s mode tap multi_queue; " HOWTO_CREATE ")",
+			       name, name);
+	return err_set(e, "cannot attach (TUNSETIFF): %s", strerror(e));
 }
 
 int tap_open(struct tap *t, const char *name)
@@ -142,28 +141,27 @@ int tap_open(struct tap *t, const char *name)
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
 	if (!*name || strlen(name) > TAP_NAME_MAX)
-		return err_set(EINVAL, "--net tap=%s: not a valid interface name", name);
+		return err_set(EINVAL, "not a valid interface name");
 	snprintf(t->name, sizeof(t->name), "%s", name);
 
 	enum link_kind kind = link_kind(name, driver, sizeof(driver));
 	if (kind == LINK_OTHER)
-		return err_set(ENODEV, "--net tap=%s: %s exists and is not a tap device%s%s%s; pick another name",
-			       name, name, driver[0] ? " (driver " : "", driver, driver[0] ? ")" : "");
+		return err_set(ENODEV, "%s exists and is not a tap device%s%s%s; pick another name",
+			       name, driver[0] ? " (driver " : "", driver, driver[0] ? ")" : "");
 	if (kind == LINK_TUN)
 		return err_set(EINVAL,
-			       "--net tap=%s: %s is a tun device (IP packets), not a tap (Ethernet frames); recreate it: ip tuntap del dev %s mode tun; " HOWTO_CREATE,
-			       name, name, name, name);
+			       "%s is a tun device (IP packets), not a tap (Ethernet frames); recreate it: ip tuntap del dev %s mode tun; " HOWTO_CREATE,
+			       name, name, name);
 
 	t->fd = open(TUN_DEVICE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd < 0) {
 		int e = errno;
-		return err_set(e, "--net tap=%s: " TUN_DEVICE ": %s%s", name, strerror(e),
+		return err_set(e, TUN_DEVICE ": %s%s", strerror(e),
 			       e == ENOENT || e == ENODEV ? " (load the tun module: modprobe tun)" : "");
 	}
 	if (ioctl(t->fd, TUNGETFEATURES, &features) < 0 || !(features & IFF_VNET_HDR)) {
 		ret = err_set(EOPNOTSUPP,
-			      "--net tap=%s: this kernel's tun driver does not support virtio-net headers (IFF_VNET_HDR)",
-			      name);
+			      "this kernel's tun driver does not support virtio-net headers (IFF_VNET_HDR)");
 		goto fail;
 	}
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
@@ -174,8 +172,8 @@ int tap_open(struct tap *t, const char *name)
 	}
 	t->created = kind == LINK_MISSING;
 	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) < 0) {
-		ret = err_set(errno, "--net tap=%s: cannot set the virtio-net header size to %d: %s", name,
-			      hdr, strerror(errno));
+		ret = err_set(errno, "cannot set the virtio-net header size to %d: %s", hdr,
+			      strerror(errno));
 		goto fail;
 	}
 	if ((ret = probe_offloads(t)) < 0)
@@ -185,13 +183,9 @@ int tap_open(struct tap *t, const char *name)
 	if (t->created) {
 		/* We hold CAP_NET_ADMIN (we could create it), so a created tap is usable at once. */
 		if ((ret = link_flags(name, IFF_UP, NULL)) < 0)
-			log_warn("--net tap=%s: created the tap but cannot bring it up: %s", name,
-				 strerror(-ret));
-		log_info("--net tap=%s: created tap %s, up, without an address (it is removed when microvm exits)",
-			 name, name);
+			t->up_error = -ret;
 	} else if (link_flags(name, 0, &flags) == 0 && !(flags & IFF_UP)) {
-		log_warn("--net tap=%s: the tap is down; the guest's frames are dropped until: ip link set %s up",
-			 name, name);
+		t->down = true;
 	}
 	return 0;
 fail:
@@ -213,7 +207,7 @@ int tap_set_offload(void *ctx, unsigned int tun_flags)
 	unsigned int f = tun_flags & t->offloads;
 
 	if (ioctl(t->fd, TUNSETOFFLOAD, f) < 0)
-		return err_set(errno, "--net tap=%s: TUNSETOFFLOAD 0x%x: %s", t->name, f, strerror(errno));
+		return err_set(errno, "tap %s: TUNSETOFFLOAD 0x%x: %s", t->name, f, strerror(errno));
 	return 0;
 }
 

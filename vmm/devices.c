@@ -13,14 +13,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Open one image (io/disk.h); the message names the flag and the file. */
+/* What tap_open() found that the user should hear about, in the words of --net. */
+static void report_tap(const struct tap *t, const struct net_config *nc)
+{
+	if (t->created) {
+		if (t->up_error)
+			log_warn("--net tap=%s: created the tap but cannot bring it up: %s", nc->tap,
+				 strerror(t->up_error));
+		log_info("--net tap=%s: created tap %s, up, without an address (it is removed when microvm exits)",
+			 nc->tap, t->name);
+	} else if (t->down) {
+		log_warn("--net tap=%s: the tap is down; the guest's frames are dropped until: ip link set %s up",
+			 nc->tap, t->name);
+	}
+}
+
+/* Open one image (io/disk.h); the message names the flag and the file, and the option that helps. */
 static int open_disk(struct vdisk *v, const struct disk_config *dc)
 {
 	uint64_t size;
 	int fd = disk_open(dc->path, dc->ro, dc->direct, &size);
 
-	if (fd < 0)
-		return err_prefix(-fd, "--disk %s", dc->path);
+	if (fd < 0) {
+		err_prefix(fd, "--disk %s", dc->path);
+		if (fd == -EOPNOTSUPP && dc->direct)
+			return err_append(fd, " (drop ,direct)");
+		if (!dc->ro && (fd == -EACCES || fd == -EROFS || fd == -EPERM))
+			return err_append(fd, " (cannot open it for writing; add ,ro for a read-only disk)");
+		return fd;
+	}
 	v->cfg = dc;
 	v->fd = fd;
 	v->size = size;
@@ -47,9 +68,10 @@ int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
 		struct vnet *v = &d->nics[i];
 		char mac[18];
 		if ((ret = tap_open(&v->tap, nc->tap)) < 0)
-			return ret;
+			return err_prefix(ret, "--net tap=%s", nc->tap);
 		v->cfg = nc;
 		d->nr_nics = i + 1;
+		report_tap(&v->tap, nc);
 		if (nc->has_mac) {
 			memcpy(v->mac, nc->mac, sizeof(v->mac));
 		} else if (nc->random_mac) {
@@ -177,7 +199,7 @@ int vdevs_create(struct vdevs *d, const struct vmm_config *cfg, const struct mac
 	if (d->nr_disks == 0 && d->nr_nics == 0)
 		return 0;
 	if ((ret = io_loop_create(&d->loop, cfg->io_engine)) < 0)
-		return ret;
+		return cfg->io_engine == IO_ENGINE_URING ? err_prefix(ret, "--io-engine uring") : ret;
 	for (int i = 0; i < d->nr_disks; i++)
 		if ((ret = create_disk(d, &d->disks[i], m, vm, mmio, mem)) < 0)
 			return ret;

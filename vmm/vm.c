@@ -113,10 +113,12 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 
 	if ((ret = read_input("--kernel", cfg->kernel, &data, &len)) < 0)
 		return ret;
-	ret = boot_load_kernel(&vmm->mem, cfg->kernel, data, len, k);
+	ret = boot_load_kernel(&vmm->mem, data, len, k);
 	free(data);
-	if (ret < 0)
-		return ret;
+	if (ret < 0) {
+		err_prefix(ret, "--kernel %s", cfg->kernel);
+		return ret == -ERANGE ? err_append(ret, "; try a larger --mem") : ret;
+	}
 	log_info("%s", k->how);
 	/* A Linux kernel on a host that emulates guest kernel code gets the options it needs there. */
 	uint64_t klen = k->load_end - k->load_start;
@@ -129,16 +131,15 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	in.cmdline = vmm->cmdline;
 	/* Before the device tree copies the command line: give the precise message. */
 	if ((ret = boot_check_cmdline(k, in.cmdline)) < 0)
-		return ret;
+		return err_prefix(ret, "--cmdline");
 
 	if (cfg->initrd) {
 		if ((ret = read_input("--initrd", cfg->initrd, &data, &len)) < 0)
 			return ret;
-		ret = boot_load_initrd(&vmm->mem, &vmm->machine, k, cfg->initrd, data, len,
-				       &in.initrd_gpa);
+		ret = boot_load_initrd(&vmm->mem, &vmm->machine, k, data, len, &in.initrd_gpa);
 		free(data);
 		if (ret < 0)
-			return ret;
+			return err_prefix(ret, "--initrd %s", cfg->initrd);
 		in.initrd_size = len;
 		log_debug("initrd at 0x%llx, %zu bytes", (unsigned long long)in.initrd_gpa, len);
 	}
@@ -372,6 +373,12 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 			return ret;
 		cfg = &vmm->cfg;
 	}
+	/* Named after the flags: a snapshot's values have not been through config.c's checks. */
+	char ram[32];
+	if ((ret = machine_check_ram(cfg->mem)) < 0)
+		return err_prefix(ret, "--mem %s", machine_size_str(ram, sizeof(ram), cfg->mem));
+	if ((ret = machine_check_cpus(cfg->cpus)) < 0)
+		return err_prefix(ret, "--cpus %d", cfg->cpus);
 	if ((ret = machine_init(&vmm->machine, cfg->mem, cfg->cpus)) < 0)
 		return ret;
 	/* Disks and NICs join the machine before the firmware tables describe it; taps open before /dev/kvm. */

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct boot_kernel k;
 	uint64_t initrd_gpa = 0;
 
-	if (boot_load_kernel(&ram.mem, "fuzz", data, size, &k) < 0) {
+	if (boot_load_kernel(&ram.mem, data, size, &k) < 0) {
 		FZ_CHECK(err_msg()[0] != '\0');
 		return 0;
 	}
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(memchr(k.how, '\0', sizeof(k.how)) != NULL && k.how[0]);
 
 	(void)boot_check_cmdline(&k, "console=ttyS0 panic=-1");
-	if (boot_load_initrd(&ram.mem, &mach, &k, "initrd", initrd, INITRD_SIZE, &initrd_gpa) == 0) {
+	if (boot_load_initrd(&ram.mem, &mach, &k, initrd, INITRD_SIZE, &initrd_gpa) == 0) {
 		FZ_CHECK(initrd_gpa % 4096 == 0);
 		FZ_CHECK(initrd_gpa >= k.load_end && initrd_gpa >= MV_HIGH_MEM_START);
 		FZ_CHECK(initrd_gpa + INITRD_SIZE <= RAM_SIZE);

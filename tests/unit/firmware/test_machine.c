@@ -60,14 +60,14 @@ Test(machine, memory_limits)
 
 	err_clear();
 	cr_assert_eq(machine_init(&m, 1024, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 1K: must be between 16 MiB and 1 TiB");
+	cr_assert_str_eq(err_msg(), "RAM size 1K: must be between 16 MiB and 1 TiB");
 	cr_assert_eq(machine_init(&m, 15 * MiB, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 15M: must be between 16 MiB and 1 TiB");
+	cr_assert_str_eq(err_msg(), "RAM size 15M: must be between 16 MiB and 1 TiB");
 	cr_assert_eq(machine_init(&m, 0, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 0: must be between 16 MiB and 1 TiB");
+	cr_assert_str_eq(err_msg(), "RAM size 0: must be between 16 MiB and 1 TiB");
 	cr_assert_eq(machine_init(&m, MV_MEM_MAX + MiB, 1), -EINVAL);
 	cr_assert_eq(machine_init(&m, 2ULL << 40, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 2T: must be between 16 MiB and 1 TiB");
+	cr_assert_str_eq(err_msg(), "RAM size 2T: must be between 16 MiB and 1 TiB");
 }
 
 Test(machine, memory_must_be_whole_mib)
@@ -75,9 +75,9 @@ Test(machine, memory_must_be_whole_mib)
 	struct machine m;
 
 	cr_assert_eq(machine_init(&m, 16 * MiB + 4096, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 16388K: must be a multiple of 1 MiB");
+	cr_assert_str_eq(err_msg(), "RAM size 16388K: must be a multiple of 1 MiB");
 	cr_assert_eq(machine_init(&m, 32 * MiB + 1, 1), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--mem 33554433: must be a multiple of 1 MiB");
+	cr_assert_str_eq(err_msg(), "RAM size 33554433: must be a multiple of 1 MiB");
 }
 
 Test(machine, cpu_limits)
@@ -87,10 +87,36 @@ Test(machine, cpu_limits)
 	cr_assert_eq(machine_init(&m, 256 * MiB, MV_MAX_VCPUS), 0);
 	cr_assert_eq(m.ncpus, MV_MAX_VCPUS);
 	cr_assert_eq(machine_init(&m, 256 * MiB, 0), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--cpus 0: must be between 1 and 64");
+	cr_assert_str_eq(err_msg(), "vCPU count 0: must be between 1 and 64");
 	cr_assert_eq(machine_init(&m, 256 * MiB, 65), -EINVAL);
-	cr_assert_str_eq(err_msg(), "--cpus 65: must be between 1 and 64");
+	cr_assert_str_eq(err_msg(), "vCPU count 65: must be between 1 and 64");
 	cr_assert_eq(machine_init(&m, 256 * MiB, -1), -EINVAL);
+}
+
+/* The checks vmm/vm.c runs first: what is wrong, without the value or a flag (the caller prefixes "--mem 1K"). */
+Test(machine, checks_without_the_value)
+{
+	char s[32];
+
+	cr_assert_eq(machine_check_ram(MV_MEM_MIN), 0);
+	cr_assert_eq(machine_check_ram(MV_MEM_MAX), 0);
+	cr_assert_eq(machine_check_ram(1024), -EINVAL);
+	cr_assert_str_eq(err_msg(), "must be between 16 MiB and 1 TiB");
+	cr_assert_eq(machine_check_ram(16 * MiB + 4096), -EINVAL);
+	cr_assert_str_eq(err_msg(), "must be a multiple of 1 MiB");
+	cr_assert_eq(machine_check_cpus(1), 0);
+	cr_assert_eq(machine_check_cpus(MV_MAX_VCPUS), 0);
+	cr_assert_eq(machine_check_cpus(0), -EINVAL);
+	cr_assert_str_eq(err_msg(), "must be between 1 and 64");
+	cr_assert_eq(machine_check_cpus(MV_MAX_VCPUS + 1), -EINVAL);
+
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 1024), "1K");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 15 * MiB), "15M");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 3 * GiB), "3G");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 2ULL << 40), "2T");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 16 * MiB + 4096), "16388K");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 32 * MiB + 1), "33554433");
+	cr_assert_str_eq(machine_size_str(s, sizeof(s), 0), "0");
 }
 
 Test(machine, mmio_windows_and_pins)

@@ -357,7 +357,8 @@ Test(ioloop, auto_falls_back_when_io_uring_is_forbidden)
 
 	forbid_io_uring();
 	cr_assert_eq(io_loop_create(&l, IO_ENGINE_URING), -EPERM);
-	cr_assert(strstr(err_msg(), "--io-engine uring"), "%s", err_msg());
+	/* What failed, without the flag: vmm/devices.c prefixes "--io-engine uring: ". */
+	cr_assert(!strncmp(err_msg(), "io_uring: ", 10), "%s", err_msg());
 	cr_assert_null(l);
 	cr_assert_eq(io_loop_create(&l, IO_ENGINE_AUTO), 0);
 	cr_assert_eq(io_loop_engine(l), IO_ENGINE_SYNC);

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""flag_messages.py - the error lines microvm prints for bad inputs, as the user sees them.
+
+boot/ and io/ say what is wrong with a file or value; vmm/ puts the flag in
+front ("--kernel PATH: ", "--initrd PATH: ", "--cmdline: ", "--disk PATH: ") and
+adds the hints that name a flag ("; try a larger --mem"). Every case here fails
+before /dev/kvm is opened, so it runs on any host.
+
+  flag_messages.py MICROVM
+
+Stdlib only."""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+
+def elf_at(paddr):
+    """An x86-64 ELF executable with one 16-byte PT_LOAD at physical paddr, entered there."""
+    code = b"\xf4" * 16                                     # hlt
+    ehdr = struct.pack("<4s5B7x2HI3QI6H", b"\x7fELF", 2, 1, 1, 0, 0,
+                       2, 62, 1, paddr, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+    phdr = struct.pack("<2I6Q", 1, 5, 0x1000, paddr, paddr, len(code), len(code), 0x1000)
+    return (ehdr + phdr).ljust(0x1000, b"\0") + code
+
+
+def main(argv):
+    microvm = argv[1]
+    failed = 0
+    with tempfile.TemporaryDirectory() as t:
+        def put(name, data):
+            path = os.path.join(t, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            return path
+
+        text = put("notes.txt", b"This is not a kernel.\n")
+        far = put("far.elf", elf_at(0x4000000))
+        low = put("low.elf", elf_at(0x8000))
+        good = put("k.elf", elf_at(0x200000))
+        big = os.path.join(t, "big.img")
+        with open(big, "wb") as f:
+            f.truncate(32 << 20)
+        folder = os.path.join(t, "dir")
+        os.mkdir(folder)
+
+        # (arguments, the start of the error line after "microvm: error: ")
+        cases = [
+            (["--kernel", text], f"--kernel {text}: not a bzImage or an x86-64 ELF kernel"),
+            (["--kernel", far, "--mem", "16M"],
+             f"--kernel {far}: segment at 0x4000000 (+0x10 bytes) is outside guest RAM (16 MiB); "
+             "try a larger --mem"),
+            (["--kernel", low],
+             f"--kernel {low}: segment at 0x8000 (+0x10 bytes) is below 1 MiB, where microvm keeps "
+             "the boot structures; relink the kernel at or above 0x100000"),
+            (["--kernel", good, "--mem", "16M", "--initrd", big],
+             f"--initrd {big}: 32.00 MiB does not fit: "),
+            (["--kernel", good, "--cmdline", "x" * 70000],
+             "--cmdline: 70000 bytes, the kernel accepts at most 65535"),
+            (["--kernel", good, "--disk", folder], f"--disk {folder}: is a directory, not a disk image"),
+        ]
+        for args, want in cases:
+            p = subprocess.run([microvm] + args, capture_output=True, text=True, timeout=60)
+            errors = [line[len("microvm: error: "):] for line in p.stderr.splitlines()
+                      if line.startswith("microvm: error: ")]
+            shown = " ".join(a if len(a) < 40 else a[:20] + "..." for a in args)
+            if p.returncode != 1 or len(errors) != 1 or not errors[0].startswith(want):
+                print(f"FAIL: microvm {shown}: exit {p.returncode}, want 1 and an error line "
+                      f"starting '{want}'; stderr:\n{p.stderr}")
+                failed += 1
+            else:
+                print(f"ok: microvm {shown}: {errors[0]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
