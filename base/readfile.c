@@ -84,6 +84,41 @@ out:
 	return ret;
 }
 
+/* Read fd to its end into one buffer of size + 1 bytes: -EFBIG if it holds more than size. */
+static int read_exact(int fd, size_t size, uint8_t **data, size_t *len)
+{
+	uint8_t *buf = malloc(size + 1);
+	size_t used = 0;
+
+	if (!buf)
+		return err_set(ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t n = read(fd, buf + used, size + 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			return err_set(e, "read failed: %s", strerror(e));
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > size) {
+			free(buf);
+			return err_set(EIO, "the file grew while being read");
+		}
+	}
+	if (used != size) {
+		free(buf);
+		return err_set(EIO, "read failed: file shrank while reading");
+	}
+	buf[used] = '\0';
+	*data = buf;
+	*len = used;
+	return 0;
+}
+
 int read_user_file(const char *path, const char *what, uint64_t max, uint8_t **data, size_t *len)
 {
 	struct stat st;
@@ -100,16 +135,9 @@ int read_user_file(const char *path, const char *what, uint64_t max, uint8_t **d
 		ret = err_set(EFBIG, "file is larger than %llu %s", (unsigned long long)(max >= (1ULL << 30) ? max >> 30 : max >> 20),
 			      max >= (1ULL << 30) ? "GiB" : "MiB");
 	} else {
-		/* At most the size fstat saw: more means the file grew while being read. */
-		ret = read_whole(fd, (size_t)st.st_size, data, len);
-		if (ret == -EFBIG)
-			ret = err_set(EIO, "the file grew while being read");
-		else if (ret == -ENOMEM)
-			ret = err_set(ENOMEM, "out of memory");
-		else if (ret < 0)
-			ret = err_set(-ret, "read failed: %s", strerror(-ret));
-		else if (*len != (size_t)st.st_size)
-			ret = err_set(EIO, "read failed: file shrank while reading");
+		/* One buffer of the size fstat saw (a kernel or initrd may be large); one byte more
+		 * to see the file grew while being read. */
+		ret = read_exact(fd, (size_t)st.st_size, data, len);
 		if (ret < 0) {
 			free(*data);
 			*data = NULL;

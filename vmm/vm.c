@@ -389,7 +389,9 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 	if ((ret = cmdline_compose(&parts, SIZE_MAX, &vmm->cmdline)) < 0)
 		return ret;
 	/* The socket too, so a path in use is reported the same on any host; requests are served once vmm_run() starts. */
-	if (cfg->api_sock && door && door->ctx) {
+	if (cfg->api_sock && (!door || !door->ctx))
+		return err_set(EINVAL, "--api-sock %s: this program has no control API to serve on it", cfg->api_sock);
+	if (cfg->api_sock) {
 		/* Closed by vmm_destroy() whether or not the open succeeds. */
 		vmm->door = *door;
 		vmm->door_open = true;

@@ -395,6 +395,8 @@ void control_handle(void *ctx, const struct api_request *req, struct api_respons
 
 /* ---- the door vmm_run()'s main loop serves (vmm/vm.h) ---- */
 
+_Static_assert(1 + API_MAX_CLIENTS <= VMM_DOOR_MAX_FDS, "the main loop polls every API fd");
+
 static int door_open(void *ctx, struct vmm *vmm, const char *path)
 {
 	struct control *ctl = ctx;

@@ -1,4 +1,4 @@
-/* config.c - --config FILE: read a JSON file with json-c and apply it through config_set() (see config.h). */
+/* config_file.c - --config FILE: read a JSON file with json-c and apply it through config_set() (see config_file.h). */
 #include "vmm/cli/config_file.h"
 #include "base/err.h"
 #include "base/readfile.h"
