@@ -13,8 +13,10 @@ for --stall seconds is stopped, and the next try runs only the tests that have n
 yet, in fresh VMs, until every test has one or the budget is spent.
 
 Results go to DIR/meson-logs/nested-PART.results (one "NAME RESULT" line per test, the
-result as meson printed it); a test that never got one is listed there as MISSING. The
-exit status is 0 when every test has a result and none failed.
+result as meson printed it); a test that never got one is listed there as MISSING, one
+that a finished meson run left without a result (meson itself failed) as ERROR. A VM
+without /dev/kvm ends the run (every test would skip). The exit status is 0 when every
+test has a result and none failed.
 """
 import argparse
 import os
@@ -44,6 +46,8 @@ PARTS = [
 RESULT = re.compile(r"^\s*\d+/\d+\s+\S+:\S+\s+/\s+(\S+)\s+"
                     r"(OK|FAIL|SKIP|TIMEOUT|EXPECTEDFAIL|UNEXPECTEDPASS|ERROR|INTERRUPT)\s")
 PART_MARK = re.compile(r"^=== nested part (\S+) ===$")
+PART_END = re.compile(r"^=== nested part (\S+) ended: meson status (\d+) ===$")
+NO_KVM = "=== nested: no /dev/kvm in the VM ==="
 GOOD = ("OK", "SKIP", "EXPECTEDFAIL")
 
 
@@ -55,7 +59,8 @@ def list_tests(build, suite_args):
 
 def vm_command(label, share, linux_guest):
     """The shell command one VM runs: a meson run per part with its share of the tests."""
-    lines = []
+    # Without /dev/kvm every test would skip, which would read as a pass: stop instead.
+    lines = [f"[ -c /dev/kvm ] || {{ echo '{NO_KVM}'; exit 1; }}"]
     if linux_guest:
         lines.append(f"export MICROVM_LINUX_GUEST='{linux_guest}'")
     for (name, build, suite_args, env), tests in share:
@@ -65,17 +70,20 @@ def vm_command(label, share, linux_guest):
         lines.append(f"{env} meson test -C {build} --no-rebuild --print-errorlogs --num-processes 2 "
                      f"--timeout-multiplier 3 --logbase nested-{name}-{label} {' '.join(suite_args)} "
                      f"{' '.join(tests)}")
+        lines.append(f"echo \"=== nested part {name} ended: meson status $? ===\"")
     lines.append("echo '=== nested parts done ==='")
     return "\n".join(lines)
 
 
-def run_vm(label, cmd, args, timeout, results, log_path, lock):
-    """One nested VM: prints its lines prefixed with the label, records each test's result."""
+def run_vm(label, cmd, args, timeout, results, ended, log_path, lock):
+    """One nested VM: prints its lines prefixed with the label, records each test's result and
+    the parts whose meson run ended (ended: part -> set of labels). The VM's console (its
+    kernel's messages) goes to LOG.console only, so it cannot split a line read here."""
     argv = ["sh", os.path.join(HERE, "scripts", "nested-kvm"), "--cpus", str(args.cpus),
             "--timeout", str(int(timeout)), "--stall", str(args.stall), "--", "sh", "-c", cmd]
     part = None
-    with open(log_path, "w") as log, \
-            subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    with open(log_path, "w") as log, open(log_path + ".console", "w") as console, \
+            subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=console,
                              text=True, errors="replace") as p:
         for line in p.stdout:
             log.write(line)
@@ -88,6 +96,13 @@ def run_vm(label, cmd, args, timeout, results, log_path, lock):
             if m and part:
                 with lock:
                     results[part][m.group(1)] = m.group(2)
+            m = PART_END.match(line)
+            if m:
+                with lock:
+                    ended.setdefault(m.group(1), set()).add(label)
+            if line == NO_KVM:
+                with lock:
+                    ended.setdefault("no-kvm", set()).add(label)
             with lock:
                 print(f"[{label}] {line}", flush=True)
 
@@ -104,7 +119,20 @@ def main():
     args = ap.parse_args()
 
     parts = [p for p in PARTS if not args.only or p[0] in args.only.split(",")]
-    todo = {p[0]: list_tests(p[1], p[2]) for p in parts}
+    for name, build, _, _ in PARTS:
+        try:
+            os.unlink(os.path.join(HERE, build, "meson-logs", f"nested-{name}.results"))
+        except FileNotFoundError:
+            pass
+    try:
+        todo = {p[0]: list_tests(p[1], p[2]) for p in parts}
+    except (OSError, subprocess.CalledProcessError) as e:
+        # The summary must not read "0 failed": one result that fails says so.
+        print(f"nested-suites: cannot list the tests here: {e}", flush=True)
+        os.makedirs(os.path.join(HERE, "build", "meson-logs"), exist_ok=True)
+        with open(os.path.join(HERE, "build", "meson-logs", "nested-setup.results"), "w") as f:
+            f.write("nested-suites ERROR\n")
+        return 1
     results = {p[0]: {} for p in parts}
     lock = threading.Lock()
     linux_guest = os.environ.get("MICROVM_LINUX_GUEST", "")
@@ -126,15 +154,28 @@ def main():
         vms = max(1, min(args.vms, count))
         shares = [[(p, remaining[p[0]][i::vms]) for p in parts] for i in range(vms)]
         threads = []
+        ended = {}
         for i, share in enumerate(shares):
             label = chr(ord("A") + i)
             log_path = os.path.join(HERE, "build", "meson-logs", f"nested-try{attempt}-{label}.log")
             th = threading.Thread(target=run_vm, args=(label, vm_command(label, share, linux_guest), args,
-                                                       left, results, log_path, lock))
+                                                       left, results, ended, log_path, lock))
             th.start()
             threads.append(th)
         for th in threads:
             th.join()
+        # A VM's meson run of a part that ended without a result for some of its tests (meson
+        # itself failed: a bad build directory, say) will not do better in a fresh VM.
+        for i, share in enumerate(shares):
+            label = chr(ord("A") + i)
+            for (name, _, _, _), tests in share:
+                if label in ended.get(name, ()):
+                    for t in tests:
+                        results[name].setdefault(t, "ERROR")
+        if "no-kvm" in ended:
+            print("nested-suites: the nested VM has no /dev/kvm (kvm_amd did not load): no test can run there",
+                  flush=True)
+            break
 
     failed = missing = 0
     for name, build, _, _ in parts:
