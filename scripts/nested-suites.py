@@ -82,6 +82,7 @@ def run_vm(label, cmd, args, timeout, results, ended, log_path, lock):
     argv = ["sh", os.path.join(HERE, "scripts", "nested-kvm"), "--cpus", str(args.cpus),
             "--timeout", str(int(timeout)), "--stall", str(args.stall), "--", "sh", "-c", cmd]
     part = None
+    done = False
     with open(log_path, "w") as log, open(log_path + ".console", "w") as console, \
             subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=console,
                              text=True, errors="replace") as p:
@@ -105,6 +106,16 @@ def run_vm(label, cmd, args, timeout, results, ended, log_path, lock):
                     ended.setdefault("no-kvm", set()).add(label)
             with lock:
                 print(f"[{label}] {line}", flush=True)
+            if line == "=== nested parts done ===":
+                done = True
+    # nested-kvm's own lines (a stall, the stalled CPUs' registers, its end) and, when the VM
+    # did not get to the end of its command, the last of its console.
+    with open(log_path + ".console", errors="replace") as f:
+        console = f.read().splitlines()
+    tail = [] if done else [c for c in console[-12:] if not c.startswith("nested-kvm:")]
+    with lock:
+        for c in [c for c in console if c.startswith("nested-kvm:")] + tail:
+            print(f"[{label}] console: {c}", flush=True)
 
 
 def main():
