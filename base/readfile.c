@@ -84,8 +84,7 @@ out:
 	return ret;
 }
 
-/* Read fd to its end into one buffer of size + 1 bytes: -EFBIG if it holds more than size. */
-static int read_exact(int fd, size_t size, uint8_t **data, size_t *len)
+int read_exact(int fd, size_t size, uint8_t **data, size_t *len)
 {
 	uint8_t *buf = malloc(size + 1);
 	size_t used = 0;
@@ -138,11 +137,6 @@ int read_user_file(const char *path, const char *what, uint64_t max, uint8_t **d
 		/* One buffer of the size fstat saw (a kernel or initrd may be large); one byte more
 		 * to see the file grew while being read. */
 		ret = read_exact(fd, (size_t)st.st_size, data, len);
-		if (ret < 0) {
-			free(*data);
-			*data = NULL;
-			*len = 0;
-		}
 	}
 	close(fd);
 	return ret;

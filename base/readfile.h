@@ -26,6 +26,14 @@ int open_user_file(const char *path, const char *what, bool any_kind, struct sta
 int read_whole(int fd, size_t max, uint8_t **data, size_t *len);
 
 /*
+ * Read fd, a regular file fstat() found size bytes long, to its end into one
+ * new malloc'ed buffer (NUL-terminated, *len bytes). Fails, with err_msg()
+ * unprefixed, when the file grew or shrank while being read, on a read
+ * error and out of memory; *data is left alone then.
+ */
+int read_exact(int fd, size_t size, uint8_t **data, size_t *len);
+
+/*
  * A regular file the user named, read whole: open_user_file(), then not
  * empty, at most max bytes, and the same size at the end of the read as at
  * its start. Returns 0 with a new malloc'ed *data (NUL-terminated, *len

@@ -5,12 +5,9 @@
 #include "io/disk.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* What tap_open() found that the user should hear about, in the words of --net. */

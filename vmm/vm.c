@@ -15,16 +15,10 @@
 #include "driver/state.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_INPUT_FILE (2ULL << 30)

@@ -53,14 +53,9 @@ static int read_script(const char *path, uint8_t **data, size_t *len)
 		ret = err_set(EFBIG, "--run %s: script is larger than %u MiB", path, RUN_SCRIPT_MAX >> 20);
 		goto out;
 	}
-	/* At most the size fstat saw: more means the file grew while being read. */
-	ret = read_whole(fd, (size_t)st.st_size, data, len);
-	if (ret == -EFBIG)
-		ret = err_set(EIO, "--run %s: the file grew while being read", path);
-	else if (ret == -ENOMEM)
-		ret = err_set(ENOMEM, "--run %s: out of memory", path);
-	else if (ret < 0)
-		ret = err_set(-ret, "--run %s: read failed: %s", path, strerror(-ret));
+	/* Exactly the size fstat saw: a file that grows or shrinks meanwhile is refused. */
+	if ((ret = read_exact(fd, (size_t)st.st_size, data, len)) < 0)
+		ret = err_prefix(ret, "--run %s", path);
 out:
 	close(fd);
 	return ret;
