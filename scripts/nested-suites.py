@@ -48,6 +48,7 @@ RESULT = re.compile(r"^\s*\d+/\d+\s+\S+:\S+\s+/\s+(\S+)\s+"
 PART_MARK = re.compile(r"^=== nested part (\S+) ===$")
 PART_END = re.compile(r"^=== nested part (\S+) ended: meson status (\d+) ===$")
 NO_KVM = "=== nested: no /dev/kvm in the VM ==="
+ALL_DONE = "=== nested parts done ==="
 GOOD = ("OK", "SKIP", "EXPECTEDFAIL")
 
 
@@ -71,7 +72,7 @@ def vm_command(label, share, linux_guest):
                      f"--timeout-multiplier 3 --logbase nested-{name}-{label} {' '.join(suite_args)} "
                      f"{' '.join(tests)}")
         lines.append(f"echo \"=== nested part {name} ended: meson status $? ===\"")
-    lines.append("echo '=== nested parts done ==='")
+    lines.append(f"echo '{ALL_DONE}'")
     return "\n".join(lines)
 
 
@@ -106,7 +107,7 @@ def run_vm(label, cmd, args, timeout, results, ended, log_path, lock):
                     ended.setdefault("no-kvm", set()).add(label)
             with lock:
                 print(f"[{label}] {line}", flush=True)
-            if line == "=== nested parts done ===":
+            if line == ALL_DONE:
                 done = True
     # nested-kvm's own lines (a stall, the stalled CPUs' registers, its end) and, when the VM
     # did not get to the end of its command, the last of its console.
