@@ -19,6 +19,7 @@ without /dev/kvm ends the run (every test would skip). The exit status is 0 when
 test has a result and none failed.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -58,7 +59,7 @@ def list_tests(build, suite_args):
     return [line.split(" / ", 1)[1].strip() for line in out.splitlines() if " / " in line]
 
 
-def vm_command(label, share, linux_guest):
+def vm_command(label, share, linux_guest, attempt):
     """The shell command one VM runs: a meson run per part with its share of the tests."""
     # Without /dev/kvm every test would skip, which would read as a pass: stop instead.
     lines = [f"[ -c /dev/kvm ] || {{ echo '{NO_KVM}'; exit 1; }}"]
@@ -69,7 +70,7 @@ def vm_command(label, share, linux_guest):
             continue
         lines.append(f"echo '=== nested part {name} ==='")
         lines.append(f"{env} meson test -C {build} --no-rebuild --print-errorlogs --num-processes 2 "
-                     f"--timeout-multiplier 3 --logbase nested-{name}-{label} {' '.join(suite_args)} "
+                     f"--timeout-multiplier 3 --logbase nested-{name}-try{attempt}-{label} {' '.join(suite_args)} "
                      f"{' '.join(tests)}")
         lines.append(f"echo \"=== nested part {name} ended: meson status $? ===\"")
     lines.append(f"echo '{ALL_DONE}'")
@@ -119,6 +120,30 @@ def run_vm(label, cmd, args, timeout, results, ended, log_path, lock):
             print(f"[{label}] console: {c}", flush=True)
 
 
+def report_failures(parts, todo, results):
+    """Each failed test again at the end, with the last lines of its output from meson's
+    JSON logs of every VM and try: a CI log shown by its tail must still say what failed."""
+    for name, build, _, _ in parts:
+        bad = [t for t in todo[name] if results[name].get(t, "MISSING") not in GOOD]
+        if not bad:
+            continue
+        logs = os.path.join(HERE, build, "meson-logs")
+        outputs = {}
+        for f in sorted(os.listdir(logs)):
+            if f.startswith(f"nested-{name}-") and f.endswith(".json"):
+                with open(os.path.join(logs, f), errors="replace") as j:
+                    for line in j:
+                        try:
+                            t = json.loads(line)
+                        except ValueError:
+                            continue
+                        outputs[(t.get("name") or "").split(" / ", 1)[-1]] = t.get("stdout") or ""
+        for t in bad:
+            print(f"nested-suites: {results[name].get(t, 'MISSING')}: {name} / {t}", flush=True)
+            for line in outputs.get(t, "(no output recorded)").splitlines()[-40:]:
+                print(f"    {line}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=2880, help="seconds for all tries (default 2880)")
@@ -132,10 +157,10 @@ def main():
 
     parts = [p for p in PARTS if not args.only or p[0] in args.only.split(",")]
     for name, build, _, _ in PARTS:
-        try:
-            os.unlink(os.path.join(HERE, build, "meson-logs", f"nested-{name}.results"))
-        except FileNotFoundError:
-            pass
+        logs = os.path.join(HERE, build, "meson-logs")
+        for f in os.listdir(logs) if os.path.isdir(logs) else []:
+            if f == f"nested-{name}.results" or f.startswith(f"nested-{name}-"):
+                os.unlink(os.path.join(logs, f))
     try:
         todo = {p[0]: list_tests(p[1], p[2]) for p in parts}
     except (OSError, subprocess.CalledProcessError) as e:
@@ -170,7 +195,7 @@ def main():
         for i, share in enumerate(shares):
             label = chr(ord("A") + i)
             log_path = os.path.join(HERE, "build", "meson-logs", f"nested-try{attempt}-{label}.log")
-            th = threading.Thread(target=run_vm, args=(label, vm_command(label, share, linux_guest), args,
+            th = threading.Thread(target=run_vm, args=(label, vm_command(label, share, linux_guest, attempt), args,
                                                        left, results, ended, log_path, lock))
             th.start()
             threads.append(th)
@@ -200,6 +225,7 @@ def main():
                 elif r not in GOOD:
                     failed += 1
     total = sum(len(t) for t in todo.values())
+    report_failures(parts, todo, results)
     print(f"nested-suites: {total} tests, {failed} failed, {missing} without a result, "
           f"{int(time.time() - t0)} s", flush=True)
     return 0 if failed == 0 and missing == 0 else 1

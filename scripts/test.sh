@@ -114,13 +114,14 @@ for build in ("build", "build-asan"):
             for line in open(os.path.join(logs, part)):
                 name, r = line.split()
                 record(build, name, r)
-for r in results.values():
+for (build, name), r in sorted(results.items()):
     if r == "OK":
         passed += 1
     elif r == "SKIP":
         skipped += 1
     else:
         failed += 1
+        print(f"failed: {build} / {name}")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit $status
