@@ -417,24 +417,16 @@ static void kick(struct disk *d, struct ring *r)
  */
 static bool wait_used(struct disk *d, struct ring *r, int idx, int n, const uint32_t *want_len)
 {
-	uint64_t deadline = rdtsc() + WAIT_TSC;
-	bool again = false;
+	struct wait_clock clock;
 	uint32_t done = 0;
 	int got = 0;
 
+	/* The TSC runs on while the VM is paused (a snapshot): its jumps are not counted. */
+	wait_clock_start(&clock, WAIT_USED_TSC);
 	for (uint32_t spins = 0; got < n; spins++) {
 		uint16_t used = *(volatile uint16_t *)&r->used.idx;
 		if (used == d->used_seen) {
-			/*
-			 * The TSC runs on while the VM is paused (a snapshot): a deadline that passed
-			 * gets one more span, so a pause during the wait is not taken for a lost request.
-			 */
-			if (rdtsc() > deadline && !again) {
-				again = true;
-				deadline = rdtsc() + WAIT_TSC;
-				continue;
-			}
-			if (rdtsc() > deadline || spins > WAIT_SPINS) {
+			if (wait_clock_expired(&clock) || spins > WAIT_SPINS) {
 				uint32_t st = rd(d, VM_STATUS);
 				fail(FAIL_BLK_IO, "blk: vd%c: %d of %d requests completed in the bounded wait "
 				     "(used idx %u, device status 0x%x)", 'a' + idx, got, n, used, st);

@@ -124,6 +124,35 @@ static inline uint64_t rdtsc(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
+/*
+ * The clock of a bounded wait that polls memory (a used ring): TSC cycles spent in
+ * the wait, leaving out any step between two reads longer than WAIT_JUMP_TSC or
+ * backwards. Such a step is time the guest did not run: the VM paused (a snapshot
+ * taken meanwhile), its vCPU descheduled on a loaded host, a nested KVM's TSC
+ * adjusted. A lost request is still found, as the wait's own polling keeps counting.
+ */
+#define WAIT_JUMP_TSC 100000000ULL
+struct wait_clock {
+	uint64_t last, spent, limit;
+};
+
+static inline void wait_clock_start(struct wait_clock *c, uint64_t limit)
+{
+	c->last = rdtsc();
+	c->spent = 0;
+	c->limit = limit;
+}
+
+static inline bool wait_clock_expired(struct wait_clock *c)
+{
+	uint64_t now = rdtsc(), step = now - c->last;
+
+	c->last = now;
+	if (step < WAIT_JUMP_TSC)
+		c->spent += step;
+	return c->spent > c->limit;
+}
+
 static inline uint64_t rdmsr(uint32_t msr)
 {
 	uint32_t lo, hi;

@@ -497,12 +497,13 @@ static bool tx_send(int i, uint32_t len, bool split_hdr)
 	n->txq.avail_idx++;
 	publish(n, TXQ, vq, &n->txq);
 
-	uint64_t deadline = rdtsc() + WAIT_TSC;
+	struct wait_clock clock;
+	wait_clock_start(&clock, WAIT_USED_TSC);
 	for (uint32_t spins = 0;; spins++) {
 		uint16_t used = *(volatile uint16_t *)&vq->used.idx;
 		if (used != n->txq.used_seen)
 			break;
-		if (rdtsc() > deadline || spins > WAIT_SPINS) {
+		if (wait_clock_expired(&clock) || spins > WAIT_SPINS) {
 			fail(FAIL_NET_TX, "net: eth%d: a %u-byte frame was not sent in the bounded wait "
 			     "(tx used idx %u, device status 0x%x)", i, len, used, vm_rd(n->base, VM_STATUS));
 			return false;
@@ -715,13 +716,14 @@ static int rx_wait(int i, struct wait_ctx *w)
 {
 	struct nic *n = &nics[i];
 	struct vq *vq = &mem[i].rx;
-	uint64_t deadline = rdtsc() + NET_WAIT_TSC;
+	struct wait_clock clock;
 
+	wait_clock_start(&clock, NET_WAIT_TSC);
 	w->result = 0;
 	for (uint32_t spins = 0; !w->result; spins++) {
 		uint16_t used = *(volatile uint16_t *)&vq->used.idx;
 		if (used == n->rxq.used_seen) {
-			if (rdtsc() > deadline || spins > NET_WAIT_SPINS)
+			if (wait_clock_expired(&clock) || spins > NET_WAIT_SPINS)
 				break;
 			continue;
 		}

@@ -62,6 +62,13 @@ struct desc {
 /* Bounded waits: an upper bound in TSC cycles and in loop iterations, no calibration. */
 #define WAIT_TSC   4000000000ULL
 #define WAIT_SPINS 1000000000u /* a fallback only: 2M spins took tens of ms under TCG */
+/*
+ * The wait for a used buffer (wait_clock: the guest's own running time): long,
+ * as only a lost request should reach it. A FLUSH is an fdatasync on the host;
+ * in the nested KVM, through ext4 on an emulated disk next to other tests'
+ * writes, one took over 3 s (the wait was 4e9 cycles then).
+ */
+#define WAIT_USED_TSC 40000000000ULL
 
 static inline uint32_t vm_rd(uint64_t base, uint32_t reg)
 {
