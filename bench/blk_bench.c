@@ -288,7 +288,7 @@ int main(int argc, char **argv)
 	}
 	if (
 	    (file = io_loop_register_file(b->loop, b->fd)) < 0 ||
-	    blk_create(&b->blk, &disk, b->loop, file) < 0 ||
+	    blk_create(&b->blk, &disk, &(struct disk_backend){ .loop = b->loop, .file = file }) < 0 ||
 	    vdrv_init(&b->d, blk_virtio_dev(b->blk), b->loop, ram) < 0 ||
 	    io_loop_start(b->loop) < 0 ||
 	    vdrv_start(&b->d, 1ULL << VIRTIO_BLK_F_FLUSH, 1) < 0) {

@@ -73,6 +73,7 @@ static const int main_extra[] = {
 	SCMP_SYS(set_robust_list), SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek),
 	SCMP_SYS(io_uring_enter),
 	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sandbox/sigwatch.h) */
+	SCMP_SYS(pwrite64),     /* an overlay's allocation bitmap, at exit (io/overlay.h overlay_sync) */
 };
 /*
  * The main thread with the control API (vmm/api/http.h): connections, answers, the socket file at
