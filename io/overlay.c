@@ -252,6 +252,9 @@ static int load(struct overlay *o, uint64_t base_size)
 		return err_set(errno, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return err_set(EINVAL, "the overlay is not a regular file");
+	int fl = fcntl(o->fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(o->fd, F_SETFL, fl & ~O_NONBLOCK);
 	size_t got = (uint64_t)st.st_size < sizeof(area) ? (size_t)st.st_size : sizeof(area);
 	if ((ret = full_pread(o->fd, area, got, 0)) < 0)
 		return err_set(-ret, "cannot read the overlay header: %s", strerror(-ret));
@@ -268,7 +271,7 @@ static int load(struct overlay *o, uint64_t base_size)
 }
 
 int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uint64_t base_size,
-		 bool *created)
+		 bool must_create, bool *created)
 {
 	struct overlay *o;
 	int ret;
@@ -281,13 +284,14 @@ int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uin
 	if (!(o = calloc(1, sizeof(*o))))
 		return err_set(ENOMEM, "out of memory");
 	o->fd = -1;
-	if (path)
-		o->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (path && o->fd < 0 && errno == ELOOP) {
+	if (path && !must_create)   /* O_NONBLOCK: a FIFO in its place must not hang us (load() refuses it) */
+		o->fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	bool tried = path && !must_create;
+	if (tried && o->fd < 0 && errno == ELOOP) {
 		ret = err_set(ELOOP, "the overlay is a symbolic link (refused)");
 		goto fail;
 	}
-	if (path && o->fd < 0 && errno != ENOENT) {
+	if (tried && o->fd < 0 && errno != ENOENT) {
 		ret = err_set(errno, "%s", strerror(errno));
 		goto fail;
 	}
@@ -345,54 +349,42 @@ static int copy_sparse(int src_fd, int dst_fd, uint64_t len)
 	return 0;
 }
 
-int overlay_open_copy(struct overlay **out, const char *path, const char *tmpdir, const char *src,
+int overlay_open_copy(struct overlay **out, const char *path, const char *tmpdir, int src_fd,
 		      uint64_t base_size)
 {
-	struct overlay *saved;
-	int ret;
+	struct overlay saved = { .fd = src_fd };
+	struct stat st;
+	int ret, fd;
 
 	*out = NULL;
-	if (!src)
-		return err_set(EINVAL, "no saved overlay to copy");
 	/* The saved layer must itself be a valid overlay for this base. */
-	int sfd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
-		return err_set(errno, "saved overlay %s: %s", src, strerror(errno));
-	if (!(saved = calloc(1, sizeof(*saved)))) {
-		close(sfd);
-		return err_set(ENOMEM, "out of memory");
-	}
-	saved->fd = sfd;
-	if ((ret = load(saved, base_size)) < 0) {
-		err_prefix(-ret, "saved overlay %s", src);
-		overlay_close(saved);
-		return ret;
-	}
-	struct stat st;
-	if (fstat(sfd, &st) < 0) {
-		ret = err_set(errno, "%s", strerror(errno));
-		overlay_close(saved);
-		return ret;
-	}
+	ret = load(&saved, base_size);
+	free(saved.bitmap);
+	free(saved.busy);
+	free(saved.dirty);
+	if (ret < 0)
+		return err_prefix(-ret, "the snapshot's saved overlay");
+	if (fstat(src_fd, &st) < 0)
+		return err_set(errno, "the snapshot's saved overlay: %s", strerror(errno));
 	/* path must not exist (O_EXCL); NULL: a throw-away file in tmpdir. */
-	int fd = create_file(path, tmpdir);
-	if (fd < 0) {
-		overlay_close(saved);
+	if ((fd = create_file(path, tmpdir)) < 0)
 		return fd;
-	}
-	ret = copy_sparse(sfd, fd, (uint64_t)st.st_size);
-	if (ret == 0 && path && (fsync(fd) < 0 || sync_dir_of(path) < 0))
+	ret = copy_sparse(src_fd, fd, (uint64_t)st.st_size);
+	if (ret == 0 && path && fsync(fd) < 0)
 		ret = -errno;
-	overlay_close(saved);
+	if (ret == 0 && path)
+		ret = sync_dir_of(path);
 	if (ret < 0) {
 		close(fd);
 		if (path)
 			unlink(path);
-		return err_set(-ret, "cannot copy the saved overlay %s: %s", src, strerror(-ret));
+		return err_set(-ret, "cannot copy the snapshot's saved overlay: %s", strerror(-ret));
 	}
 	struct overlay *o = calloc(1, sizeof(*o));
 	if (!o) {
 		close(fd);
+		if (path)
+			unlink(path);
 		return err_set(ENOMEM, "out of memory");
 	}
 	o->fd = fd;
@@ -443,22 +435,15 @@ int overlay_sync(struct overlay *o)
 	return 0;
 }
 
-int overlay_save(const struct overlay *o, const char *dst)
+int overlay_save(const struct overlay *o, int dst_fd)
 {
 	struct stat st;
 	int ret;
 
 	if (fstat(o->fd, &st) < 0)
 		return err_set(errno, "%s", strerror(errno));
-	int fd = create_file(dst, NULL);
-	if (fd < 0)
-		return fd;
-	if ((ret = copy_sparse(o->fd, fd, (uint64_t)st.st_size)) < 0 || (fsync(fd) < 0 && (ret = -errno))) {
-		close(fd);
-		unlink(dst);
+	if ((ret = copy_sparse(o->fd, dst_fd, (uint64_t)st.st_size)) < 0 || (fsync(dst_fd) < 0 && (ret = -errno)))
 		return err_set(-ret, "copying the overlay: %s", strerror(-ret));
-	}
-	close(fd);
 	return 0;
 }
 

@@ -72,18 +72,20 @@ struct overlay;
  * throw-away overlay, an unnamed file in tmpdir (O_TMPFILE; or a private
  * name unlinked at once) that vanishes when closed, even on SIGKILL.
  * exclusive lock (flock) either way; *created says whether a file was made.
+ * must_create: an existing file at path is refused (EEXIST), never opened.
  * Returns 0, or -errno with err_msg() (without the path: the caller adds it).
  */
 int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uint64_t base_size,
-		 bool *created);
+		 bool must_create, bool *created);
 
 /*
  * Open a fresh overlay at path (NULL: throw-away in tmpdir) as a copy of the
- * overlay file at src (a snapshot's saved layer, already checked against
- * base_size when opened here): path must not exist. The copy keeps holes.
- * Returns 0 or -errno with err_msg().
+ * overlay file open at src_fd (a snapshot's saved layer, checked here
+ * against base_size; the fd stays the caller's): path must not exist. The
+ * copy keeps holes and is durable before this returns. Returns 0 or -errno
+ * with err_msg().
  */
-int overlay_open_copy(struct overlay **out, const char *path, const char *tmpdir, const char *src,
+int overlay_open_copy(struct overlay **out, const char *path, const char *tmpdir, int src_fd,
 		      uint64_t base_size);
 
 /* The overlay file's fd (to register with the I/O loop and for overlay_save()). */
@@ -119,11 +121,12 @@ int overlay_submit(struct overlay *o, struct io_request *req);
 int overlay_sync(struct overlay *o);
 
 /*
- * With o synced (a snapshot's frozen disk): copy the overlay file into a new
- * file dst (O_EXCL | O_NOFOLLOW, 0600), keeping holes, and fsync it. Returns
- * 0 or -errno with err_msg().
+ * With o flushed and no request in flight (a snapshot's frozen disk): copy
+ * the overlay file into the empty file dst_fd, keeping holes
+ * (SEEK_DATA/SEEK_HOLE + copy_file_range), and fsync it. Returns 0 or
+ * -errno with err_msg().
  */
-int overlay_save(const struct overlay *o, const char *dst);
+int overlay_save(const struct overlay *o, int dst_fd);
 
 /* Clusters allocated (for tests and logs). */
 uint64_t overlay_allocated(const struct overlay *o);

@@ -24,6 +24,9 @@ struct disk_config {
 	bool direct;           /* O_DIRECT */
 	bool overlay;          /* path is a read-only base; writes go to a copy-on-write overlay (io/overlay.h) */
 	char overlay_path[PATH_MAX]; /* overlay=FILE; "" with overlay: a throw-away overlay */
+	bool overlay_fresh;    /* --restore: overlay_path must not exist yet (a new overlay per clone) */
+	bool has_overlay_src;  /* --restore: the new overlay starts as a copy of overlay_src_fd */
+	int overlay_src_fd;    /* the snapshot's saved layer (owned by the snapshot) */
 	char id[CFG_DISK_ID_MAX + 1]; /* "" : derived from the file name */
 };
 

@@ -38,7 +38,16 @@ static int open_overlay(struct vdisk *v, const struct disk_config *dc)
 {
 	const char *path = dc->overlay_path[0] ? dc->overlay_path : NULL;
 	bool created;
-	int ret = overlay_open(&v->ovl, path, overlay_tmpdir(), v->size, &created);
+	int ret;
+
+	if (dc->has_overlay_src) {
+		created = true;
+		ret = overlay_open_copy(&v->ovl, path, overlay_tmpdir(), dc->overlay_src_fd, v->size);
+	} else {
+		ret = overlay_open(&v->ovl, path, overlay_tmpdir(), v->size, dc->overlay_fresh, &created);
+	}
+	if (ret == -EEXIST && path && dc->overlay_fresh)
+		err_set(EEXIST, "exists: a restore starts each clone on a new overlay (name a file that does not exist)");
 
 	if (ret < 0)
 		return path ? err_prefix(ret, "--disk %s,overlay=%s", dc->path, path)

@@ -72,7 +72,7 @@ static bool start(struct t *t, enum io_engine e)
 	bool created;
 
 	t->engine = e;
-	cr_assert_eq(overlay_open(&t->ovl, t->ovl_path, NULL, t->base_size, &created), 0, "%s", err_msg());
+	cr_assert_eq(overlay_open(&t->ovl, t->ovl_path, NULL, t->base_size, false, &created), 0, "%s", err_msg());
 	int ret = io_loop_create(&t->loop, e);
 	if (ret < 0 && e == IO_ENGINE_URING) {
 		overlay_close(t->ovl);
@@ -362,7 +362,7 @@ static void expect_refused(struct t *t, const char *what)
 {
 	struct overlay *o = NULL;
 	bool created = true;
-	int ret = overlay_open(&o, t->ovl_path, NULL, t->base_size, &created);
+	int ret = overlay_open(&o, t->ovl_path, NULL, t->base_size, false, &created);
 
 	cr_assert_lt(ret, 0, "%s: accepted", what);
 	cr_assert_null(o);
@@ -386,7 +386,7 @@ static void fresh_overlay(struct t *t)
 	bool created;
 
 	unlink(t->ovl_path);
-	cr_assert_eq(overlay_open(&o, t->ovl_path, NULL, t->base_size, &created), 0, "%s", err_msg());
+	cr_assert_eq(overlay_open(&o, t->ovl_path, NULL, t->base_size, false, &created), 0, "%s", err_msg());
 	cr_assert(created);
 	overlay_close(o);
 }
@@ -472,15 +472,22 @@ Test(overlay_file, refused)
 	cr_assert_eq(mkdir(link, 0700), 0);
 	expect_refused(&t, "directory");
 	rmdir(link);
+	cr_assert_eq(mkfifo(link, 0600), 0);
+	expect_refused(&t, "fifo (and no hang)");
+	cr_assert(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+	unlink(link);
 	strcpy(t.ovl_path, keep);
 	/* Locked by another holder. */
 	fresh_overlay(&t);
 	struct overlay *o1;
 	bool created;
-	cr_assert_eq(overlay_open(&o1, t.ovl_path, NULL, t.base_size, &created), 0);
+	cr_assert_eq(overlay_open(&o1, t.ovl_path, NULL, t.base_size, false, &created), 0);
 	cr_assert_not(created);
 	expect_refused(&t, "locked");
 	overlay_close(o1);
+	/* must_create: an existing overlay is not taken as it is. */
+	cr_assert_eq(overlay_open(&o1, t.ovl_path, NULL, t.base_size, true, &created), -EEXIST);
+	cr_assert_not(created);
 	cleanup(&t);
 }
 
@@ -494,7 +501,7 @@ Test(overlay_file, throwaway_and_copy)
 	new_dir(&t);
 	make_base(&t, BASE_SIZE);
 	model_reset(BASE_SIZE);
-	cr_assert_eq(overlay_open(&o, NULL, t.dir, t.base_size, &created), 0, "%s", err_msg());
+	cr_assert_eq(overlay_open(&o, NULL, t.dir, t.base_size, false, &created), 0, "%s", err_msg());
 	cr_assert(created);
 	struct stat st;
 	cr_assert_eq(fstat(overlay_fd(o), &st), 0);
@@ -507,16 +514,24 @@ Test(overlay_file, throwaway_and_copy)
 	char saved[160], copy[160];
 	snprintf(saved, sizeof(saved), "%s/saved", t.dir);
 	snprintf(copy, sizeof(copy), "%s/copy", t.dir);
-	cr_assert_eq(overlay_save(t.ovl, saved), 0, "%s", err_msg());
-	cr_assert_lt(overlay_save(t.ovl, saved), 0, "an existing file is not overwritten");
+	int sfd = open(saved, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(sfd, 0);
+	cr_assert_eq(overlay_save(t.ovl, sfd), 0, "%s", err_msg());
 	stop(&t);
-	cr_assert_eq(overlay_open_copy(&o, copy, NULL, saved, t.base_size), 0, "%s", err_msg());
+	struct stat a, b;
+	cr_assert_eq(stat(t.ovl_path, &a), 0);
+	cr_assert_eq(fstat(sfd, &b), 0);
+	cr_assert_eq(a.st_size, b.st_size);
+	cr_assert_lt((uint64_t)b.st_blocks * 512, (uint64_t)b.st_size, "the saved layer stays sparse");
+	cr_assert_eq(overlay_open_copy(&o, copy, NULL, sfd, t.base_size), 0, "%s", err_msg());
 	cr_assert_eq(overlay_allocated(o), 1);
 	overlay_close(o);
-	cr_assert_lt(overlay_open_copy(&o, copy, NULL, saved, t.base_size), 0, "the new overlay must not exist");
-	cr_assert_lt(overlay_open_copy(&o, NULL, t.dir, saved, t.base_size + CL), 0, "base size checked");
-	cr_assert_eq(overlay_open_copy(&o, NULL, t.dir, saved, t.base_size), 0, "%s", err_msg());
+	cr_assert_lt(overlay_open_copy(&o, copy, NULL, sfd, t.base_size), 0, "the new overlay must not exist");
+	cr_assert_lt(overlay_open_copy(&o, NULL, t.dir, sfd, t.base_size + CL), 0, "base size checked");
+	cr_assert(strstr(err_msg(), "saved overlay"), "%s", err_msg());
+	cr_assert_eq(overlay_open_copy(&o, NULL, t.dir, sfd, t.base_size), 0, "%s", err_msg());
 	overlay_close(o);
+	close(sfd);
 	/* The copy reads as the original did. */
 	strcpy(t.ovl_path, copy);
 	cr_assert(start(&t, IO_ENGINE_SYNC));
