@@ -124,7 +124,12 @@ static void submit_all(void *arg)
 static void prep(struct t *t, int i, enum io_op op, void *buf, uint64_t len, uint64_t off)
 {
 	uint64_t a = len / 3 / 512 * 512, b = len / 2 - a / 2;
+	bool rw = op == IO_OP_READ || op == IO_OP_WRITE;
 
+	t->req[i] = (struct io_request){ .op = op, .offset = off, .len = rw ? 0 : len, .done = on_done, .priv = t };
+	t->nreq = i + 1;
+	if (!rw)
+		return;
 	if (b < a)
 		b = a;
 	if (a + b > len)
@@ -132,12 +137,8 @@ static void prep(struct t *t, int i, enum io_op op, void *buf, uint64_t len, uin
 	t->iov[i][0] = (struct iovec){ .iov_base = buf, .iov_len = a };
 	t->iov[i][1] = (struct iovec){ .iov_base = (uint8_t *)buf + a, .iov_len = b };
 	t->iov[i][2] = (struct iovec){ .iov_base = (uint8_t *)buf + a + b, .iov_len = len - a - b };
-	t->req[i] = (struct io_request){ .op = op, .iov = t->iov[i], .iovcnt = 3, .offset = off,
-					 .len = (op == IO_OP_READ || op == IO_OP_WRITE) ? 0 : len,
-					 .done = on_done, .priv = t };
-	if (op != IO_OP_READ && op != IO_OP_WRITE)
-		t->req[i].iov = NULL, t->req[i].iovcnt = 0;
-	t->nreq = i + 1;
+	t->req[i].iov = t->iov[i];
+	t->req[i].iovcnt = 3;
 }
 
 /* Submit the prepared requests together on the I/O thread and wait for all. */
