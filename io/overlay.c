@@ -2,7 +2,6 @@
 #include "io/overlay.h"
 #include "io/overlay_priv.h"
 #include "base/err.h"
-#include "base/log.h"
 
 #include <endian.h>
 #include <errno.h>
