@@ -8,7 +8,9 @@ is snapshotted midway through a write sequence and restored twice onto two new o
 the same base: each clone goes on from the same point and ends with the guest's own read-back
 of every sector. The restores microvm must refuse: without an overlay, onto an existing file.
 
-  overlay_test.py MICROVM GUEST_ELF
+  overlay_test.py MICROVM GUEST_ELF [ENGINE]
+
+ENGINE (uring or sync) is given to every microvm as --io-engine; default: microvm's auto.
 
 Exit 77 (skip) without /dev/kvm. Stdlib only."""
 import hashlib
@@ -61,7 +63,7 @@ def overlay_header(path):
 
 
 def run(microvm, args, what, env=None, timeout=240):
-    r = subprocess.run([microvm, *args], capture_output=True, timeout=timeout, env=env)
+    r = subprocess.run([microvm, *args, *ENGINE], capture_output=True, timeout=timeout, env=env)
     check(r.returncode == 0 and re.search(rb"^PASS\s*$", r.stdout, re.M) and b"FAIL" not in r.stdout,
           f"{what}: exit 0 and the guest's PASS (exit {r.returncode}; stderr {r.stderr[-500:]!r}; "
           f"stdout {r.stdout[-400:]!r})")
@@ -124,7 +126,7 @@ def two_vms(microvm, guest, tmp):
     make_base(base, 4 << 20, [(1000, 3, 8)])
     before = digest(base)
     g = Guest([microvm, "--kernel", guest, "--disk", f"{base},overlay={a}", "--mem", "64M",
-               "--timeout", "300", "--cmdline", f"blk.seq=vda:{N}:{READS} blk.read=vda:1000:3:8"])
+               "--timeout", "300", "--cmdline", f"blk.seq=vda:{N}:{READS} blk.read=vda:1000:3:8", *ENGINE])
     try:
         g.wait_out("blk: seq 10\n", timeout=120)
         run(microvm, ["--kernel", guest, "--disk", f"{base},overlay={b}", "--cmdline",
@@ -155,7 +157,7 @@ def snapshot_clones(microvm, guest, tmp):
     make_base(base, 4 << 20, [])
     before = digest(base)
     g = Guest([microvm, "--kernel", guest, "--disk", f"{base},overlay={ovl}", "--mem", "64M",
-               "--api-sock", sock, "--timeout", "300", "--cmdline", f"blk.seq=vda:{N}:{READS}"])
+               "--api-sock", sock, "--timeout", "300", "--cmdline", f"blk.seq=vda:{N}:{READS}", *ENGINE])
     try:
         g.wait_out("blk: seq 40\n", timeout=120)
         check(call(sock, "POST", "/vm/pause")[0] == 200, "pause")
@@ -184,7 +186,8 @@ def snapshot_clones(microvm, guest, tmp):
             r"exists: a restore starts each clone on a new overlay", "a restore onto an existing overlay")
     for name in ("c1.ovl", "c2.ovl"):
         clone = os.path.join(tmp, name)
-        r = subprocess.run([microvm, "--restore", snap, "--disk", f"{base},overlay={clone}", "--timeout", "300"],
+        r = subprocess.run([microvm, "--restore", snap, "--disk", f"{base},overlay={clone}", "--timeout", "300",
+                            *ENGINE],
                            capture_output=True, timeout=360)
         steps = seq_lines(prefix + r.stdout)
         check(r.returncode == 0 and b"blk: seq 0\n" not in r.stdout and steps == list(range(N)),
@@ -200,8 +203,13 @@ def snapshot_clones(microvm, guest, tmp):
     check(os.path.getsize(layer) == st.st_size, "the saved layer was not written by the clones")
 
 
+ENGINE = []
+
+
 def main():
     microvm, guest = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3:
+        ENGINE.extend(["--io-engine", sys.argv[3]])
     skip_without_kvm()
     tmp = tempfile.mkdtemp(prefix="microvm-ovl-")
     try:
