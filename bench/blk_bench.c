@@ -12,6 +12,7 @@
 #include "devices/virtio/blk.h"
 #include "base/err.h"
 #include "io/ioloop.h"
+#include "io/overlay.h"
 #include "base/log.h"
 
 #define MAX_QD 64
@@ -21,6 +22,8 @@
 
 struct opts {
 	const char *file;
+	const char *overlay;            /* --overlay F: file is the read-only base, writes go to overlay F */
+	bool fill;                      /* --fill: first write every block once (an overlay fully allocated) */
 	enum io_engine engine;
 	bool write, random, direct, verify_only;
 	uint32_t bs;
@@ -34,6 +37,7 @@ struct bench {
 	uint64_t file_bytes, nblocks, next_seq;
 	uint64_t rng;
 	struct io_loop *loop;
+	struct overlay *ovl;
 	struct blk *blk;
 	struct vdrv d;
 	uint64_t done, errors;
@@ -223,7 +227,7 @@ static int verify(struct bench *b)
 static void usage(void)
 {
 	fprintf(stderr, "usage: blk_bench --file F --engine uring|sync --rw randread|randwrite|read|write "
-			"--bs BYTES --qd N --time SECONDS [--direct] [--verify-only]\n");
+			"--bs BYTES --qd N --time SECONDS [--direct] [--verify-only] [--overlay F [--fill]]\n");
 	exit(2);
 }
 
@@ -232,7 +236,7 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "file", 1, 0, 'f' }, { "engine", 1, 0, 'e' }, { "rw", 1, 0, 'r' }, { "bs", 1, 0, 'b' },
 		{ "qd", 1, 0, 'q' }, { "time", 1, 0, 't' }, { "direct", 0, 0, 'd' },
-		{ "verify-only", 0, 0, 'v' }, { 0, 0, 0, 0 },
+		{ "verify-only", 0, 0, 'v' }, { "overlay", 1, 0, 'o' }, { "fill", 0, 0, 'F' }, { 0, 0, 0, 0 },
 	};
 	struct bench *b = calloc(1, sizeof(*b));
 	const char *rw = "randread";
@@ -249,11 +253,14 @@ int main(int argc, char **argv)
 		case 't': b->o.seconds = atof(optarg); break;
 		case 'd': b->o.direct = true; break;
 		case 'v': b->o.verify_only = true; break;
+		case 'o': b->o.overlay = optarg; break;
+		case 'F': b->o.fill = true; break;
 		default: usage();
 		}
 	}
 	if (!b->o.file || b->o.qd < 1 || b->o.qd > MAX_QD || b->o.bs < 512 || b->o.bs % 512 ||
-	    b->o.bs > BLK_SIZE_MAX)
+	    b->o.bs > BLK_SIZE_MAX || (b->o.overlay && b->o.direct) || (b->o.fill && !b->o.overlay) ||
+	    (b->o.verify_only && b->o.overlay))
 		usage();
 	if (!strcmp(rw, "randread") || !strcmp(rw, "randwrite"))
 		b->o.random = true;
@@ -262,7 +269,7 @@ int main(int argc, char **argv)
 	b->o.write = strstr(rw, "write") != NULL;
 	log_set_level(LOG_WARN);
 
-	b->fd = open(b->o.file, O_RDWR | O_CLOEXEC | (b->o.direct ? O_DIRECT : 0));
+	b->fd = open(b->o.file, (b->o.overlay ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->o.direct ? O_DIRECT : 0));
 	b->check_fd = open(b->o.file, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (b->fd < 0 || b->check_fd < 0 || fstat(b->fd, &st) < 0) {
@@ -286,9 +293,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "blk_bench: skipped: %s\n", err_msg());
 		return 77;
 	}
+	bool created;
+	int ofile = 0;
+	if (b->o.overlay && (overlay_open(&b->ovl, b->o.overlay, NULL, b->file_bytes, false, &created) < 0 ||
+			     (ofile = io_loop_register_file(b->loop, overlay_fd(b->ovl))) < 0)) {
+		fprintf(stderr, "blk_bench: --overlay %s: %s\n", b->o.overlay, err_msg());
+		return 1;
+	}
 	if (
 	    (file = io_loop_register_file(b->loop, b->fd)) < 0 ||
-	    blk_create(&b->blk, &disk, b->loop, file) < 0 ||
+	    (b->ovl && (overlay_attach(b->ovl, b->loop, file, ofile), false)) ||
+	    blk_create(&b->blk, &disk, &(struct disk_backend){ .loop = b->loop, .file = file, .ovl = b->ovl }) < 0 ||
 	    vdrv_init(&b->d, blk_virtio_dev(b->blk), b->loop, ram) < 0 ||
 	    io_loop_start(b->loop) < 0 ||
 	    vdrv_start(&b->d, 1ULL << VIRTIO_BLK_F_FLUSH, 1) < 0) {
@@ -302,19 +317,27 @@ int main(int argc, char **argv)
 		printf("{\"bench\":\"blk-verify\",\"engine\":\"%s\",\"ok\":%s}\n",
 		       io_engine_name(io_loop_engine(b->loop)), ret ? "false" : "true");
 	} else {
-		if (b->o.write) {
-			/* Any non-zero data; the content of benchmark writes is not checked. */
-			memset(vdrv_ptr(&b->d, BUF_GPA, (uint64_t)MAX_QD * b->o.bs), 0x5a, (size_t)MAX_QD * b->o.bs);
+		/* Any non-zero data; the content of benchmark writes is not checked. */
+		memset(vdrv_ptr(&b->d, BUF_GPA, (uint64_t)MAX_QD * b->o.bs), 0x5a, (size_t)MAX_QD * b->o.bs);
+		if (b->o.fill) {
+			/* Every block written once, in order, untimed: the overlay then holds the whole disk. */
+			struct opts keep = b->o;
+			b->o.write = true;
+			b->o.random = false;
+			run(b, 1e9, NULL, b->nblocks);
+			b->o = keep;
+			b->done = 0;
+			b->next_seq = 0;
 		}
 		double secs = run(b, b->o.seconds, NULL, UINT64_MAX);
 		uint64_t left;
 		if (read(b->d.mmio.irq_fd, &left, sizeof(left)) == sizeof(left))
 			b->d.irqs += left;
 		double iops = (double)b->done / secs;
-		printf("{\"bench\":\"blk\",\"impl\":\"microvm-%s\",\"rw\":\"%s\",\"bs\":%u,\"qd\":%d,"
+		printf("{\"bench\":\"blk\",\"impl\":\"microvm-%s%s\",\"rw\":\"%s\",\"bs\":%u,\"qd\":%d,"
 		       "\"direct\":%s,\"seconds\":%.4f,\"ios\":%llu,\"iops\":%.1f,\"mbps\":%.2f,"
 		       "\"kicks\":%llu,\"irqs\":%llu,\"irq_waits\":%llu,\"errors\":%llu}\n",
-		       io_engine_name(io_loop_engine(b->loop)), rw, b->o.bs, b->o.qd,
+		       io_engine_name(io_loop_engine(b->loop)), b->ovl ? "-overlay" : "", rw, b->o.bs, b->o.qd,
 		       b->o.direct ? "true" : "false", secs, (unsigned long long)b->done, iops,
 		       iops * b->o.bs / 1e6, (unsigned long long)b->d.q[0].kicks,
 		       (unsigned long long)b->d.irqs, (unsigned long long)b->d.irq_waits,
@@ -324,6 +347,7 @@ int main(int argc, char **argv)
 	io_loop_destroy(b->loop);
 	vdrv_destroy(&b->d);
 	blk_destroy(b->blk);
+	overlay_close(b->ovl);
 	close(b->fd);
 	close(b->check_fd);
 	free(b);

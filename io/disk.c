@@ -62,3 +62,11 @@ fail:
 	close(fd);
 	return ret;
 }
+
+int disk_submit(const struct disk_backend *be, struct io_request *req)
+{
+	if (be->ovl)
+		return overlay_submit(be->ovl, req);
+	req->file = be->file;
+	return io_loop_submit(be->loop, req);
+}

@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/ioloop.h"
+#include "io/overlay.h"
+
 /* Sizes are whole sectors of this many bytes (virtio-blk's unit). */
 #define DISK_SECTOR_SIZE 512
 
@@ -20,5 +23,22 @@
  * is refused (for writing, unless ro).
  */
 int disk_open(const char *path, bool ro, bool direct, uint64_t *size);
+
+/*
+ * A disk's back end as a device model sees it: the image itself (file index
+ * `file` of loop) or a copy-on-write overlay over it (ovl != NULL; the base
+ * is then read-only and file is unused by requests).
+ */
+struct disk_backend {
+	struct io_loop *loop;
+	int file;
+	struct overlay *ovl;
+};
+
+/*
+ * I/O thread only (or before the loop starts): submit req to the back end,
+ * with io_loop_submit()'s contract (req->file is set here).
+ */
+int disk_submit(const struct disk_backend *be, struct io_request *req);
 
 #endif

@@ -76,7 +76,7 @@ int parse_disk(const char *val, struct disk_config *d)
 
 	memset(d, 0, sizeof(*d));
 	if (plen == 0)
-		return err_set(EINVAL, "--disk %s: empty path (use --disk PATH[,ro][,direct][,id=NAME])",
+		return err_set(EINVAL, "--disk %s: empty path (use --disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]])",
 			       val);
 	if (plen >= sizeof(d->path))
 		return err_set(EINVAL, "--disk: path longer than %zu bytes", sizeof(d->path) - 1);
@@ -90,6 +90,18 @@ int parse_disk(const char *val, struct disk_config *d)
 			d->ro = true;
 		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
 			d->direct = true;
+		} else if (n == 7 && !strncmp(opt, "overlay", 7)) {
+			d->overlay = true;
+		} else if (n >= 8 && !strncmp(opt, "overlay=", 8)) {
+			if (n == 8)
+				return err_set(EINVAL, "--disk %s: overlay= needs a file name (or plain overlay for a throw-away one)",
+					       val);
+			if (n - 8 >= sizeof(d->overlay_path))
+				return err_set(EINVAL, "--disk: overlay path longer than %zu bytes",
+					       sizeof(d->overlay_path) - 1);
+			d->overlay = true;
+			memcpy(d->overlay_path, opt + 8, n - 8);
+			d->overlay_path[n - 8] = '\0';
 		} else if (n >= 3 && !strncmp(opt, "id=", 3)) {
 			if (n == 3 || n - 3 > CFG_DISK_ID_MAX)
 				return err_set(EINVAL, "--disk %s: id must be 1 to %d characters", val,
@@ -102,10 +114,15 @@ int parse_disk(const char *val, struct disk_config *d)
 			memcpy(d->id, opt + 3, n - 3);
 			d->id[n - 3] = '\0';
 		} else {
-			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME)",
+			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME, overlay[=FILE])",
 				       val, (int)n, opt);
 		}
 	}
+	if (d->overlay && d->ro)
+		return err_set(EINVAL, "--disk %s: overlay and ro exclude each other (the base is never written; drop ,ro)",
+			       val);
+	if (d->overlay && d->direct)
+		return err_set(EINVAL, "--disk %s: overlay and direct exclude each other (drop ,direct)", val);
 	return 0;
 }
 

@@ -17,11 +17,16 @@
 #define CFG_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
 #define CFG_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock, restore from a --config file */
 
-/* One --disk PATH[,ro][,direct][,id=NAME]. */
+/* One --disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]. */
 struct disk_config {
 	char path[PATH_MAX];
 	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
 	bool direct;           /* O_DIRECT */
+	bool overlay;          /* path is a read-only base; writes go to a copy-on-write overlay (io/overlay.h) */
+	char overlay_path[PATH_MAX]; /* overlay=FILE; "" with overlay: a throw-away overlay */
+	bool overlay_fresh;    /* --restore: overlay_path must not exist yet (a new overlay per clone) */
+	bool has_overlay_src;  /* --restore: the new overlay starts as a copy of overlay_src_fd */
+	int overlay_src_fd;    /* the snapshot's saved layer (owned by the snapshot) */
 	char id[CFG_DISK_ID_MAX + 1]; /* "" : derived from the file name */
 };
 
@@ -102,7 +107,8 @@ int config_check(const struct vmm_config *cfg);
 void config_free(struct vmm_config *cfg);
 
 /*
- * Parse a --disk value "PATH[,ro][,direct][,id=NAME]" into d. Returns 0 or
+ * Parse a --disk value "PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]" into d
+ * (overlay refused with ro or direct). Returns 0 or
  * -EINVAL with err_msg() (empty path, unknown option, id empty, longer than
  * 20 bytes or not printable ASCII, path too long).
  */

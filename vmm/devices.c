@@ -25,11 +25,49 @@ static void report_tap(const struct tap *t, const struct net_config *nc)
 	}
 }
 
+/* Where a throw-away overlay lives: $TMPDIR, else /var/tmp (disk-backed on most hosts, unlike /tmp). */
+static const char *overlay_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t && *t ? t : "/var/tmp";
+}
+
+/* ,overlay[=FILE]: the copy-on-write layer over the (read-only) base of v. */
+static int open_overlay(struct vdisk *v, const struct disk_config *dc)
+{
+	const char *path = dc->overlay_path[0] ? dc->overlay_path : NULL;
+	bool created;
+	int ret;
+
+	if (dc->has_overlay_src) {
+		created = true;
+		ret = overlay_open_copy(&v->ovl, path, overlay_tmpdir(), dc->overlay_src_fd, v->size);
+	} else {
+		ret = overlay_open(&v->ovl, path, overlay_tmpdir(), v->size, dc->overlay_fresh, &created);
+	}
+	if (ret == -EEXIST && path && dc->overlay_fresh)
+		err_set(EEXIST, "exists: a restore starts each clone on a new overlay (name a file that does not exist)");
+
+	if (ret < 0)
+		return path ? err_prefix(ret, "--disk %s,overlay=%s", dc->path, path)
+			    : err_prefix(ret, "--disk %s,overlay", dc->path);
+	if (!path)
+		log_info("--disk %s: throw-away overlay in %s (gone at exit)", dc->path, overlay_tmpdir());
+	else if (created)
+		log_info("--disk %s: new overlay %s", dc->path, path);
+	else
+		log_info("--disk %s: overlay %s, %llu clusters of %u bytes written", dc->path, path,
+			 (unsigned long long)overlay_allocated(v->ovl), OVL_CLUSTER);
+	return 0;
+}
+
 /* Open one image (io/disk.h); the message names the flag and the file, and the option that helps. */
 static int open_disk(struct vdisk *v, const struct disk_config *dc)
 {
 	uint64_t size;
-	int fd = disk_open(dc->path, dc->ro, dc->direct, &size);
+	/* An overlay's base is only read: shared lock, any number of VMs. */
+	int fd = disk_open(dc->path, dc->ro || dc->overlay, dc->direct, &size);
 
 	if (fd < 0) {
 		err_prefix(fd, "--disk %s", dc->path);
@@ -42,7 +80,12 @@ static int open_disk(struct vdisk *v, const struct disk_config *dc)
 	v->cfg = dc;
 	v->fd = fd;
 	v->size = size;
-	return 0;
+	int ret = dc->overlay ? open_overlay(v, dc) : 0;
+	if (ret < 0) {
+		close(fd);
+		v->fd = -1;
+	}
+	return ret;
 }
 
 int vdevs_open(struct vdevs *d, const struct vmm_config *cfg, struct machine *m)
@@ -154,13 +197,19 @@ static int create_disk(struct vdevs *d, struct vdisk *v, const struct machine *m
 	if ((ret = io_loop_register_file(d->loop, v->fd)) < 0)
 		return ret;
 	v->file = ret;
-	if ((ret = blk_create(&v->blk, &bd, d->loop, v->file)) < 0)
+	struct disk_backend be = { .loop = d->loop, .file = v->file, .ovl = v->ovl };
+	if (v->ovl) {
+		if ((ret = io_loop_register_file(d->loop, overlay_fd(v->ovl))) < 0)
+			return ret;
+		overlay_attach(v->ovl, d->loop, v->file, ret);
+	}
+	if ((ret = blk_create(&v->blk, &bd, &be)) < 0)
 		return ret;
 	if ((ret = wire_virtio(d, &v->wire, blk_virtio_dev(v->blk), md, vm, mmio, mem)) < 0)
 		return ret;
 	log_debug("--disk %s: virtio-blk at 0x%llx, IRQ %u, %llu sectors%s", v->cfg->path,
 		  (unsigned long long)md->base, md->irq, (unsigned long long)bd.sectors,
-		  bd.ro ? ", read-only" : "");
+		  bd.ro ? ", read-only" : v->ovl ? ", on an overlay" : "");
 	return 0;
 }
 
@@ -228,7 +277,9 @@ void vdevs_stop(struct vdevs *d)
 	/* Whatever the guest did not flush itself is made durable before we exit. */
 	for (int i = 0; i < d->nr_disks; i++) {
 		struct vdisk *v = &d->disks[i];
-		if (!v->cfg->ro && fdatasync(v->fd) < 0)
+		if (v->ovl && overlay_sync(v->ovl) < 0)
+			log_warn("--disk %s: overlay: %s", v->cfg->path, err_msg());
+		else if (!v->ovl && !v->cfg->ro && fdatasync(v->fd) < 0)
 			log_warn("--disk %s: fdatasync: %s", v->cfg->path, strerror(errno));
 	}
 	/* The thread is gone: the counters are final. */
@@ -254,6 +305,8 @@ void vdevs_destroy(struct vdevs *d)
 		unwire_virtio(&v->wire);
 		blk_destroy(v->blk);
 		v->blk = NULL;
+		overlay_close(v->ovl);
+		v->ovl = NULL;
 		close(v->fd);
 	}
 	d->nr_disks = 0;

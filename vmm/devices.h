@@ -14,6 +14,7 @@
 #include "vmm/config.h"
 #include "base/guest_mem.h"
 #include "io/ioloop.h"
+#include "io/overlay.h"
 #include "io/tap.h"
 
 /* What the I/O thread needs to forward a queue kick to the transport. */
@@ -35,8 +36,9 @@ struct vwire {
 
 struct vdisk {
 	const struct disk_config *cfg;
-	int fd;                        /* the image, locked with flock */
+	int fd;                        /* the image (with an overlay: the base, read-only), locked with flock */
 	uint64_t size;                 /* bytes, a multiple of 512 */
+	struct overlay *ovl;           /* ,overlay: the copy-on-write layer over fd; else NULL */
 	int mmio_idx;                  /* index in machine.mmio_devs */
 	int file;                      /* I/O loop file index */
 	struct blk *blk;

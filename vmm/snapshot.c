@@ -74,7 +74,8 @@ static int check_config(const struct snap_config *c)
 		return err_set(EINVAL, "configuration record out of range");
 	for (uint32_t i = 0; i < c->nr_disks; i++)
 		if (!str_ok(c->disks[i].path, sizeof(c->disks[i].path), false) ||
-		    !str_ok(c->disks[i].id, sizeof(c->disks[i].id), true) || c->disks[i].size % 512)
+		    !str_ok(c->disks[i].id, sizeof(c->disks[i].id), true) || c->disks[i].size % 512 ||
+		    c->disks[i].overlay > 1 || (c->disks[i].overlay && c->disks[i].ro))
 			return err_set(EINVAL, "configuration record: disk %u malformed", i);
 	for (uint32_t i = 0; i < c->nr_nics; i++)
 		if (!str_ok(c->nics[i].tap, sizeof(c->nics[i].tap), false))
@@ -117,9 +118,9 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s)
 	memcpy(&h, buf, sizeof(h));
 	if (h.header_crc != crc(buf, offsetof(struct snap_header, header_crc)))
 		return err_set(EINVAL, "header checksum mismatch (corrupt)");
-	if (h.version != SNAP_VERSION)
-		return err_set(EINVAL, "snapshot format version %u; this microvm reads version %u", h.version,
-			       SNAP_VERSION);
+	if (h.version < SNAP_VERSION_MIN || h.version > SNAP_VERSION)
+		return err_set(EINVAL, "snapshot format version %u; this microvm reads versions %u to %u", h.version,
+			       SNAP_VERSION_MIN, SNAP_VERSION);
 	if (h.header_size != SNAP_HEADER_SIZE || (h.flags & ~SNAP_FLAG_COMPRESSED))
 		return err_set(EINVAL, "header malformed");
 	if (h.body_len != len - sizeof(h))
@@ -228,6 +229,7 @@ int snapshot_read(const char *dir, struct snapshot *s)
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int ret, fd = -1, mfd = -1;
+	bool layers = false;
 
 	memset(s, 0, sizeof(*s));
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -276,17 +278,37 @@ int snapshot_read(const char *dir, struct snapshot *s)
 		ret = mfd;
 		goto out;
 	}
+	for (int i = 0; i < CFG_MAX_DISKS; i++)
+		s->layer_fd[i] = -1;
+	layers = true;
+	for (uint32_t i = 0; i < s->config->nr_disks; i++) {
+		char name[32];
+		if (!s->config->disks[i].overlay)
+			continue;
+		snprintf(name, sizeof(name), SNAP_LAYER_NAME, (int)i);
+		if ((s->layer_fd[i] = open_regular(dfd, dir, name)) < 0) {
+			ret = s->layer_fd[i];
+			s->layer_fd[i] = -1;
+			goto out;
+		}
+	}
 	s->buf = buf;
 	s->len = len;
 	s->mem_fd = mfd;
 	buf = NULL;
 	mfd = -1;
 out:
-	if (ret < 0)
+	if (ret < 0) {
+		for (int i = 0; layers && i < CFG_MAX_DISKS; i++)
+			if (s->layer_fd[i] >= 0)
+				close(s->layer_fd[i]);
 		memset(s, 0, sizeof(*s));
+	}
 	free(buf);
 	if (fd >= 0)
 		close(fd);
+	if (mfd >= 0)
+		close(mfd);
 	close(dfd);
 	return ret;
 }
@@ -295,6 +317,9 @@ void snapshot_free(struct snapshot *s)
 {
 	if (s->buf && s->mem_fd >= 0)
 		close(s->mem_fd);
+	for (int i = 0; s->buf && i < CFG_MAX_DISKS; i++)
+		if (s->layer_fd[i] >= 0)
+			close(s->layer_fd[i]);
 	free(s->buf);
 	memset(s, 0, sizeof(*s));
 }
@@ -606,6 +631,7 @@ static void fill_config(const struct vmm *vmm, struct snap_config *c)
 		d->size = v->size;
 		d->ro = v->cfg->ro;
 		d->direct = v->cfg->direct;
+		d->overlay = v->ovl != NULL;
 	}
 	for (int i = 0; i < vmm->vdevs.nr_nics; i++) {
 		const struct vnet *v = &vmm->vdevs.nics[i];
@@ -658,11 +684,20 @@ static bool snapshot_file_name(const char *name, bool *leftover)
 {
 	static const char *const files[] = { "state", "memory", "memory.z" };
 	static const char *const tmps[] = { ".state.tmp.", ".memory.tmp.", ".memory.z.tmp." };
+	char layer[32], layer_tmp[40];
 
 	*leftover = false;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (!strcmp(name, files[i]))
 			return true;
+	for (int i = 0; i < CFG_MAX_DISKS; i++) {
+		snprintf(layer, sizeof(layer), SNAP_LAYER_NAME, i);
+		snprintf(layer_tmp, sizeof(layer_tmp), ".%s.tmp.", layer);
+		if (!strcmp(name, layer))
+			return true;
+		if (!strncmp(name, layer_tmp, strlen(layer_tmp)))
+			return *leftover = true;
+	}
 	for (size_t i = 0; i < sizeof(tmps) / sizeof(tmps[0]); i++)
 		if (!strncmp(name, tmps[i], strlen(tmps[i])))
 			return *leftover = true;
@@ -784,7 +819,7 @@ static int open_tmp(int dfd, const char *base, char *name, size_t cap)
 int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *bytes)
 {
 	const char *mem_name = compress ? "memory.z" : "memory";
-	char mem_tmp[64] = "", state_tmp[64] = "";
+	char mem_tmp[64] = "", state_tmp[64] = "", layer_tmp[CFG_MAX_DISKS][64] = { "" };
 	struct sbuf b = { 0 };
 	struct snap_extent *ext = NULL;
 	uint32_t n_ext = 0;
@@ -823,6 +858,22 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 		ret = snapshot_plan_extents(&vmm->mem, &ext, &n_ext);
 	if (ret == 0)
 		ret = write_memory(mfd, mem_tmp, &vmm->mem, compress, ext, n_ext, total, &file_size);
+	/* Each overlay as the freeze flushed it: the layer the restored guest's disk continues from. */
+	for (int i = 0; ret == 0 && i < vmm->vdevs.nr_disks; i++) {
+		char name[32];
+		if (!vmm->vdevs.disks[i].ovl)
+			continue;
+		snprintf(name, sizeof(name), SNAP_LAYER_NAME, i);
+		int lfd = open_tmp(dfd, name, layer_tmp[i], sizeof(layer_tmp[i]));
+		if (lfd < 0) {
+			layer_tmp[i][0] = '\0';
+			ret = lfd;
+			break;
+		}
+		if ((ret = overlay_save(vmm->vdevs.disks[i].ovl, lfd)) < 0)
+			err_prefix(-ret, "--disk %s: overlay", vmm->vdevs.disks[i].cfg->path);
+		close(lfd);
+	}
 	vdevs_thaw(&vmm->vdevs);
 	if (ret < 0) {
 		err_prefix(-ret, "snapshot %s", dir);
@@ -852,15 +903,34 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 		err_prefix(-ret, "snapshot %s", dir);
 		goto out;
 	}
-	/* Memory first, state last: a complete `state` always describes the memory beside it. */
-	if (fsync(fd) < 0 || renameat(dfd, mem_tmp, dfd, mem_name) < 0 ||
-	    renameat(dfd, state_tmp, dfd, "state") < 0 || fsync(dfd) < 0) {
+	/* Memory and layers first, state last: a complete `state` always describes the files beside it. */
+	if (fsync(fd) < 0 || renameat(dfd, mem_tmp, dfd, mem_name) < 0) {
 		ret = err_set(errno, "snapshot %s: %s", dir, strerror(errno));
 		goto out;
 	}
-	mem_tmp[0] = state_tmp[0] = '\0';
-	/* The other form of memory, from an earlier snapshot here, is stale now. */
+	mem_tmp[0] = '\0';
+	for (int i = 0; i < CFG_MAX_DISKS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), SNAP_LAYER_NAME, i);
+		if (layer_tmp[i][0] && renameat(dfd, layer_tmp[i], dfd, name) < 0) {
+			ret = err_set(errno, "snapshot %s/%s: %s", dir, name, strerror(errno));
+			goto out;
+		}
+		layer_tmp[i][0] = '\0';
+	}
+	if (renameat(dfd, state_tmp, dfd, "state") < 0 || fsync(dfd) < 0) {
+		ret = err_set(errno, "snapshot %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	state_tmp[0] = '\0';
+	/* The other form of memory, and layers of disks not on an overlay now, from an earlier snapshot here, are stale. */
 	unlinkat(dfd, compress ? "memory" : "memory.z", 0);
+	for (int i = 0; i < CFG_MAX_DISKS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), SNAP_LAYER_NAME, i);
+		if (i >= vmm->vdevs.nr_disks || !vmm->vdevs.disks[i].ovl)
+			unlinkat(dfd, name, 0);
+	}
 	*bytes = b.len;
 	for (uint32_t i = 0; i < n_ext; i++)
 		*bytes += ext[i].file_len;
@@ -869,6 +939,9 @@ out:
 		unlinkat(dfd, mem_tmp, 0);
 	if (state_tmp[0])
 		unlinkat(dfd, state_tmp, 0);
+	for (int i = 0; i < CFG_MAX_DISKS; i++)
+		if (layer_tmp[i][0])
+			unlinkat(dfd, layer_tmp[i], 0);
 	if (mfd >= 0)
 		close(mfd);
 	if (fd >= 0)

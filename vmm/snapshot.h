@@ -23,7 +23,8 @@
  * extent of non-zero pages deflated on its own). Every extent has a CRC-32.
  */
 #define SNAP_MAGIC "MVMSNAP\n"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2                  /* 2: a disk may be on an overlay (snap_disk.overlay, diskN.overlay) */
+#define SNAP_VERSION_MIN 1              /* 1: the same records, no overlays (the byte was padding, 0) */
 #define SNAP_HEADER_SIZE 64
 #define SNAP_MAX_STATE (64u << 20)      /* a state file larger than this is refused */
 #define SNAP_MAX_EXTENTS (1u << 20)
@@ -44,7 +45,9 @@ struct snap_disk {
 	char path[PATH_MAX];
 	char id[CFG_DISK_ID_MAX + 4];
 	uint64_t size;
-	uint8_t ro, direct, pad[6];
+	uint8_t ro, direct;
+	uint8_t overlay;                /* 1: on a copy-on-write overlay, saved as diskN.overlay beside state */
+	uint8_t pad[5];
 };
 
 struct snap_nic {
@@ -101,7 +104,11 @@ struct snapshot {
 	const struct virtio_mmio_state *virtio[CFG_MAX_DISKS + CFG_MAX_NICS];
 	const struct snap_memory *memory;
 	int mem_fd;                     /* snapshot_read(): the memory file, opened with the state */
+	int layer_fd[CFG_MAX_DISKS];    /* snapshot_read(): disk i's saved overlay (diskI.overlay), or -1 */
 };
+
+/* The name of disk i's saved overlay layer in a snapshot directory. */
+#define SNAP_LAYER_NAME "disk%d.overlay"
 
 /*
  * Check and index a state file's bytes (buf must be 8-byte aligned and stay
@@ -113,10 +120,11 @@ struct snapshot {
 int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s);
 
 /*
- * Read DIR/state and parse it, and open the memory file beside it, both
- * under a shared lock on DIR (snapshot_dir_open() holds it exclusively while
- * a snapshot is written), both regular files (no symbolic link followed);
- * s->buf and s->mem_fd are then owned by s (snapshot_free()).
+ * Read DIR/state and parse it, and open the memory file beside it and the
+ * saved overlay of each disk that was on one, all under a shared lock on DIR
+ * (snapshot_dir_open() holds it exclusively while a snapshot is written), all
+ * regular files (no symbolic link followed); s->buf, s->mem_fd and
+ * s->layer_fd[] are then owned by s (snapshot_free()).
  * Returns 0 or -errno with err_msg() naming the directory.
  */
 int snapshot_read(const char *dir, struct snapshot *s);
@@ -147,9 +155,10 @@ int snapshot_dir_open(const char *dir);
 /*
  * Snapshot a paused VM (main thread; vmm_pause() first) into dir
  * (snapshot_dir_open()): devices frozen (disk requests in flight completed,
- * writable images synced), memory and state written to new files under
- * temporary names (O_EXCL, 0600, no link followed), synced, then renamed
- * over `memory` (or `memory.z`) and last `state`. No existing file is ever
+ * writable images and overlays synced), memory, each overlay's layer
+ * (diskN.overlay) and state written to new files under temporary names
+ * (O_EXCL, 0600, no link followed), synced, then renamed over `memory` (or
+ * `memory.z`) and the layers, and last `state`. No existing file is ever
  * written in place, so VMs restored from dir keep the RAM they mapped, and a
  * complete `state` always describes the memory beside it. *bytes: what was
  * written (the state file and the memory's data, holes not counted).

@@ -211,8 +211,9 @@ static void saved_disk_id(const struct snap_disk *sd, char id[CFG_DISK_ID_MAX + 
  * The guest keeps what it saw: disk ids, the read-only flag (a disk saved
  * read-only stays so) and MACs come from the snapshot.
  */
-static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
+static int restore_config(struct vmm_config *cfg, const struct snapshot *s)
 {
+	const struct snap_config *c = s->config;
 	const char *dir = cfg->restore;
 	struct disk_config given[CFG_MAX_DISKS];
 	int slot[CFG_MAX_DISKS];   /* slot[j]: the --disk for saved disk j */
@@ -278,9 +279,20 @@ static int restore_config(struct vmm_config *cfg, const struct snap_config *c)
 		if (g->ro && !sd->ro)
 			return err_set(EINVAL, "--restore %s: --disk %s,ro: the guest has disk %s writable; "
 				       "it cannot become read-only under it", dir, g->path, id);
+		if (sd->ro && g->overlay)
+			return err_set(EINVAL, "--restore %s: --disk %s,overlay: the guest has disk %s read-only: it needs no "
+				       "overlay", dir, g->path, id);
+		if (sd->overlay && !g->overlay)
+			return err_set(EINVAL, "--restore %s: --disk %s: the guest's disk %s was on an overlay: restore it "
+				       "onto a new one over the same base (--disk %s,overlay=NEWFILE, or ,overlay for "
+				       "a throw-away one)", dir, g->path, id, g->path);
 		*d = *g;
 		memcpy(d->id, id, sizeof(d->id));
 		d->ro = d->ro || sd->ro;        /* saved read-only: read-only */
+		/* Each clone gets its own overlay: new, from the saved layer if there is one. */
+		d->overlay_fresh = d->overlay;
+		d->has_overlay_src = sd->overlay && s->layer_fd[j] >= 0;
+		d->overlay_src_fd = s->layer_fd[j];
 	}
 	for (uint32_t i = 0; i < c->nr_nics; i++) {
 		struct net_config *n = &cfg->nics[i];
@@ -299,8 +311,9 @@ static void restore_report(const struct vmm *vmm)
 {
 	for (int i = 0; i < vmm->cfg.nr_disks; i++) {
 		const struct disk_config *d = &vmm->cfg.disks[i];
-		log_info("--restore: vd%c (id %s): %s, %s", 'a' + i, d->id, d->path,
-			 d->ro ? "read-only" : "read-write");
+		log_info("--restore: vd%c (id %s): %s, %s%s%s", 'a' + i, d->id, d->path,
+			 d->ro ? "read-only" : "read-write", d->overlay ? " on the overlay " : "",
+			 !d->overlay ? "" : d->overlay_path[0] ? d->overlay_path : "(throw-away)");
 	}
 	for (int i = 0; i < vmm->cfg.nr_nics; i++)
 		log_info("--restore: eth%d: tap %s", i, vmm->cfg.nics[i].tap);
@@ -363,7 +376,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 	if (cfg->restore) {
 		/* The snapshot's machine replaces the configuration's (config_check() refused both). */
 		if ((ret = snapshot_read(cfg->restore, &vmm->snap)) < 0 ||
-		    (ret = restore_config(&vmm->cfg, vmm->snap.config)) < 0)
+		    (ret = restore_config(&vmm->cfg, &vmm->snap)) < 0)
 			return ret;
 		cfg = &vmm->cfg;
 	}

@@ -187,7 +187,7 @@ struct blk {
 	struct virtio_dev dev;
 	struct blk_disk disk;
 	struct io_loop *loop;
-	int file;
+	struct disk_backend be;         /* the image, or an overlay over it */
 	atomic_bool active;             /* DRIVER_OK and not being reset */
 	atomic_bool frozen;             /* a snapshot: take no new request (requests in flight still finish) */
 
@@ -269,7 +269,7 @@ static void req_done(struct io_request *io, int64_t res)
 	if (res == -EOPNOTSUPP && io->op == IO_OP_WRITE_ZEROES) {
 		/* The file system cannot zero a range in place: a punched hole reads as zeroes. */
 		io->op = IO_OP_DISCARD;
-		if (io_loop_submit(b->loop, io) == 0)
+		if (disk_submit(&b->be, io) == 0)
 			return;
 	} else if (res == -EOPNOTSUPP && r->type == VIRTIO_BLK_T_DISCARD) {
 		res = 0; /* discard is a hint */
@@ -329,7 +329,6 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 	r->written = p.written;
 	r->io = (struct io_request){
 		.op = p.op,
-		.file = b->file,
 		.iov = r->iov,
 		.iovcnt = p.iovcnt,
 		.offset = p.offset,
@@ -340,7 +339,7 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 	pthread_mutex_lock(&b->lock);
 	b->inflight++;
 	pthread_mutex_unlock(&b->lock);
-	if (io_loop_submit(b->loop, &r->io) < 0) {
+	if (disk_submit(&b->be, &r->io) < 0) {
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
 		count_locked(b, p.op, 0, VIRTIO_BLK_S_IOERR);
@@ -482,9 +481,8 @@ static void freeze_flush_submit(void *arg)
 {
 	struct blk *b = arg;
 
-	b->freeze_io = (struct io_request){ .op = IO_OP_FLUSH, .file = b->file,
-					    .done = freeze_flush_done, .priv = b };
-	int ret = io_loop_submit(b->loop, &b->freeze_io);
+	b->freeze_io = (struct io_request){ .op = IO_OP_FLUSH, .done = freeze_flush_done, .priv = b };
+	int ret = disk_submit(&b->be, &b->freeze_io);
 	if (ret < 0)
 		freeze_flush_done(&b->freeze_io, ret);
 }
@@ -584,7 +582,7 @@ static void fail_from_env(struct blk *b)
 #endif
 }
 
-int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop, int file)
+int blk_create(struct blk **out, const struct blk_disk *d, const struct disk_backend *be)
 {
 	struct blk *b = calloc(1, sizeof(*b));
 
@@ -592,8 +590,8 @@ int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop,
 	if (!b)
 		return err_set(ENOMEM, "virtio-blk: out of memory");
 	b->disk = *d;
-	b->loop = loop;
-	b->file = file;
+	b->loop = be->loop;
+	b->be = *be;
 	b->dev.ops = &blk_ops;
 	b->dev.priv = b;
 	pthread_mutex_init(&b->lock, NULL);

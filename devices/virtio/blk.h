@@ -8,6 +8,7 @@
 
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtqueue.h"
+#include "io/disk.h"
 #include "io/ioloop.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -136,12 +137,13 @@ struct blk_stats {
 };
 
 /*
- * The device model. Create it for disk d; requests go to file index `file` of
- * loop (registered by the caller). Reads BLK_FAIL_ENV (test only, below).
+ * The device model. Create it for disk d; requests go to the back end be
+ * (its loop and file registered by the caller, or an overlay attached to
+ * the loop: io/disk.h). Reads BLK_FAIL_ENV (test only, below).
  * Returns 0 or -errno with err_msg().
  */
 struct blk;
-int blk_create(struct blk **out, const struct blk_disk *d, struct io_loop *loop, int file);
+int blk_create(struct blk **out, const struct blk_disk *d, const struct disk_backend *be);
 void blk_destroy(struct blk *b);
 
 /* A consistent copy of the counters (any thread). */

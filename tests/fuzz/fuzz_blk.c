@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_ram_load_image(&r.ram, &f);
 
 	struct io_loop *loop = fake_loop_new(perform, &r);
-	FZ_CHECK(blk_create(&b, &d, loop, 0) == 0);
+	FZ_CHECK(blk_create(&b, &d, &(struct disk_backend){ .loop = loop, .file = 0 }) == 0);
 	r.dev = blk_virtio_dev(b);
 	r.dev->transport = &r;
 	r.dev->notify_used = t_notify;

@@ -561,8 +561,28 @@ def config_seeds():
     write("config", "nul-inside", b'{"kernel": "k\0", "cmdline": "x"}')
 
 
+def overlay_seeds():
+    """Overlay files (docs/overlay.md): base size, file size, mode 3 (CRC fixed, bitmap), header area, bitmap."""
+    import zlib
+
+    def header(size):
+        clusters = (size + 4095) // 4096
+        blen = ((clusters + 7) // 8 + 4095) // 4096 * 4096
+        h = b"MVMOVL\r\n" + u32(1) + u32(128) + u32(4096) + u32(0) + u64(size) + u64(4096) + u64(blen) + \
+            u64(4096 + blen) + bytes(68)
+        h += u32(zlib.crc32(h + bytes(4)))
+        return h, 4096 + blen + clusters * 4096
+
+    for name, size, bits in (("small", 64 << 10, b"\x05\x80"), ("partial", 3 * 4096 + 1536, b"\x09"),
+                             ("large", 1 << 30, b"\xff" * 64)):
+        h, file_size = header(size)
+        write("overlay", name, u64(size) + u64(file_size) + bytes([3]) + h.ljust(4096, b"\0") + bits)
+    h, file_size = header(64 << 10)
+    write("overlay", "raw", u64(64 << 10) + u64(file_size) + bytes([0]) + h)
+
+
 def main():
-    for name in ("virtqueue", "blk", "net", "mmio", "boot", "decompress", "cli", "config"):
+    for name in ("virtqueue", "blk", "net", "mmio", "boot", "decompress", "cli", "config", "overlay"):
         clean(name)
     virtqueue_seeds()
     blk_seeds()
@@ -571,6 +591,7 @@ def main():
     boot_seeds()
     cli_seeds()
     config_seeds()
+    overlay_seeds()
     total = 0
     for name in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, name))

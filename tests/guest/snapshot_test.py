@@ -118,7 +118,7 @@ def edit_config(state_path, fn):
 
 
 # struct snap_config: mem, cpus, nr_disks, nr_nics, io_engine, then disks[] of
-# path[4096], id[24], size, ro, direct, pad[6].
+# path[4096], id[24], size, ro, direct, overlay, pad[5].
 DISK0 = 24
 DISK0_RO = DISK0 + 4096 + 24 + 8
 
@@ -336,7 +336,7 @@ def main():
     head[8:12] = struct.pack("<I", 99)
     head[60:64] = struct.pack("<I", zlib.crc32(bytes(head[:60])))
     patch(state(d), 0, bytes(head))
-    refused(microvm, ["--restore", d], r"snapshot format version 99; this microvm reads version 1",
+    refused(microvm, ["--restore", d], r"snapshot format version 99; this microvm reads versions 1 to 2",
             "another format version")
     d = bad_copy()
     with open(state(d), "rb") as f:

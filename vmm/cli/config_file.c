@@ -77,20 +77,30 @@ static char *join(const char *dir, const char *p)
 	return s;
 }
 
-/* The last disk's path (as parse_disk() stored it) relative to dir. */
-static int fix_disk_path(const char *name, const char *key, const char *dir, struct disk_config *d)
+/* One path of a disk (as parse_disk() stored it) made relative to dir, in place. */
+static int fix_path(const char *name, const char *key, const char *dir, char *path, size_t size)
 {
-	char *p = join(dir, d->path);
+	char *p = join(dir, path);
 
 	if (!p)
 		return err_set(ENOMEM, "%s: out of memory", name);
-	if (strlen(p) >= sizeof(d->path)) {
+	if (strlen(p) >= size) {
 		free(p);
-		return err_set(EINVAL, "%s: %s: path longer than %zu bytes", name, key, sizeof(d->path) - 1);
+		return err_set(EINVAL, "%s: %s: path longer than %zu bytes", name, key, size - 1);
 	}
-	strcpy(d->path, p);
+	strcpy(path, p);
 	free(p);
 	return 0;
+}
+
+/* The last disk's path and overlay file relative to dir. */
+static int fix_disk_path(const char *name, const char *key, const char *dir, struct disk_config *d)
+{
+	int ret = fix_path(name, key, dir, d->path, sizeof(d->path));
+
+	if (ret == 0 && d->overlay_path[0])
+		ret = fix_path(name, key, dir, d->overlay_path, sizeof(d->overlay_path));
+	return ret;
 }
 
 /* Append ",OPT" or ",OPT=VAL" (VAL without a comma: it would read as another option). */
@@ -113,7 +123,7 @@ static int add_opt(const char *name, const char *key, char *buf, size_t size, co
 static int list_entry(const char *name, const char *key, struct json_object *o, bool disk, char *buf,
 		      size_t size)
 {
-	static const char *const disk_keys[] = { "path", "ro", "direct", "id", NULL };
+	static const char *const disk_keys[] = { "path", "ro", "direct", "id", "overlay", NULL };
 	static const char *const net_keys[] = { "tap", "mac", NULL };
 	const char *const *keys = disk ? disk_keys : net_keys;
 	char sub[64];
@@ -138,7 +148,7 @@ static int list_entry(const char *name, const char *key, struct json_object *o, 
 			;
 		if (!keys[i])
 			return err_set(EINVAL, "%s: %s: unknown key '%s' (%s)", name, key, k,
-				       disk ? "path, ro, direct, id" : "tap, mac");
+				       disk ? "path, ro, direct, id, overlay" : "tap, mac");
 		(void)v;
 	}
 	/* In the order of the command line: the path or tap first. */
@@ -153,6 +163,14 @@ static int list_entry(const char *name, const char *key, struct json_object *o, 
 		if (disk && (!strcmp(keys[i], "ro") || !strcmp(keys[i], "direct"))) {
 			if (!json_object_is_type(val, json_type_boolean))
 				return wrong_type(name, sub, val, "true or false");
+			if (json_object_get_boolean(val) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
+				return ret;
+			continue;
+		}
+		/* "overlay": true is a throw-away overlay, a string its file. */
+		if (disk && !strcmp(keys[i], "overlay") && !json_object_is_type(val, json_type_string)) {
+			if (!json_object_is_type(val, json_type_boolean))
+				return wrong_type(name, sub, val, "true, false or a file name");
 			if (json_object_get_boolean(val) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
 				return ret;
 			continue;
@@ -177,7 +195,7 @@ static int apply_list(const char *name, const char *dir, const char *key, struct
 		      struct vmm_config *cfg)
 {
 	bool disk = !strcmp(key, "disks");
-	char buf[PATH_MAX + 64], sub[32];
+	char buf[2 * PATH_MAX + 64], sub[32];   /* a disk's path and its overlay's */
 	int ret;
 
 	if (!json_object_is_type(o, json_type_array))

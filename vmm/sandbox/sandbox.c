@@ -73,6 +73,7 @@ static const int main_extra[] = {
 	SCMP_SYS(set_robust_list), SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(lseek),
 	SCMP_SYS(io_uring_enter),
 	SCMP_SYS(eventfd2),     /* the signal watcher's, when stopping (vmm/sandbox/sigwatch.h) */
+	SCMP_SYS(pwrite64),     /* an overlay's allocation bitmap, at exit (io/overlay.h overlay_sync) */
 };
 /*
  * The main thread with the control API (vmm/api/http.h): connections, answers, the socket file at
@@ -83,6 +84,7 @@ static const int api_extra[] = {
 	SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(openat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
 	SCMP_SYS(renameat2), SCMP_SYS(rename), SCMP_SYS(pwrite64), SCMP_SYS(ftruncate),
 	SCMP_SYS(flock), SCMP_SYS(geteuid), SCMP_SYS(getdents64),  /* the snapshot directory: lock, owner, contents */
+	SCMP_SYS(copy_file_range),      /* a disk's overlay into the snapshot (io/overlay.h overlay_save) */
 };
 static const unsigned long snapshot_ioctls[] = {
 	KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_XCRS, KVM_GET_DEBUGREGS,

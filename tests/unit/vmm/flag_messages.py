@@ -45,6 +45,10 @@ def main(argv):
         folder = os.path.join(t, "dir")
         os.mkdir(folder)
 
+        bad_ovl = put("bad.ovl", b"MVMOVL\r\n" + b"\0" * 200)
+        link = os.path.join(t, "link.ovl")
+        os.symlink(bad_ovl, link)
+
         # (arguments, the start of the error line after "microvm: error: ")
         cases = [
             (["--kernel", text], f"--kernel {text}: not a bzImage or an x86-64 ELF kernel"),
@@ -59,6 +63,12 @@ def main(argv):
             (["--kernel", good, "--cmdline", "x" * 70000],
              "--cmdline: 70000 bytes, the kernel accepts at most 65535"),
             (["--kernel", good, "--disk", folder], f"--disk {folder}: is a directory, not a disk image"),
+            (["--kernel", good, "--disk", f"{big},overlay={text}"],
+             f"--disk {big},overlay={text}: not an overlay: the file is too short for a header"),
+            (["--kernel", good, "--disk", f"{big},overlay={bad_ovl}"],
+             f"--disk {big},overlay={bad_ovl}: overlay format version 0 is not supported"),
+            (["--kernel", good, "--disk", f"{big},overlay={link}"],
+             f"--disk {big},overlay={link}: the overlay is a symbolic link (refused)"),
         ]
         for args, want in cases:
             p = subprocess.run([microvm] + args, capture_output=True, text=True, timeout=60)

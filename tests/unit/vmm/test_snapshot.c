@@ -158,13 +158,24 @@ Test(snapshot, other_version_is_named)
 
 	build(0);
 	snapshot_seal(img, img_len, 0);
-	uint32_t v = 2;
+	uint32_t v = 3;
 	memcpy(img + 8, &v, 4);
 	/* The header CRC again, so only the version is wrong. */
 	uint32_t c = (uint32_t)crc32(crc32(0, NULL, 0), img, 60);
 	memcpy(img + 60, &c, 4);
 	cr_assert_eq(snapshot_parse(img, img_len, &s), -EINVAL);
-	cr_assert_str_eq(err_msg(), "snapshot format version 2; this microvm reads version 1");
+	cr_assert_str_eq(err_msg(), "snapshot format version 3; this microvm reads versions 1 to 2");
+	/* Version 1 (no overlays: the same records) is still read. */
+	v = 1;
+	memcpy(img + 8, &v, 4);
+	c = (uint32_t)crc32(crc32(0, NULL, 0), img, 60);
+	memcpy(img + 60, &c, 4);
+	cr_assert_eq(snapshot_parse(img, img_len, &s), 0, "%s", err_msg());
+	v = 0;
+	memcpy(img + 8, &v, 4);
+	c = (uint32_t)crc32(crc32(0, NULL, 0), img, 60);
+	memcpy(img + 60, &c, 4);
+	cr_assert_eq(snapshot_parse(img, img_len, &s), -EINVAL);
 }
 
 Test(snapshot, records)
@@ -206,6 +217,13 @@ Test(snapshot, config_checks)
 	refused("disk 0 malformed");
 	build(0);
 	cfg->disks[0].size = 1000;
+	refused("disk 0 malformed");
+	build(0);
+	cfg->disks[0].overlay = 2;
+	refused("disk 0 malformed");
+	build(0);
+	cfg->disks[0].overlay = 1;
+	cfg->disks[0].ro = 1;          /* a read-only disk on an overlay: no writer made that */
 	refused("disk 0 malformed");
 	build(0);
 	cfg->nr_nics = 1; /* its tap name is empty */

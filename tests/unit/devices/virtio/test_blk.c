@@ -338,7 +338,7 @@ static bool rig_setup(struct rig *r, enum io_engine e, bool ro)
 	if (io_loop_create(&r->loop, e) < 0)
 		return false;
 	int file = io_loop_register_file(r->loop, r->fd);
-	cr_assert_eq(blk_create(&r->blk, &d, r->loop, file), 0);
+	cr_assert_eq(blk_create(&r->blk, &d, &(struct disk_backend){ .loop = r->loop, .file = file }), 0);
 	r->dev = blk_virtio_dev(r->blk);
 	r->dev->transport = r;
 	r->dev->notify_used = t_notify;
@@ -599,7 +599,7 @@ static void test_freeze_syncs(enum io_engine e)
 		struct blk_disk d = { .sectors = SECTORS, .ro = ro, .id = "pipe" };
 		cr_assert_eq(io_loop_create(&loop, e), 0);
 		int file = io_loop_register_file(loop, p[1]);
-		cr_assert_eq(blk_create(&b, &d, loop, file), 0);
+		cr_assert_eq(blk_create(&b, &d, &(struct disk_backend){ .loop = loop, .file = file }), 0);
 		cr_assert_eq(io_loop_start(loop), 0);
 		struct virtio_dev *dev = blk_virtio_dev(b);
 		err_clear();

@@ -169,7 +169,8 @@ Test(cli, disk_errors)
 {
 	static struct vmm_config cfg;
 	char *bad[] = { "", ",ro", "a.img,rw", "a.img,id=", "a.img,id=123456789012345678901",
-			      "a.img,id=a b", "a.img,", "a.img,ro,bogus" };
+			      "a.img,id=a b", "a.img,", "a.img,ro,bogus", "a.img,overlay,ro", "a.img,ro,overlay=o",
+			      "a.img,overlay=", "a.img,direct,overlay", "a.img,overlays" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[] = { "microvm", "--kernel", "k", "--disk", bad[i], NULL };
@@ -179,6 +180,19 @@ Test(cli, disk_errors)
 	char *argv[] = { "microvm", "--kernel", "k", "--disk", NULL };
 	cr_assert_eq(parse(&cfg, 4, argv), -EINVAL);
 	cr_assert(strstr(err_msg(), "needs a value"));
+
+	/* overlay: no file (throw-away) or one; with ro it says why. */
+	struct disk_config o;
+	cr_assert_eq(parse_disk("base.img,overlay,id=x", &o), 0);
+	cr_assert(o.overlay);
+	cr_assert_str_eq(o.overlay_path, "");
+	cr_assert_not(o.ro);
+	cr_assert_eq(parse_disk("base.img,overlay=/v/a.ovl", &o), 0);
+	cr_assert(o.overlay);
+	cr_assert_str_eq(o.overlay_path, "/v/a.ovl");
+	cr_assert_str_eq(o.path, "base.img");
+	cr_assert_eq(parse_disk("base.img,overlay,ro", &o), -EINVAL);
+	cr_assert(strstr(err_msg(), "overlay and ro exclude each other"), "%s", err_msg());
 
 	/* 20-byte ids are the maximum virtio-blk carries. */
 	struct disk_config d;
@@ -223,7 +237,7 @@ Test(cli, help_mentions_disks)
 
 	cli_usage(f);
 	fclose(f);
-	cr_assert(strstr(buf, "--disk PATH[,ro][,direct][,id=NAME]"));
+	cr_assert(strstr(buf, "--disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]"));
 	cr_assert(strstr(buf, "--io-engine"));
 	cr_assert(strstr(buf, "--cmdline-devices"));
 }

@@ -304,6 +304,21 @@ Test(config, relative_paths_from_the_files_directory)
 	free(c);
 	free(long_dir);
 	free(json);
+
+	/* Overlays: a file (relative to the directory too, in both forms) or throw-away. */
+	cr_assert_eq(parse("{\"kernel\": \"k\", \"disks\": [\"b.img,overlay=o/a.ovl\","
+			   " {\"path\": \"b.img\", \"overlay\": \"/abs.ovl\"}, {\"path\": \"b.img\", \"overlay\": true},"
+			   " {\"path\": \"b.img\", \"overlay\": false}, {\"path\": \"b.img\", \"overlay\": \"c.ovl\"}]}"),
+		     0, "%s", err_msg());
+	cr_assert_eq(cfg.nr_disks, 5);
+	cr_assert(cfg.disks[0].overlay);
+	cr_assert_str_eq(cfg.disks[0].overlay_path, in_dir("o/a.ovl"));
+	cr_assert_str_eq(cfg.disks[1].overlay_path, "/abs.ovl");
+	cr_assert(cfg.disks[2].overlay);
+	cr_assert_str_eq(cfg.disks[2].overlay_path, "");
+	cr_assert_not(cfg.disks[3].overlay);
+	cr_assert_str_eq(cfg.disks[4].overlay_path, in_dir("c.ovl"));
+	cr_assert_str_eq(cfg.disks[4].path, in_dir("b.img"));
 }
 
 Test(config, not_json)
@@ -388,7 +403,7 @@ Test(config, unknown_keys)
 	REFUSED("vm.json: unknown key 'config'", "{\"kernel\": \"k\", \"config\": \"x.json\"}");
 	REFUSED("vm.json: unknown key 'io-engine'", "{\"kernel\": \"k\", \"io-engine\": \"sync\"}");
 	REFUSED("vm.json: unknown key 'verbose'", "{\"kernel\": \"k\", \"verbose\": true}");
-	REFUSED("vm.json: disks[1]: unknown key 'readonly' (path, ro, direct, id)",
+	REFUSED("vm.json: disks[1]: unknown key 'readonly' (path, ro, direct, id, overlay)",
 		"{\"kernel\": \"k\", \"disks\": [\"/a\", {\"path\": \"b\", \"readonly\": true}]}");
 	REFUSED("vm.json: nets[0]: unknown key 'name' (tap, mac)", "{\"kernel\": \"k\", \"nets\": [{\"name\": \"t\"}]}");
 }
@@ -413,6 +428,10 @@ Test(config, wrong_types)
 		"{\"kernel\": \"k\", \"disks\": [{\"path\": \"a\", \"ro\": \"yes\"}]}");
 	REFUSED("vm.json: disks[0].direct: must be true or false, not an integer",
 		"{\"kernel\": \"k\", \"disks\": [{\"path\": \"a\", \"direct\": 1}]}");
+	REFUSED("vm.json: disks[0].overlay: must be true, false or a file name, not an integer",
+		"{\"kernel\": \"k\", \"disks\": [{\"path\": \"a\", \"overlay\": 1}]}");
+	REFUSED("vm.json: disks[0]: --disk a,ro,overlay: overlay and ro exclude each other",
+		"{\"kernel\": \"k\", \"disks\": [{\"path\": \"a\", \"ro\": true, \"overlay\": true}]}");
 	REFUSED("vm.json: disks[0].id: must be a string, not an integer",
 		"{\"kernel\": \"k\", \"disks\": [{\"path\": \"a\", \"id\": 1}]}");
 	REFUSED("vm.json: disks[0].path: must be a string, not an array",
@@ -480,10 +499,10 @@ Test(config, bad_values)
 		"{\"kernel\": \"k\", \"nets\": [{\"tap\": \"much-too-long-name\"}]}");
 
 	/* A long disk string is refused, not cut. */
-	char *json = malloc(2 * PATH_MAX);
-	int n = snprintf(json, 2 * PATH_MAX, "{\"kernel\": \"k\", \"disks\": [\"");
-	memset(json + n, 'a', PATH_MAX + 100);
-	strcpy(json + n + PATH_MAX + 100, "\"]}");
+	char *json = malloc(3 * PATH_MAX);
+	int n = snprintf(json, 3 * PATH_MAX, "{\"kernel\": \"k\", \"disks\": [\"");
+	memset(json + n, 'a', 2 * PATH_MAX + 100);
+	strcpy(json + n + 2 * PATH_MAX + 100, "\"]}");
 	REFUSED("vm.json: disks[0]: too long", json);
 	free(json);
 }
