@@ -441,7 +441,7 @@ def guest_cmd(mem, touch):
 def make_snapshot(mem, touch, tmp, timeout, compress):
     """Boot the test guest (bench.touch, then its echo loop), pause it, snapshot it into a directory."""
     d = os.path.join(tmp, f"snap-{mem}-{touch}-{'deflate' if compress else 'raw'}")
-    sock = os.path.join(tmp, f"api-{mem}.sock")
+    sock = fresh_sock(tmp)
     r = Run(guest_cmd(mem, touch) + ["--api-sock", sock])
     try:
         if not check(r.wait_for(IDLE, timeout) is not None, f"restore: the {mem} MiB guest never idle", r):
@@ -490,14 +490,11 @@ def serve_time(cmd, timeout, what, line="ping", answer=r"^echo: ping$"):
 
 def resume_time(snap, tmp, timeout, what):
     """--restore --paused: everything set up, vCPUs parked; POST /vm/resume -> the guest answers."""
-    sock = os.path.join(tmp, "paused.sock")
+    sock = fresh_sock(tmp)
     r = Run([MICROVM, "-q", "--restore", snap, "--paused", "--api-sock", sock])
     try:
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(sock) and time.monotonic() < deadline and r.proc.poll() is None:
-            time.sleep(0.005)
-        st, body = api_call(sock, "GET", "/vm")
-        if not check(st == 200 and body.get("state") == "paused", f"restore/{what}: --paused: GET /vm {st} {body}", r):
+        st, body = api_when_up(sock, r, timeout)
+        if not check(st == 200 and body and body.get("state") == "paused", f"restore/{what}: --paused: GET /vm {st} {body}", r):
             return None
         r.proc.stdin.write(b"ping\n")
         r.proc.stdin.flush()
@@ -510,6 +507,23 @@ def resume_time(snap, tmp, timeout, what):
         return {"resume_ms": (hit[0] - t0) * 1e3}
     finally:
         r.kill()
+
+
+def fresh_sock(tmp):
+    """A socket path no earlier (killed) VMM left behind."""
+    fresh_sock.n = getattr(fresh_sock, "n", 0) + 1
+    return os.path.join(tmp, f"api-{fresh_sock.n}.sock")
+
+
+def api_when_up(sock, r, timeout):
+    """GET /vm once the VMM serves its socket."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and r.proc.poll() is None:
+        try:
+            return api_call(sock, "GET", "/vm")
+        except OSError:
+            time.sleep(0.005)
+    return None, None
 
 
 def drop_file_cache(path):
@@ -525,7 +539,7 @@ def drop_file_cache(path):
 def record_working_set(snap, tmp, timeout, what):
     """A restore that records its working set: the guest reads back what it wrote (`read`), then
     POST /vm/working-set saves the pages it touched as snap/workingset."""
-    sock = os.path.join(tmp, "record.sock")
+    sock = fresh_sock(tmp)
     r = Run([MICROVM, "-q", "--restore", snap, "--record-working-set", "3600", "--api-sock", sock])
     try:
         r.proc.stdin.write(b"read\n")

@@ -234,11 +234,13 @@ static void read_working_set(int dfd, const char *dir, struct snapshot *s)
 		return;
 	int fd = open_regular(dfd, dir, "workingset");
 	if (fd < 0) {
-		log_warn("%s (working set ignored)", err_msg());
+		log_warn("%s (the working set is ignored)", err_msg());
 		return;
 	}
-	if (read_whole(fd, WS_MAX_FILE, &s->ws_buf, &s->ws_len) < 0) {
-		log_warn("--restore %s/workingset: %s (working set ignored)", dir, err_msg());
+	int r = read_whole(fd, WS_MAX_FILE, &s->ws_buf, &s->ws_len);
+	if (r < 0) {
+		log_warn("--restore %s/workingset: ignored: %s", dir,
+			 r == -EFBIG ? "larger than any working set" : strerror(-r));
 		s->ws_buf = NULL;
 		s->ws_len = 0;
 	}

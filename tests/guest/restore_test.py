@@ -8,7 +8,7 @@ The test guest runs blk.seq (as in snapshot_test.py), is paused midway and snaps
   on from where the original stopped; --paused without --api-sock is a usage error;
 - --record-working-set: POST /vm/working-set writes DIR/workingset (checked here byte by
   byte: magic, CRC, the state's CRC, sorted page-aligned ranges inside RAM; a second call is
-  409); the deadline writes it too; a restore then prefetches it and runs to the end; a corrupt
+  409); the deadline writes it too; a restore then prefetches it and goes on; a corrupt
   or stale working set is ignored with one warning, the restore goes on; --no-working-set
   skips it; a VM not recording answers 409.
 
@@ -25,9 +25,34 @@ import time
 import zlib
 
 from api_test import Guest, call, check, skip_without_kvm
-from snapshot_test import N, READS, copy_snap, drain, finish, refused, restore
+from snapshot_test import N, READS, copy_snap, drain, refused, seq_lines
 
 MEM = 64 << 20
+STEPS = 30          # a restored VM is watched for this many steps of blk.seq, then stopped
+
+
+def goes_on(g, prefix, what, timeout=120):
+    """A restored VM goes on from where the original was paused: its first steps continue the
+    original's output (the whole sequence to its end is snapshot_test.py's); then it is stopped."""
+    first = seq_lines(prefix)[-1] + 1
+    try:
+        g.wait_out(f"blk: seq {first + STEPS}\n", timeout=timeout)
+        steps = seq_lines(g.out)
+        check(steps[:STEPS + 1] == list(range(first, first + STEPS + 1)),
+              f"{what}: goes on from step {first} ({steps[:3]}...; stderr {g.err[-300:]!r})")
+    finally:
+        if g.p.poll() is None:
+            g.p.terminate()
+            g.p.wait(timeout=60)
+        g.pump(0.2)
+        g.pump(0.2)
+
+
+def restored(microvm, snap, disk, prefix, what, extra=()):
+    """Restore, check it goes on; returns the Guest (its stderr in .err)."""
+    g = Guest([microvm, "--restore", snap, "--disk", disk, "--timeout", "300", *extra])
+    goes_on(g, prefix, what)
+    return g
 
 
 def read_ws(path, state_path):
@@ -105,9 +130,9 @@ def main():
     refused(microvm, ["--restore", snap, "--record-working-set", "0"], r"--record-working-set 0: must be",
             "--record-working-set 0", code=2)
     fresh_disk()
-    restore(microvm, snap, prefix, disk, "lazy restore", extra=["--no-working-set"])
+    restored(microvm, snap, disk, prefix, "lazy restore")
     fresh_disk()
-    restore(microvm, snap, prefix, disk, "--verify-memory restore", extra=["--verify-memory"])
+    restored(microvm, snap, disk, prefix, "--verify-memory restore", extra=["--verify-memory"])
 
     # --paused: nothing runs until POST /vm/resume.
     fresh_disk()
@@ -122,7 +147,7 @@ def main():
         g.pump(2.0)
         check(b"blk: seq" not in g.out, f"--paused: no guest output before the resume ({g.out[-200:]!r})")
         check(call(sock2, "POST", "/vm/resume")[0] == 200, "--paused: POST /vm/resume")
-        finish(g, prefix, disk, "--paused restore after POST /vm/resume")
+        goes_on(g, prefix, "--paused restore after POST /vm/resume")
     finally:
         if g.p.poll() is None:
             g.p.kill()
@@ -136,7 +161,7 @@ def main():
     g = Guest([microvm, "--restore", ws_snap, "--disk", disk, "--record-working-set", "300", "--api-sock", sock3,
                "--timeout", "300"])
     try:
-        g.wait_out("blk: seq 80\n", timeout=120)
+        g.wait_out("blk: seq 60\n", timeout=120)
         check(not os.path.exists(wsf), "no working set before the call")
         status, r = call(sock3, "POST", "/vm/working-set")
         check(status == 200 and r["path"] == wsf and r["ranges"] > 0 and r["bytes"] > 0,
@@ -145,19 +170,18 @@ def main():
         check(status == 409 and "already" in r["error"], f"a second POST /vm/working-set: 409 ({r})")
         check(os.stat(wsf).st_mode & 0o777 == 0o600, "the working set is 0600")
         read_ws(wsf, os.path.join(ws_snap, "state"))
-        finish(g, prefix, disk, "the recording VM")
     finally:
         if g.p.poll() is None:
-            g.p.kill()
-            g.p.wait()
+            g.p.terminate()
+            g.p.wait(timeout=60)
     check(sorted(os.listdir(ws_snap)) == ["memory", "state", "workingset"], "no temporary files left")
     fresh_disk()
-    r = restore(microvm, ws_snap, prefix, disk, "restore with the working set", extra=["-v"])
-    check(b"working set: " in r.stderr and b"to prefetch" in r.stderr and b"prefetched in" in r.stderr,
-          f"the restore prefetched the working set ({r.stderr[-600:]!r})")
+    g = restored(microvm, ws_snap, disk, prefix, "restore with the working set", extra=["-v"])
+    check(b"working set: " in g.err and b"to prefetch" in g.err and b"prefetched in" in g.err,
+          f"the restore prefetched the working set ({g.err[-600:]!r})")
     fresh_disk()
-    r = restore(microvm, ws_snap, prefix, disk, "restore with --no-working-set", extra=["--no-working-set"])
-    check(b"to prefetch" not in r.stderr, "--no-working-set: no prefetch")
+    g = restored(microvm, ws_snap, disk, prefix, "restore with --no-working-set", extra=["--no-working-set"])
+    check(b"to prefetch" not in g.err, "--no-working-set: no prefetch")
     # Corrupt: ignored with one warning, the restore goes on.
     with open(wsf, "r+b") as f:
         f.seek(40)
@@ -165,9 +189,9 @@ def main():
         f.seek(40)
         f.write(bytes([c[0] ^ 0x10]))
     fresh_disk()
-    r = restore(microvm, ws_snap, prefix, disk, "restore with a corrupt working set")
-    check(b"workingset: ignored: checksum mismatch (corrupt)" in r.stderr and b"to prefetch" not in r.stderr,
-          f"a corrupt working set is ignored with a warning ({r.stderr[-400:]!r})")
+    g = restored(microvm, ws_snap, disk, prefix, "restore with a corrupt working set")
+    check(b"workingset: ignored: checksum mismatch (corrupt)" in g.err and b"to prefetch" not in g.err,
+          f"a corrupt working set is ignored with a warning ({g.err[-400:]!r})")
     # Stale: recorded from another snapshot.
     with open(wsf, "r+b") as f:
         buf = bytearray(f.read())
@@ -176,15 +200,18 @@ def main():
     with open(wsf, "wb") as f:
         f.write(buf)
     fresh_disk()
-    r = restore(microvm, ws_snap, prefix, disk, "restore with a stale working set")
-    check(b"workingset: ignored: recorded from another snapshot" in r.stderr,
-          f"a stale working set is ignored with a warning ({r.stderr[-400:]!r})")
-    # The deadline records it too, without an API socket; a new snapshot into the directory removes it.
+    g = restored(microvm, ws_snap, disk, prefix, "restore with a stale working set")
+    check(b"workingset: ignored: recorded from another snapshot" in g.err,
+          f"a stale working set is ignored with a warning ({g.err[-400:]!r})")
+    # The deadline records it too, without an API socket.
     os.unlink(wsf)
     fresh_disk()
-    r = restore(microvm, ws_snap, prefix, disk, "a restore recording until its deadline",
-                extra=["--record-working-set", "0.5"])
-    check(b"saved in " + wsf.encode() in r.stderr, f"the deadline saved the working set ({r.stderr[-400:]!r})")
+    g = Guest([microvm, "--restore", ws_snap, "--disk", disk, "--timeout", "300", "--record-working-set", "0.5"])
+    deadline = time.time() + 60
+    while b"saved in" not in g.err and time.time() < deadline and g.p.poll() is None:
+        g.pump(0.5)
+    goes_on(g, prefix, "a restore recording until its deadline")
+    check(b"saved in " + wsf.encode() in g.err, f"the deadline saved the working set ({g.err[-400:]!r})")
     read_ws(wsf, os.path.join(ws_snap, "state"))
     shutil.rmtree(tmp)
     return 0
