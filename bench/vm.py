@@ -584,6 +584,15 @@ def clones(name, cmd, n, timeout):
             v.kill()
 
 
+def logged(rows):
+    """Log each summary row as it is made (a long run stopped half-way still says what it measured)."""
+    for r in rows:
+        ratio = f", {r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) of {r['ratio_to']}" \
+            if "ratio_median" in r else ""
+        log(f"row: {r['case']} | {r['candidate']}: {fmt(r['median'])} {r['unit']} ({fmt(r['min'])}-{fmt(r['max'])}){ratio}")
+    return rows
+
+
 def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
     """For each (RAM, written) size: exec -> guest answers a line, and exec -> first KVM_RUN, for a
     cold boot of the test guest (it writes that much, then idles in its echo loop), a lazy restore of
@@ -612,12 +621,12 @@ def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
             return serve_time(cands[name], timeout, f"{mem}-{touch}/{name}")
 
         per = alternate(reps, warm, one, list(cands), runs, f"restore-{mem}-{touch}")
-        rows += summarize("restore", f"exec -> guest answers, {tag}", per, "serve_ms", "ms", ref="cold-boot")
-        rows += summarize("restore", f"exec -> first KVM_RUN (--stats), {tag}", per, "guest_start_ms", "ms",
-                          ref="cold-boot")
+        rows += logged(summarize("restore", f"exec -> guest answers, {tag}", per, "serve_ms", "ms", ref="cold-boot"))
+        rows += logged(summarize("restore", f"exec -> first KVM_RUN (--stats), {tag}", per, "guest_start_ms", "ms",
+                          ref="cold-boot"))
         per = alternate(reps, False, lambda _: resume_time(raw, tmp, timeout, f"{mem}-{touch}"), ["restore-paused"],
                         runs, f"restore-paused-{mem}-{touch}")
-        rows += summarize("restore", f"POST /vm/resume -> guest answers (--paused), {tag}", per, "resume_ms", "ms")
+        rows += logged(summarize("restore", f"POST /vm/resume -> guest answers (--paused), {tag}", per, "resume_ms", "ms"))
 
         # The working set, cold page cache: the first request reads all the guest wrote.
         if record_working_set(raw, tmp, timeout, f"{mem}-{touch}"):
@@ -629,12 +638,12 @@ def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
                                   answer=r"^echo: read ")
 
             per = alternate(reps, False, cold, list(ws_cands), runs, f"restore-ws-{mem}-{touch}")
-            rows += summarize("restore", f"exec -> first request served, cold page cache, {tag}", per, "serve_ms",
-                              "ms", ref="restore-no-ws")
-            rows += summarize("restore", f"major page faults of the VMM to that answer, {tag}", per, "majflt", "",
-                              ref="restore-no-ws")
-            rows += summarize("restore", f"minor page faults of the VMM to that answer, {tag}", per, "minflt", "",
-                              ref="restore-no-ws")
+            rows += logged(summarize("restore", f"exec -> first request served, cold page cache, {tag}", per, "serve_ms",
+                              "ms", ref="restore-no-ws"))
+            rows += logged(summarize("restore", f"major page faults of the VMM to that answer, {tag}", per, "majflt", "",
+                              ref="restore-no-ws"))
+            rows += logged(summarize("restore", f"minor page faults of the VMM to that answer, {tag}", per, "minflt", "",
+                              ref="restore-no-ws"))
             os.unlink(os.path.join(raw, "workingset"))
     small = snaps.get((128, TOUCH_MIB))
     for n in (nvms_list if small else []):
@@ -646,12 +655,12 @@ def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
                 per_many[name] = [res]
                 runs.append({"table": "clones", "candidate": name, "vms": n, **res})
         tag = f"{n} VMs at once (128 MiB, {TOUCH_MIB} MiB written)"
-        rows += summarize("restore", f"VMs started per second, {tag}", per_many, "per_second", "/s",
-                          lower_is_better=False, ref="cold-boot")
-        rows += summarize("restore", f"host MemAvailable drop per VM, {tag}", per_many, "host_per_vm", "MiB",
-                          ref="cold-boot")
-        rows += summarize("restore", f"PSS per VMM process (smaps_rollup), {tag}", per_many, "pss_per_vm", "MiB",
-                          ref="cold-boot")
+        rows += logged(summarize("restore", f"VMs started per second, {tag}", per_many, "per_second", "/s",
+                          lower_is_better=False, ref="cold-boot"))
+        rows += logged(summarize("restore", f"host MemAvailable drop per VM, {tag}", per_many, "host_per_vm", "MiB",
+                          ref="cold-boot"))
+        rows += logged(summarize("restore", f"PSS per VMM process (smaps_rollup), {tag}", per_many, "pss_per_vm", "MiB",
+                          ref="cold-boot"))
     return rows
 
 
