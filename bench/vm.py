@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """bench/vm.py - microvm against QEMU's `microvm` machine on the same /dev/kvm: start-up,
 memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6); and
-microvm's restore from a snapshot against its own cold boot (table 7).
+microvm's restore from a snapshot against its own cold boot (table 7: lazy restore, --verify-memory,
+--paused, the working set with a cold page cache, clones at scale).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
+                   [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
   LIST: comma-separated of startup, memory, exits, linux, restore (default: all; --smoke: all but linux)
 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
@@ -428,13 +430,19 @@ def bench_linux(reps, warm, runs, images, timeout, tmp):
 # --------------------------------------------------------------------------- 7. restore
 
 TOUCH_MIB = 32      # guest memory the test guest writes before it idles: what a snapshot must hold
+# (RAM MiB, MiB the guest writes): the restore's latency, flat across RAM sizes and written data.
+RESTORE_SIZES = [(128, 32), (1024, 32), (1024, 512), (4096, 32), (4096, 512)]
 
 
-def make_snapshot(mem, tmp, timeout, compress):
+def guest_cmd(mem, touch):
+    return microvm_cmd(GUEST, f"bench.touch={touch} action=echo", mem)
+
+
+def make_snapshot(mem, touch, tmp, timeout, compress):
     """Boot the test guest (bench.touch, then its echo loop), pause it, snapshot it into a directory."""
-    d = os.path.join(tmp, f"snap-{mem}-{'deflate' if compress else 'raw'}")
-    sock = os.path.join(tmp, f"api-{mem}.sock")
-    r = Run(microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", mem, extra=["--api-sock", sock]))
+    d = os.path.join(tmp, f"snap-{mem}-{touch}-{'deflate' if compress else 'raw'}")
+    sock = fresh_sock(tmp)
+    r = Run(guest_cmd(mem, touch) + ["--api-sock", sock])
     try:
         if not check(r.wait_for(IDLE, timeout) is not None, f"restore: the {mem} MiB guest never idle", r):
             return None
@@ -444,87 +452,215 @@ def make_snapshot(mem, tmp, timeout, compress):
         st, body = api_call(sock, "POST", "/vm/snapshot", json.dumps({"path": d, "compress": compress}))
         if not check(st == 200, f"restore: snapshot: {st} {body}", r):
             return None
-        log(f"restore: snapshot of the {mem} MiB guest ({'deflate' if compress else 'sparse'}): "
+        log(f"restore: snapshot of the {mem} MiB guest, {touch} MiB written ({'deflate' if compress else 'sparse'}): "
             f"{body['bytes'] / 1048576:.1f} MiB written in {body['ms']} ms")
     finally:
         r.kill()
     return d
 
 
-def serve_time(cmd, timeout, what):
-    """exec -> the guest echoes a line sent at exec (the console buffers it): the VM is running and
+def faults(pid):
+    """The process's (all threads') minor and major page faults so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[7]), int(fields[9])
+
+
+def serve_time(cmd, timeout, what, line="ping", answer=r"^echo: ping$"):
+    """exec -> the guest answers a line sent at exec (the console buffers it): the VM is running and
     serving. Then SIGTERM, and microvm's --stats=json (exec -> first KVM_RUN)."""
     r = Run(cmd + ["--stats=json"])
     try:
-        r.proc.stdin.write(b"ping\n")
+        r.proc.stdin.write(line.encode() + b"\n")
         r.proc.stdin.flush()
-        hit = r.wait_for(r"^echo: ping$", timeout)
+        hit = r.wait_for(answer, timeout)
         if not check(hit is not None, f"restore/{what}: the guest did not answer", r):
             return None
+        minflt, majflt = faults(r.proc.pid)
         r.proc.terminate()
         code = r.finish(timeout)
         st = r.stats()
         if not check(code == 143 and st, f"restore/{what}: exit status {code} after SIGTERM, --stats {bool(st)}", r):
             return None
-        return {"serve_ms": hit[0] * 1e3, "guest_start_ms": st["ms"].get("guest_start")}
+        return {"serve_ms": hit[0] * 1e3, "guest_start_ms": st["ms"].get("guest_start"),
+                "minflt": minflt, "majflt": majflt}
     finally:
         r.kill()
 
 
-def bench_restore(reps, warm, runs, nvms, timeout, tmp):
-    """Restore latency for 128 MiB and 1 GiB guests (the test guest after writing 32 MiB, idle in
-    its echo loop): exec -> guest answers a line, and exec -> first KVM_RUN, restored from a
-    sparse and from a deflated snapshot, against a cold boot of the same guest. Then nvms VMs at
-    once restored from one snapshot against nvms cold-booted: host memory per VM."""
+def resume_time(snap, tmp, timeout, what):
+    """--restore --paused: everything set up, vCPUs parked; POST /vm/resume -> the guest answers."""
+    sock = fresh_sock(tmp)
+    r = Run([MICROVM, "-q", "--restore", snap, "--paused", "--api-sock", sock])
+    try:
+        st, body = api_when_up(sock, r, timeout)
+        if not check(st == 200 and body and body.get("state") == "paused", f"restore/{what}: --paused: GET /vm {st} {body}", r):
+            return None
+        r.proc.stdin.write(b"ping\n")
+        r.proc.stdin.flush()
+        time.sleep(0.2)          # the line is in the console's buffer before the guest runs
+        t0 = r.now()
+        st, body = api_call(sock, "POST", "/vm/resume")
+        hit = r.wait_for(r"^echo: ping$", timeout)
+        if not check(st == 200 and hit is not None, f"restore/{what}: no answer after POST /vm/resume ({st})", r):
+            return None
+        return {"resume_ms": (hit[0] - t0) * 1e3}
+    finally:
+        r.kill()
+
+
+def fresh_sock(tmp):
+    """A socket path no earlier (killed) VMM left behind."""
+    fresh_sock.n = getattr(fresh_sock, "n", 0) + 1
+    return os.path.join(tmp, f"api-{fresh_sock.n}.sock")
+
+
+def api_when_up(sock, r, timeout):
+    """GET /vm once the VMM serves its socket."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and r.proc.poll() is None:
+        try:
+            return api_call(sock, "GET", "/vm")
+        except OSError:
+            time.sleep(0.005)
+    return None, None
+
+
+def drop_file_cache(path):
+    """Drop one file's pages from the page cache (no VM maps it now): a cold start for it alone."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def record_working_set(snap, tmp, timeout, what):
+    """A restore that records its working set: the guest reads back what it wrote (`read`), then
+    POST /vm/working-set saves the pages it touched as snap/workingset."""
+    sock = fresh_sock(tmp)
+    r = Run([MICROVM, "-q", "--restore", snap, "--record-working-set", "3600", "--api-sock", sock])
+    try:
+        r.proc.stdin.write(b"read\n")
+        r.proc.stdin.flush()
+        if not check(r.wait_for(r"^echo: read ", timeout) is not None, f"restore/{what}: record: no answer", r):
+            return None
+        st, body = api_call(sock, "POST", "/vm/working-set")
+        if not check(st == 200, f"restore/{what}: POST /vm/working-set: {st} {body}", r):
+            return None
+        log(f"restore/{what}: working set {body['ranges']} ranges, {body['bytes'] / 1048576:.1f} MiB")
+        return body
+    finally:
+        r.kill()
+
+
+def clones(name, cmd, n, timeout):
+    """n VMs started at once from cmd, each answering its ping: started per second (n over exec of
+    the first to the last answer), MemAvailable drop and mean PSS (smaps_rollup) per VM."""
+    time.sleep(1)
+    before = mem_available()
+    vms = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(n):
+            v = Run(cmd)
+            v.proc.stdin.write(b"ping\n")
+            v.proc.stdin.flush()
+            vms.append(v)
+        up = [v for v in vms if v.wait_for(r"^echo: ping$", timeout * 4) is not None]
+        t = time.monotonic() - t0
+        if not check(len(up) == n, f"clones/{name}: only {len(up)} of {n} VMs answered"):
+            return None
+        time.sleep(1)
+        used = (before - mem_available()) / n / 1048576
+        pss = []
+        for v in up:
+            with open(f"/proc/{v.proc.pid}/smaps_rollup") as f:
+                pss += [int(ln.split()[1]) / 1024 for ln in f if ln.startswith("Pss:")]
+        return {"per_second": n / t, "host_per_vm": used, "pss_per_vm": statistics.mean(pss)}
+    finally:
+        for v in vms:
+            v.kill()
+
+
+def logged(rows):
+    """Log each summary row as it is made (a long run stopped half-way still says what it measured)."""
+    for r in rows:
+        ratio = f", {r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) of {r['ratio_to']}" \
+            if "ratio_median" in r else ""
+        log(f"row: {r['case']} | {r['candidate']}: {fmt(r['median'])} {r['unit']} ({fmt(r['min'])}-{fmt(r['max'])}){ratio}")
+    return rows
+
+
+def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
+    """For each (RAM, written) size: exec -> guest answers a line, and exec -> first KVM_RUN, for a
+    cold boot of the test guest (it writes that much, then idles in its echo loop), a lazy restore of
+    its sparse snapshot, the same with --verify-memory, and (32 MiB written) the deflated snapshot;
+    POST /vm/resume -> answer for a --paused restore. Then the working set with a cold page cache:
+    the guest reads back all it wrote, with and without the recorded working set (time and page
+    faults). Then clones: N VMs at once restored from one snapshot against N cold-booted."""
     rows = []
     snaps = {}
-    for mem in (128, 1024):
-        raw, z = make_snapshot(mem, tmp, timeout, False), make_snapshot(mem, tmp, timeout, True)
-        if not raw or not z:
+    for mem, touch in sizes:
+        raw = make_snapshot(mem, touch, tmp, timeout, False)
+        z = make_snapshot(mem, touch, tmp, timeout, True) if touch == TOUCH_MIB and mem <= 1024 else None
+        if not raw:
             continue
-        snaps[mem] = raw
+        snaps[(mem, touch)] = raw
+        tag = f"{mem} MiB, {touch} MiB written"
         cands = {
-            "cold-boot": microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", mem),
+            "cold-boot": guest_cmd(mem, touch),
             "restore": [MICROVM, "-q", "--restore", raw],
-            "restore-deflate": [MICROVM, "-q", "--restore", z],
+            "restore-verify": [MICROVM, "-q", "--restore", raw, "--verify-memory"],
         }
+        if z:
+            cands["restore-deflate"] = [MICROVM, "-q", "--restore", z]
 
         def one(name):
-            return serve_time(cands[name], timeout, f"{mem}/{name}")
+            return serve_time(cands[name], timeout, f"{mem}-{touch}/{name}")
 
-        per = alternate(reps, warm, one, list(cands), runs, f"restore-{mem}")
-        rows += summarize("restore", f"exec -> guest answers, {mem} MiB", per, "serve_ms", "ms", ref="cold-boot")
-        rows += summarize("restore", f"exec -> first KVM_RUN (--stats), {mem} MiB", per, "guest_start_ms", "ms",
-                          ref="cold-boot")
-    if nvms and 128 in snaps:
+        per = alternate(reps, warm, one, list(cands), runs, f"restore-{mem}-{touch}")
+        rows += logged(summarize("restore", f"exec -> guest answers, {tag}", per, "serve_ms", "ms", ref="cold-boot"))
+        rows += logged(summarize("restore", f"exec -> first KVM_RUN (--stats), {tag}", per, "guest_start_ms", "ms",
+                          ref="cold-boot"))
+        per = alternate(reps, False, lambda _: resume_time(raw, tmp, timeout, f"{mem}-{touch}"), ["restore-paused"],
+                        runs, f"restore-paused-{mem}-{touch}")
+        rows += logged(summarize("restore", f"POST /vm/resume -> guest answers (--paused), {tag}", per, "resume_ms", "ms"))
+
+        # The working set, cold page cache: the first request reads all the guest wrote.
+        if record_working_set(raw, tmp, timeout, f"{mem}-{touch}"):
+            ws_cands = {"restore-no-ws": cands["restore"] + ["--no-working-set"], "restore-ws": cands["restore"]}
+
+            def cold(name):
+                drop_file_cache(os.path.join(raw, "memory"))
+                return serve_time(ws_cands[name], timeout, f"{mem}-{touch}/{name}", line="read",
+                                  answer=r"^echo: read ")
+
+            per = alternate(reps, False, cold, list(ws_cands), runs, f"restore-ws-{mem}-{touch}")
+            rows += logged(summarize("restore", f"exec -> first request served, cold page cache, {tag}", per, "serve_ms",
+                              "ms", ref="restore-no-ws"))
+            rows += logged(summarize("restore", f"major page faults of the VMM to that answer, {tag}", per, "majflt", "",
+                              ref="restore-no-ws"))
+            rows += logged(summarize("restore", f"minor page faults of the VMM to that answer, {tag}", per, "minflt", "",
+                              ref="restore-no-ws"))
+            os.unlink(os.path.join(raw, "workingset"))
+    small = snaps.get((128, TOUCH_MIB))
+    for n in (nvms_list if small else []):
+        # TODO(overlays): each clone gets its own disk overlay and tap once overlays exist; no disk, no tap here.
         per_many = {}
-        for name, cmd in (("cold-boot", microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} action=echo", 128)),
-                          ("restore", [MICROVM, "-q", "--restore", snaps[128]])):
-            time.sleep(1)
-            before = mem_available()
-            vms = []
-            try:
-                for _ in range(nvms):
-                    v = Run(cmd)
-                    v.proc.stdin.write(b"ping\n")
-                    v.proc.stdin.flush()
-                    vms.append(v)
-                up = [v for v in vms if v.wait_for(r"^echo: ping$", timeout * 4) is not None]
-                if check(len(up) == nvms, f"restore-many/{name}: only {len(up)} of {nvms} VMs answered"):
-                    time.sleep(1)
-                    used = (before - mem_available()) / nvms / 1048576
-                    m = [smaps(v.proc.pid, 128 << 20) for v in up]
-                    pss = statistics.mean(x["pss"] for x in m) / 1048576
-                    per_many[name] = [{"host_per_vm": used, "pss_per_vm": pss}]
-                    runs.append({"table": "restore-many", "candidate": name, "vms": nvms,
-                                 "host_per_vm_mib": used, "pss_per_vm_mib": pss})
-            finally:
-                for v in vms:
-                    v.kill()
-        rows += summarize("restore", f"host MemAvailable drop per VM, {nvms} VMs (128 MiB, {TOUCH_MIB} MiB written)",
-                          per_many, "host_per_vm", "MiB", ref="cold-boot")
-        rows += summarize("restore", f"PSS per VMM process, {nvms} VMs", per_many, "pss_per_vm", "MiB",
-                          ref="cold-boot")
+        for name, cmd in (("cold-boot", guest_cmd(128, TOUCH_MIB)), ("restore", [MICROVM, "-q", "--restore", small])):
+            res = clones(name, cmd, n, timeout)
+            if res:
+                per_many[name] = [res]
+                runs.append({"table": "clones", "candidate": name, "vms": n, **res})
+        tag = f"{n} VMs at once (128 MiB, {TOUCH_MIB} MiB written)"
+        rows += logged(summarize("restore", f"VMs started per second, {tag}", per_many, "per_second", "/s",
+                          lower_is_better=False, ref="cold-boot"))
+        rows += logged(summarize("restore", f"host MemAvailable drop per VM, {tag}", per_many, "host_per_vm", "MiB",
+                          ref="cold-boot"))
+        rows += logged(summarize("restore", f"PSS per VMM process (smaps_rollup), {tag}", per_many, "pss_per_vm", "MiB",
+                          ref="cold-boot"))
     return rows
 
 
@@ -555,6 +691,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(BUILD, "bench-results"))
     ap.add_argument("--reps", type=int)
     ap.add_argument("--vms", type=int, help="VMs at once for the memory table (default 50)")
+    ap.add_argument("--clones", help="restore: VMs restored at once, comma-separated (default 10,50; "
+                    "--smoke 3, --quick 10)")
+    ap.add_argument("--restore-sizes", help="restore: RAM:WRITTEN in MiB, comma-separated (default "
+                    + ",".join(f"{m}:{t}" for m, t in RESTORE_SIZES) + ")")
     ap.add_argument("--exits", type=int, help="iterations of each exit loop (default 20000)")
     ap.add_argument("--only", help="default: all; with --smoke all but linux (a Linux boot takes minutes "
                     "where guest kernel code is emulated)")
@@ -614,8 +754,11 @@ def main():
                 failures.append(f"linux: no bzImage/rootfs-spin.ext4 in {a.images} (sh scripts/guest-image --out {a.images})")
                 log(failures[-1])
         if "restore" in only:
-            log(f"restore from a snapshot (then {nvms} at once)")
-            rows += bench_restore(reps, warm, runs, nvms, a.timeout, tmp)
+            clones_n = [int(x) for x in (a.clones or ("3" if a.smoke else "10" if a.quick else "10,50")).split(",")]
+            sizes = ([tuple(int(v) for v in x.split(":")) for x in a.restore_sizes.split(",")]
+                     if a.restore_sizes else [(128, TOUCH_MIB)] if a.smoke else RESTORE_SIZES)
+            log(f"restore from a snapshot (sizes {sizes}, then {clones_n} at once)")
+            rows += bench_restore(reps, warm, runs, clones_n, a.timeout, tmp, sizes)
     print_table(rows)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "vm-results.json"), "w") as f:

@@ -20,7 +20,7 @@ if [ "$secs" -lt 1 ]; then   # libFuzzer would take 0 as "no limit"
 	exit 2
 fi
 secs=$((secs + 0))
-harnesses=${FUZZ_ONLY:-"virtqueue blk net mmio boot decompress cli config api snapshot overlay"}
+harnesses=${FUZZ_ONLY:-"virtqueue blk net mmio boot decompress cli config api snapshot overlay workingset"}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
 [ "$jobs" -le 4 ] || jobs=4

@@ -344,6 +344,21 @@ int config_set(struct vmm_config *cfg, enum config_key key, const char *name, co
 				       "%s %s: must be a positive number of seconds (e.g. 30 or 0.5), at most %.0f",
 				       name, val, CFG_TIMEOUT_MAX_S);
 		return 0;
+	case CFG_VERIFY_MEMORY:
+	case CFG_PAUSED:
+	case CFG_NO_WORKING_SET: {
+		bool on = !strcmp(val, "true");
+		if (!on && strcmp(val, "false"))
+			return err_set(EINVAL, "%s: must be true or false", name);
+		*(key == CFG_VERIFY_MEMORY ? &cfg->verify_memory : key == CFG_PAUSED ? &cfg->paused
+										      : &cfg->no_working_set) = on;
+		return 0;
+	}
+	case CFG_RECORD_WORKING_SET:
+		if (parse_timeout(val, &cfg->record_ws_ms) < 0 || cfg->record_ws_ms > 3600000)
+			return err_set(EINVAL, "%s %s: must be a positive number of seconds (e.g. 5 or 0.5), at most 3600",
+				       name, val);
+		return 0;
 	case CFG_STATS:
 		if (!strcmp(val, "text"))
 			cfg->stats = STATS_TEXT;
@@ -365,6 +380,12 @@ int config_check(const struct vmm_config *cfg)
 		return err_set(EINVAL, "--restore %s: the snapshot defines the machine: no --kernel, --initrd, "
 			       "--cmdline, --mem, --cpus or --run with it (--disk and --net name its back ends)",
 			       cfg->restore);
+	if (!cfg->restore && (cfg->verify_memory || cfg->record_ws_ms || cfg->no_working_set))
+		return err_set(EINVAL, "%s: only with --restore DIR", cfg->verify_memory ? "--verify-memory" :
+			       cfg->record_ws_ms ? "--record-working-set" : "--no-working-set");
+	/* Only the control API can let a paused VM run. */
+	if (cfg->paused && !cfg->api_sock)
+		return err_set(EINVAL, "--paused: needs --api-sock PATH (the VM runs at POST /vm/resume)");
 	if (!cfg->kernel && !cfg->host_info && !cfg->restore)
 		return err_set(EINVAL, "--kernel is required (see microvm --help)");
 	/* The script travels on one more disk after the user's. */

@@ -68,6 +68,10 @@ struct vmm_config {
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 	const char *config;    /* --config FILE (vmm/cli/config_file.h), NULL: none */
 	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */
+	bool verify_memory;    /* --verify-memory: check every memory extent's CRC before the guest runs */
+	bool paused;           /* --paused: build everything, run the vCPUs only at POST /vm/resume */
+	bool no_working_set;   /* --no-working-set: do not prefetch DIR/workingset */
+	uint64_t record_ws_ms; /* --record-working-set SECS: record the pages touched this long; 0: no */
 	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus or --run given */
 	int nr_owned;          /* strings from the --config file that the pointers above use */
 	char *owned[CFG_MAX_OWNED];
@@ -81,6 +85,7 @@ struct vmm_config {
 enum config_key {
 	CFG_KERNEL, CFG_INITRD, CFG_CMDLINE, CFG_MEM, CFG_CPUS, CFG_DISK, CFG_NET,
 	CFG_IO_ENGINE, CFG_TIMEOUT, CFG_STATS, CFG_RUN, CFG_USER, CFG_API_SOCK, CFG_RESTORE,
+	CFG_VERIFY_MEMORY, CFG_PAUSED, CFG_NO_WORKING_SET, CFG_RECORD_WORKING_SET,
 };
 
 /* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */
@@ -89,7 +94,8 @@ void config_defaults(struct vmm_config *cfg);
 /*
  * Apply one setting: a string value exactly as on the command line ("512M",
  * "root.ext4,ro", "tap=tap0", "json"). A scalar replaces the current value,
- * CFG_DISK and CFG_NET append (at most CFG_MAX_DISKS / CFG_MAX_NICS, no tap
+ * The switches (CFG_VERIFY_MEMORY, CFG_PAUSED, CFG_NO_WORKING_SET) take
+ * "true" or "false". CFG_DISK and CFG_NET append (at most CFG_MAX_DISKS / CFG_MAX_NICS, no tap
  * or MAC twice). String settings keep the pointer: val must outlive cfg.
  * name starts the error message ("--mem" on the command line). Returns 0 or
  * -EINVAL with err_msg() ("NAME VAL: must be ...").

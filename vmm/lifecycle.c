@@ -115,6 +115,9 @@ int vmm_resume(struct vmm *vmm)
 		atomic_store(&vmm->pause_requested, false);
 		pthread_cond_broadcast(&vmm->run_cond);
 		log_info("resumed (control API)");
+		/* --paused --record-working-set: the recording's time counts from when the guest runs. */
+		if (vmm->cfg.record_ws_ms && !vmm->ws_deadline && !vmm->ws_saved)
+			vmm->ws_deadline = stats_now_ns() + vmm->cfg.record_ws_ms * 1000000ULL;
 	}
 	pthread_mutex_unlock(&vmm->run_lock);
 	return 0;
@@ -156,4 +159,19 @@ uint64_t vmm_paused_ns(struct vmm *vmm, uint64_t now)
 		t += now - vmm->paused_since;
 	pthread_mutex_unlock(&vmm->run_lock);
 	return t;
+}
+
+int vmm_save_working_set(struct vmm *vmm, uint32_t *nr, uint64_t *bytes)
+{
+	if (!vmm->cfg.record_ws_ms)
+		return -ENOENT;
+	if (vmm->ws_saved)
+		return -EALREADY;
+	vmm->ws_saved = true;
+	vmm->ws_deadline = 0;
+	int ret = ws_record_save(&vmm->mem, vmm->cfg.restore, vmm->ws_state_crc, vmm->machine.ram_size, nr, bytes);
+	if (ret == 0)
+		log_info("working set: %u ranges, %llu MiB of RAM saved in %s/workingset", *nr,
+			 (unsigned long long)(*bytes >> 20), vmm->cfg.restore);
+	return ret;
 }

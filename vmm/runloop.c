@@ -40,8 +40,7 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit ex;
 
 	sandbox_enter(SANDBOX_VCPU);
-	unsigned long long unset = 0; /* atomic_ullong's own type */
-	atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
+	bool started = false;
 	/*
 	 * settled: the last KVM_RUN ended without an exit to handle, so the
 	 * vCPU's state is complete (an I/O or MMIO exit finishes only in the
@@ -54,6 +53,12 @@ static void *vcpu_thread(void *arg)
 		if (atomic_load(&vmm->pause_requested) && settled) {
 			park(vmm, vcpu);
 			continue;
+		}
+		if (!started) {
+			/* The first KVM_RUN (after POST /vm/resume with --paused). */
+			unsigned long long unset = 0; /* atomic_ullong's own type */
+			atomic_compare_exchange_strong(&vmm->times.guest_start, &unset, stats_now_ns());
+			started = true;
 		}
 		int ret = vcpu_run(vcpu, &ex);
 		settled = ret == -EINTR;
@@ -68,6 +73,12 @@ static void *vcpu_thread(void *arg)
 			break;
 	}
 	return NULL;
+}
+
+/* The prefetch thread only calls madvise: the I/O threads' filter allows that. */
+static void prefetch_sandbox(void)
+{
+	sandbox_enter(SANDBOX_IO);
 }
 
 static void kick_handler(int sig)
@@ -147,7 +158,8 @@ int vmm_run(struct vmm *vmm)
 	/* Every thread started from here on confines itself (vmm/sandbox/sandbox.h). */
 	if (vmm->cfg.no_seccomp) {
 		log_debug("seccomp: off (--no-seccomp)");
-	} else if (sandbox_prepare(vmm->door_open, restore_terminal, vmm) < 0) {
+	/* --record-working-set reads /proc/self/pagemap and writes DIR/workingset as a snapshot writes its files. */
+	} else if (sandbox_prepare(vmm->door_open || vmm->cfg.record_ws_ms, restore_terminal, vmm) < 0) {
 		log_error("%s", err_msg());
 		close(sfd);
 		return MV_EXIT_ERROR;
@@ -174,6 +186,22 @@ int vmm_run(struct vmm *vmm)
 		return MV_EXIT_ERROR;
 	}
 
+	/* The working set loads while the vCPUs start (and while a --paused VM waits). */
+	if (vmm->ws.n) {
+		vmm->ws.thread_init = prefetch_sandbox;
+		if (ws_prefetch_start(&vmm->ws) < 0)
+			log_warn("%s (restoring without it)", err_msg());
+	}
+	if (vmm->cfg.record_ws_ms && !vmm->cfg.paused)
+		vmm->ws_deadline = stats_now_ns() + vmm->cfg.record_ws_ms * 1000000ULL;
+	/* --paused: the vCPU threads park before their first KVM_RUN until POST /vm/resume. */
+	if (vmm->cfg.paused) {
+		pthread_mutex_lock(&vmm->run_lock);
+		atomic_store(&vmm->pause_requested, true);
+		vmm->paused_since = stats_now_ns();
+		pthread_mutex_unlock(&vmm->run_lock);
+		log_info("paused (--paused): the VM runs at POST /vm/resume on %s", vmm->cfg.api_sock);
+	}
 	for (int i = 0; i < vmm->nr_vcpus; i++) {
 		vmm->thread_args[i] = (struct vcpu_thread){ .vmm = vmm, .vcpu = &vmm->vcpus[i] };
 		int e = pthread_create(&vmm->threads[i], NULL, vcpu_thread, &vmm->thread_args[i]);
@@ -201,6 +229,12 @@ int vmm_run(struct vmm *vmm)
 				 (double)vmm->shutdown_timeout_ms / 1000.0, MV_EXIT_TIMEOUT);
 			vmm_request_stop(vmm, MV_EXIT_TIMEOUT, why);
 			break;
+		}
+		if (deadline_passed(vmm->ws_deadline, &wait_ms)) {
+			uint32_t nr;
+			uint64_t bytes;
+			if (vmm_save_working_set(vmm, &nr, &bytes) < 0)
+				log_warn("--record-working-set: %s", err_msg());
 		}
 		if (deadline_passed(deadline, &wait_ms)) {
 			snprintf(why, sizeof(why),
@@ -235,6 +269,11 @@ int vmm_run(struct vmm *vmm)
 	if (sigwatch_start(&sw, sfd, restore_terminal, vmm) < 0)
 		log_debug("%s", err_msg());
 	stop_vcpus(vmm);
+	if (vmm->ws.started) {
+		ws_prefetch_stop(&vmm->ws);
+		log_debug("working set: %llu MiB prefetched in %.1f ms", (unsigned long long)(vmm->ws.bytes >> 20),
+			  (double)vmm->ws.ns / 1e6);
+	}
 	/* No vCPU can add requests now: finish those in flight, sync the images, log the NIC counters. */
 	vdevs_stop(&vmm->vdevs);
 	console_stop(&vmm->console);

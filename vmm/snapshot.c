@@ -6,6 +6,7 @@
 #include "base/readfile.h"
 #include "vmm/stats.h"
 #include "vmm/vm.h"
+#include "vmm/workingset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,6 +130,7 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s)
 	if (h.body_crc != crc(buf + sizeof(h), len - sizeof(h)))
 		return err_set(EINVAL, "checksum mismatch (corrupt)");
 	s->flags = h.flags;
+	s->state_crc = h.body_crc;
 
 	size_t pos = sizeof(h);
 	size_t vcpu_size = vcpu_state_size();
@@ -224,7 +226,29 @@ static int open_regular(int dfd, const char *dir, const char *name)
 	return fd;
 }
 
-int snapshot_read(const char *dir, struct snapshot *s)
+/* DIR/workingset's bytes into s, if there is one; one that cannot be read is only a lost hint. */
+static void read_working_set(int dfd, const char *dir, struct snapshot *s)
+{
+	struct stat st;
+
+	if (fstatat(dfd, "workingset", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		return;
+	int fd = open_regular(dfd, dir, "workingset");
+	if (fd < 0) {
+		log_warn("%s (the working set is ignored)", err_msg());
+		return;
+	}
+	int r = read_whole(fd, WS_MAX_FILE, &s->ws_buf, &s->ws_len);
+	if (r < 0) {
+		log_warn("--restore %s/workingset: ignored: %s", dir,
+			 r == -EFBIG ? "larger than any working set" : strerror(-r));
+		s->ws_buf = NULL;
+		s->ws_len = 0;
+	}
+	close(fd);
+}
+
+int snapshot_read(const char *dir, struct snapshot *s, bool want_ws)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -297,6 +321,9 @@ int snapshot_read(const char *dir, struct snapshot *s)
 	s->mem_fd = mfd;
 	buf = NULL;
 	mfd = -1;
+	/* Under the same lock: the working set belongs to this state, or its CRC says it does not. */
+	if (want_ws && !(s->flags & SNAP_FLAG_COMPRESSED))
+		read_working_set(dfd, dir, s);
 out:
 	if (ret < 0) {
 		for (int i = 0; layers && i < CFG_MAX_DISKS; i++)
@@ -321,6 +348,7 @@ void snapshot_free(struct snapshot *s)
 		if (s->layer_fd[i] >= 0)
 			close(s->layer_fd[i]);
 	free(s->buf);
+	free(s->ws_buf);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -497,7 +525,7 @@ static int write_memory(int fd, const char *name, const struct guest_mem *mem, b
 }
 
 int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct machine *m,
-			struct guest_mem *mem)
+			struct guest_mem *mem, bool verify)
 {
 	const struct snap_memory *sm = s->memory;
 	bool compressed = s->flags & SNAP_FLAG_COMPRESSED;
@@ -537,6 +565,9 @@ int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct 
 		goto out;
 	}
 	if ((ret = guest_mem_map_file(mem, starts, sizes, m->nr_ram, compressed ? -1 : fd)) < 0)
+		goto out;
+	/* Lazy (the default): the raw file's pages load when the guest first touches them; nothing is read here. */
+	if (!compressed && !verify)
 		goto out;
 	/* The raw file is read in small pieces: a 32 MiB buffer costs thousands of page faults. */
 	if (!(buf = malloc(compressed ? compressBound(MAX_RUN) : CHECK_CHUNK))) {
@@ -682,8 +713,8 @@ static int save_state(struct vmm *vmm, struct sbuf *b)
 /* Is name one a snapshot directory may hold: the files, or a temporary one a killed writer left? */
 static bool snapshot_file_name(const char *name, bool *leftover)
 {
-	static const char *const files[] = { "state", "memory", "memory.z" };
-	static const char *const tmps[] = { ".state.tmp.", ".memory.tmp.", ".memory.z.tmp." };
+	static const char *const files[] = { "state", "memory", "memory.z", "workingset" };
+	static const char *const tmps[] = { ".state.tmp.", ".memory.tmp.", ".memory.z.tmp.", ".workingset.tmp." };
 	char layer[32], layer_tmp[40];
 
 	*leftover = false;
@@ -835,7 +866,9 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 	 * change their RAM under them. New files get temporary names and are
 	 * renamed over the old ones (whose mappings keep the old data).
 	 */
-	if ((unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) || fsync(dfd) < 0) {
+	/* A working set recorded from the old snapshot is stale (its CRC would say so too). */
+	if ((unlinkat(dfd, "state", 0) < 0 && errno != ENOENT) ||
+	    (unlinkat(dfd, "workingset", 0) < 0 && errno != ENOENT) || fsync(dfd) < 0) {
 		ret = err_set(errno, "snapshot %s/state: %s", dir, strerror(errno));
 		goto out;
 	}
@@ -949,5 +982,67 @@ out:
 	close(dfd);
 	free(b.p);
 	free(ext);
+	return ret;
+}
+
+/* ---- the working set's file ---- */
+
+int snapshot_save_working_set(const char *dir, uint32_t state_crc, const uint8_t *buf, size_t len)
+{
+	char tmp[64] = "";
+	struct snap_header h;
+	struct stat st;
+	int fd = -1, sfd = -1, ret = 0;
+
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "working set: %s: %s", dir, strerror(errno));
+	/* The rules a restore trusted the directory under, still true (docs/snapshot.md). */
+	if (fstat(dfd, &st) < 0 || (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		ret = err_set(EPERM, "working set: %s: refused: the directory must belong to you or root and be "
+			      "writable by no one else", dir);
+		goto out;
+	}
+	if (flock(dfd, LOCK_SH | LOCK_NB) < 0) {
+		ret = err_set(errno == EWOULDBLOCK ? EBUSY : errno, "working set: %s: %s", dir,
+			      errno == EWOULDBLOCK ? "a snapshot is being written into it" : strerror(errno));
+		goto out;
+	}
+	/* The state this VM was restored from, not one written there since. */
+	if ((sfd = open_regular(dfd, dir, "state")) < 0) {
+		ret = err_prefix(-sfd, "working set");
+		goto out;
+	}
+	if (pread_all(sfd, &h, sizeof(h), 0, "state") < 0 || memcmp(h.magic, SNAP_MAGIC, 8) ||
+	    h.header_crc != crc(&h, offsetof(struct snap_header, header_crc)) || h.body_crc != state_crc) {
+		ret = err_set(ESTALE, "working set: %s: not saved: the snapshot there is no longer the one this VM "
+			      "was restored from", dir);
+		goto out;
+	}
+	fd = open_tmp(dfd, "workingset", tmp, sizeof(tmp));
+	if (fd < 0) {
+		ret = err_set(-fd, "working set: %s: cannot create a file in it: %s%s", dir, strerror(-fd),
+			      fd == -EACCES || fd == -EROFS ? " (record as the directory's owner, or copy the snapshot "
+							      "into a directory you can write)" : "");
+		tmp[0] = '\0';
+		goto out;
+	}
+	if ((ret = pwrite_all(fd, buf, len, 0, tmp)) < 0) {
+		err_prefix(-ret, "working set: %s", dir);
+		goto out;
+	}
+	if (fsync(fd) < 0 || renameat(dfd, tmp, dfd, "workingset") < 0 || fsync(dfd) < 0) {
+		ret = err_set(errno, "working set: %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	tmp[0] = '\0';
+out:
+	if (tmp[0])
+		unlinkat(dfd, tmp, 0);
+	if (fd >= 0)
+		close(fd);
+	if (sfd >= 0)
+		close(sfd);
+	close(dfd);
 	return ret;
 }

@@ -105,6 +105,9 @@ struct snapshot {
 	const struct snap_memory *memory;
 	int mem_fd;                     /* snapshot_read(): the memory file, opened with the state */
 	int layer_fd[CFG_MAX_DISKS];    /* snapshot_read(): disk i's saved overlay (diskI.overlay), or -1 */
+	uint32_t state_crc;             /* the header's CRC of the body: names this snapshot (a working set's) */
+	uint8_t *ws_buf;                /* snapshot_read(): DIR/workingset's bytes (unchecked), owned; NULL: none */
+	size_t ws_len;
 };
 
 /* The name of disk i's saved overlay layer in a snapshot directory. */
@@ -125,9 +128,15 @@ int snapshot_parse(const uint8_t *buf, size_t len, struct snapshot *s);
  * (snapshot_dir_open() holds it exclusively while a snapshot is written), all
  * regular files (no symbolic link followed); s->buf, s->mem_fd and
  * s->layer_fd[] are then owned by s (snapshot_free()).
+ * Read DIR/state and parse it, and open the memory file beside it, both
+ * under a shared lock on DIR (snapshot_dir_open() holds it exclusively while
+ * a snapshot is written), both regular files (no symbolic link followed);
+ * s->buf and s->mem_fd are then owned by s (snapshot_free()). With
+ * want_ws, DIR/workingset's bytes too, if there is one (s->ws_buf, checked
+ * later by ws_parse()); one that cannot be read is left out with a warning.
  * Returns 0 or -errno with err_msg() naming the directory.
  */
-int snapshot_read(const char *dir, struct snapshot *s);
+int snapshot_read(const char *dir, struct snapshot *s, bool want_ws);
 void snapshot_free(struct snapshot *s);
 
 struct vmm;
@@ -168,14 +177,25 @@ int vmm_snapshot(struct vmm *vmm, const char *dir, bool compress, uint64_t *byte
 
 /*
  * Map a snapshot's memory for a restore into the regions of m (guest_mem):
- * the raw file MAP_PRIVATE after checking every extent's CRC, with a shared
- * flock on it that lasts as long as the mapping (no microvm snapshot ever
- * writes a locked memory file; other tools can see it is in use); a
- * compressed one decompressed into anonymous memory. The memory file must
- * not change while VMs run from it (docs/snapshot.md). Returns 0 or -errno
- * with err_msg().
+ * the raw file MAP_PRIVATE, with a shared flock on it that lasts as long as
+ * the mapping (no microvm snapshot ever writes a locked memory file; other
+ * tools can see it is in use); its size is checked, its data is not read:
+ * pages load when the guest first touches them, so the time does not grow
+ * with the memory. verify (--verify-memory): every extent is read from the
+ * file first and its CRC checked. A compressed one is always decompressed
+ * into anonymous memory and checked. The memory file must not change while
+ * VMs run from it (docs/snapshot.md). Returns 0 or -errno with err_msg().
  */
 int snapshot_map_memory(const char *dir, const struct snapshot *s, const struct machine *m,
-			struct guest_mem *mem);
+			struct guest_mem *mem, bool verify);
+
+/*
+ * Save a working set's file (vmm/workingset.h) as DIR/workingset: under a
+ * shared lock on DIR (no snapshot is being written), only while DIR/state
+ * is still the snapshot state_crc names, under a temporary name (O_EXCL,
+ * 0600, no link followed), synced, renamed into place. Returns 0 or -errno
+ * with err_msg() naming the directory (one this user may not write: says so).
+ */
+int snapshot_save_working_set(const char *dir, uint32_t state_crc, const uint8_t *buf, size_t len);
 
 #endif

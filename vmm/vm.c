@@ -319,6 +319,29 @@ static void restore_report(const struct vmm *vmm)
 		log_info("--restore: eth%d: tap %s", i, vmm->cfg.nics[i].tap);
 }
 
+/*
+ * --restore: DIR/workingset's ranges for the prefetch (vmm_run() starts it).
+ * A working set is a hint: a bad or stale one is ignored with a warning,
+ * the restore goes on without it.
+ */
+static void load_working_set(struct vmm *vmm)
+{
+	struct ws_range *r;
+	uint32_t n;
+	uint64_t bytes = 0;
+
+	if (ws_parse(vmm->snap.ws_buf, vmm->snap.ws_len, vmm->snap.state_crc, vmm->snap.memory->total, &r, &n) < 0) {
+		log_warn("--restore %s/workingset: ignored: %s", vmm->cfg.restore, err_msg());
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		bytes += r[i].len;
+	vmm->ws.r = r;
+	vmm->ws.n = n;
+	vmm->ws.mem = &vmm->mem;
+	log_info("--restore: working set: %u ranges, %llu MiB to prefetch", n, (unsigned long long)(bytes >> 20));
+}
+
 /* --restore: every vCPU's state, then the VM's (the clock last), then the devices'. */
 static int restore_state(struct vmm *vmm)
 {
@@ -375,7 +398,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 
 	if (cfg->restore) {
 		/* The snapshot's machine replaces the configuration's (config_check() refused both). */
-		if ((ret = snapshot_read(cfg->restore, &vmm->snap)) < 0 ||
+		if ((ret = snapshot_read(cfg->restore, &vmm->snap, !cfg->no_working_set && !cfg->record_ws_ms)) < 0 ||
 		    (ret = restore_config(&vmm->cfg, &vmm->snap)) < 0)
 			return ret;
 		cfg = &vmm->cfg;
@@ -416,8 +439,14 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 					       cfg->restore, cfg->disks[i].path,
 					       (unsigned long long)vmm->vdevs.disks[i].size,
 					       (unsigned long long)vmm->snap.config->disks[i].size);
-		if ((ret = snapshot_map_memory(cfg->restore, &vmm->snap, &vmm->machine, &vmm->mem)) < 0)
+		if (cfg->record_ws_ms && (vmm->snap.flags & SNAP_FLAG_COMPRESSED))
+			return err_set(EINVAL, "--record-working-set: %s holds memory.z, inflated whole at restore: a "
+				       "working set is for a raw memory file (snapshot without \"compress\")", cfg->restore);
+		if ((ret = snapshot_map_memory(cfg->restore, &vmm->snap, &vmm->machine, &vmm->mem, cfg->verify_memory)) < 0)
 			return ret;
+		vmm->ws_state_crc = vmm->snap.state_crc;
+		if (vmm->snap.ws_buf)
+			load_working_set(vmm);
 		restore_report(vmm);
 	} else {
 		if ((ret = guest_mem_map(&vmm->mem, starts, sizes, vmm->machine.nr_ram)) < 0)
@@ -502,6 +531,7 @@ void vmm_destroy(struct vmm *vmm)
 		vm_destroy(&vmm->vm);
 	if (vmm->kvm_open)
 		kvm_close(&vmm->kvm);
+	ws_prefetch_stop(&vmm->ws);
 	guest_mem_unmap(&vmm->mem);
 	snapshot_free(&vmm->snap);
 	if (vmm->door_open)

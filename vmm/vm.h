@@ -20,6 +20,7 @@
 #include "vmm/exits.h"
 #include "base/guest_mem.h"
 #include "vmm/snapshot.h"
+#include "vmm/workingset.h"
 #include "vmm/stats.h"
 
 struct pollfd;
@@ -74,6 +75,10 @@ struct vmm {
 	struct vdevs vdevs;                 /* disks, virtio devices, the I/O thread */
 	char *cmdline;                      /* the guest's kernel command line (vmm/cmdline.h), owned */
 	struct snapshot snap;               /* --restore: the parsed state file (freed after the build) */
+	struct ws_prefetch ws;              /* --restore: DIR/workingset's ranges, loaded while the vCPUs start */
+	uint32_t ws_state_crc;              /* --restore: the snapshot's state CRC (a working set names it) */
+	uint64_t ws_deadline;               /* --record-working-set: when to save it (ns; main thread); 0: not yet */
+	bool ws_saved;                      /* --record-working-set: saved (or tried): recording is over */
 
 	/* Pause (the control API): vCPU threads park on run_cond while pause_requested. */
 	pthread_mutex_t run_lock;
@@ -139,6 +144,14 @@ int vmm_resume(struct vmm *vmm);
  */
 #define VMM_SHUTDOWN_DEFAULT_MS 30000
 int vmm_shutdown(struct vmm *vmm, uint64_t timeout_ms);
+
+/*
+ * --record-working-set: record the pages the guest touched so far and save
+ * them as DIR/workingset (vmm/workingset.h); recording is then over. Main
+ * thread only. Returns 0 with *nr ranges and *bytes of RAM, -EALREADY (saved
+ * before), -ENOENT (not recording) or -errno with err_msg().
+ */
+int vmm_save_working_set(struct vmm *vmm, uint32_t *nr, uint64_t *bytes);
 
 /* "running", "paused", "shutting-down" (a shutdown request pending) or "stopping". */
 const char *vmm_state_name(struct vmm *vmm);

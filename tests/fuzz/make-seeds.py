@@ -581,6 +581,22 @@ def overlay_seeds():
     write("overlay", "raw", u64(64 << 10) + u64(file_size) + bytes([0]) + h)
 
 
+def workingset_seeds():
+    """A working-set file (vmm/workingset.h) as fuzz_workingset.c's mode byte takes it: the
+    ranges alone (mode 1: the harness adds header and CRC), or a whole file (mode 0)."""
+    import struct
+    import zlib
+    clean("workingset")
+    ranges = b"".join(u64(o) + u64(n) for o, n in
+                      ((0, 4096), (0x10000, 0x40000), (0x100000, 4096), ((1 << 30) - 8192, 8192)))
+    write("workingset", "sealed", u8(1) + ranges)
+    body = b"MVMWSET\n" + u32(1) + u32(32) + u32(4) + u32(0x5eed5eed) + u64(1 << 30) + ranges
+    write("workingset", "whole", u8(0) + body + struct.pack("<I", zlib.crc32(body)))
+    write("workingset", "empty", u8(0) + b"MVMWSET\n" + u32(1) + u32(32) + u32(0) + u32(0x5eed5eed) +
+          u64(1 << 30) + struct.pack("<I", zlib.crc32(b"MVMWSET\n" + u32(1) + u32(32) + u32(0) +
+                                                      u32(0x5eed5eed) + u64(1 << 30))))
+
+
 def main():
     for name in ("virtqueue", "blk", "net", "mmio", "boot", "decompress", "cli", "config", "overlay"):
         clean(name)
@@ -592,6 +608,7 @@ def main():
     cli_seeds()
     config_seeds()
     overlay_seeds()
+    workingset_seeds()
     total = 0
     for name in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, name))

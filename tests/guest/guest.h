@@ -306,6 +306,8 @@ bool bench_wanted(void);
 bool bench_wants_fdt(int mode);  /* bench.mmio needs the virtio-mmio windows */
 bool bench_wants_acpi(int mode);
 void bench_run(const struct boot_info *bi, const struct fdt_info *fi, const struct acpi_info *ai);
+/* action=echo's line `read`: read back every page bench.touch wrote, print their sum. */
+void bench_read_touched(void);
 
 /* ---- net.c: virtio-net driver (net.* keys) ---- */
 bool net_parse(const char *key, size_t klen, const char *v, size_t n);

@@ -182,6 +182,11 @@ void run_echo(uint64_t ioapic)
 				line[n++] = (char)c;
 			continue;
 		}
+		if (mem_eq_str(line, n, "read")) {
+			bench_read_touched();
+			n = 0;
+			continue;
+		}
 		gprintf("echo: %.*s\n", (int)n, line);
 		if (mem_eq_str(line, n, "quit")) {
 			gprintf("echo: bye\n");

@@ -358,8 +358,8 @@ def main():
     b = os.pread(fd, 1, at)
     os.pwrite(fd, bytes([b[0] ^ 1]), at)
     os.close(fd)
-    refused(microvm, ["--restore", d, "--disk", disk], r"refused: checksum mismatch in extent \d+ \(corrupt\)",
-            "a flipped bit in the memory")
+    refused(microvm, ["--restore", d, "--disk", disk, "--verify-memory"],
+            r"refused: checksum mismatch in extent \d+ \(corrupt\)", "a flipped bit in the memory (--verify-memory)")
     d = copy_snap(zsnap, os.path.join(tmp, "badz"))
     z = os.path.join(d, "memory.z")
     patch(z, os.path.getsize(z) // 2, b"\xff\x00\xff\x00")

@@ -362,6 +362,37 @@ static void post_snapshot(struct control *ctl, const struct api_request *req, st
 	resp->body = take_json(r);
 }
 
+/* --record-working-set: record the pages touched so far and save DIR/workingset now, before the deadline. */
+static void post_working_set(struct control *ctl, const struct api_request *req, struct api_response *resp)
+{
+	static const char route[] = "POST /vm/working-set";
+	struct vmm *vmm = ctl->vmm;
+	uint32_t nr = 0;
+	uint64_t bytes = 0;
+	(void)req;
+	int r = vmm_save_working_set(vmm, &nr, &bytes);
+	if (r == -ENOENT || r == -EALREADY) {
+		resp->status = 409;
+		resp->body = api_error_body(r == -ENOENT ? "%s: not recording (start microvm with --restore DIR "
+							   "--record-working-set SECONDS)"
+							 : "%s: the working set was saved already (once per restore)", route);
+		return;
+	}
+	if (r < 0) {
+		resp->status = 500;
+		resp->body = api_error_body("%s: %s", route, err_msg());
+		return;
+	}
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/workingset", vmm->cfg.restore);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "path", json_object_new_string(path));
+	put_u64(o, "ranges", nr);
+	put_u64(o, "bytes", bytes);
+	resp->status = 200;
+	resp->body = take_json(o);
+}
+
 static const struct route routes[] = {
 	{ "/vm", "GET", get_vm },
 	{ "/metrics", "GET", get_metrics },
@@ -370,6 +401,7 @@ static const struct route routes[] = {
 	{ "/vm/stop", "POST", post_stop },
 	{ "/vm/shutdown", "POST", post_shutdown },
 	{ "/vm/snapshot", "POST", post_snapshot },
+	{ "/vm/working-set", "POST", post_working_set },
 };
 
 void control_handle(void *ctx, const struct api_request *req, struct api_response *resp)

@@ -77,6 +77,17 @@ void cli_usage(FILE *out)
 		"                   vCPUs and devices; --disk PATH[,id=ID] gives each disk\n"
 		"                   its image (by id, else in order), --net tap=NAME each\n"
 		"                   NIC its tap, both required (see docs/snapshot.md)\n"
+		"  --verify-memory  with --restore: check every memory extent's checksum\n"
+		"                   before the guest runs (reads the whole memory file);\n"
+		"                   by default pages load when the guest first touches them\n"
+		"  --paused         build the VM (or restore it) but run no vCPU until\n"
+		"                   POST /vm/resume on --api-sock (a pre-warmed pool)\n"
+		"  --record-working-set SECS\n"
+		"                   with --restore: record which pages of the memory file\n"
+		"                   the guest touches in its first SECS seconds (or until\n"
+		"                   POST /vm/working-set) into DIR/workingset; later\n"
+		"                   restores prefetch them while the vCPUs start\n"
+		"  --no-working-set with --restore: do not prefetch DIR/workingset\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -104,12 +115,12 @@ void cli_usage(FILE *out)
 
 /* The flags: a name, then what it does (a setting with a value, or one of the switches). */
 enum flag_kind { F_SET, F_HELP, F_VERSION, F_QUIET, F_VERBOSE, F_CMDLINE_DEVICES, F_HOST_INFO,
-		 F_NO_HOST_QUIRKS, F_NO_SECCOMP, F_STATS, F_CONFIG };
+		 F_NO_HOST_QUIRKS, F_NO_SECCOMP, F_STATS, F_CONFIG, F_SWITCH };
 
 static const struct flag {
 	const char *name, *alias;
 	enum flag_kind kind;
-	enum config_key key;       /* F_SET */
+	enum config_key key;       /* F_SET, F_SWITCH (set to "true") */
 } flags[] = {
 	{ "--help", "-h", F_HELP, 0 },
 	{ "--version", "-V", F_VERSION, 0 },
@@ -134,6 +145,10 @@ static const struct flag {
 	{ "--user", NULL, F_SET, CFG_USER },
 	{ "--api-sock", NULL, F_SET, CFG_API_SOCK },
 	{ "--restore", NULL, F_SET, CFG_RESTORE },
+	{ "--verify-memory", NULL, F_SWITCH, CFG_VERIFY_MEMORY },
+	{ "--paused", NULL, F_SWITCH, CFG_PAUSED },
+	{ "--no-working-set", NULL, F_SWITCH, CFG_NO_WORKING_SET },
+	{ "--record-working-set", NULL, F_SET, CFG_RECORD_WORKING_SET },
 };
 
 /*
@@ -229,6 +244,10 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			break;
 		case F_CONFIG:
 			break;   /* loaded above */
+		case F_SWITCH:
+			if ((ret = config_set(cfg, f->key, f->name, "true")) < 0)
+				return ret;
+			break;
 		case F_SET:
 			if ((ret = config_set(cfg, f->key, f->name, val)) < 0)
 				return ret;

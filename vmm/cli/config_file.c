@@ -237,6 +237,10 @@ static const struct key {
 	{ "user", K_STRING, CFG_USER },
 	{ "api_sock", K_PATH, CFG_API_SOCK },
 	{ "restore", K_PATH, CFG_RESTORE },
+	{ "verify_memory", K_BOOL, CFG_VERIFY_MEMORY },
+	{ "paused", K_BOOL, CFG_PAUSED },
+	{ "no_working_set", K_BOOL, CFG_NO_WORKING_SET },
+	{ "record_working_set", K_SECONDS, CFG_RECORD_WORKING_SET },
 };
 
 static int apply_key(const char *name, const char *dir, const struct key *k, struct json_object *v,
@@ -253,6 +257,8 @@ static int apply_key(const char *name, const char *dir, const struct key *k, str
 	case K_BOOL:
 		if (!json_object_is_type(v, json_type_boolean))
 			return wrong_type(name, k->name, v, "true or false");
+		if (k->key == CFG_VERIFY_MEMORY || k->key == CFG_PAUSED || k->key == CFG_NO_WORKING_SET)
+			return config_set(cfg, k->key, what, json_object_get_boolean(v) ? "true" : "false");
 		*(!strcmp(k->name, "cmdline_devices") ? &cfg->cmdline_devices :
 		  !strcmp(k->name, "no_seccomp")      ? &cfg->no_seccomp :
 							&cfg->no_host_quirks) = json_object_get_boolean(v);

@@ -85,6 +85,7 @@ static const int api_extra[] = {
 	SCMP_SYS(renameat2), SCMP_SYS(rename), SCMP_SYS(pwrite64), SCMP_SYS(ftruncate),
 	SCMP_SYS(flock), SCMP_SYS(geteuid), SCMP_SYS(getdents64),  /* the snapshot directory: lock, owner, contents */
 	SCMP_SYS(copy_file_range),      /* a disk's overlay into the snapshot (io/overlay.h overlay_save) */
+	SCMP_SYS(pread64),      /* the working set: /proc/self/pagemap, the state's header (vmm/workingset.h) */
 };
 static const unsigned long snapshot_ioctls[] = {
 	KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE, KVM_GET_XCRS, KVM_GET_DEBUGREGS,

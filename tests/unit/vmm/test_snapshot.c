@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -491,7 +492,8 @@ Test(snapshot_dir, only_empty_or_a_snapshot)
 	snprintf(dir, sizeof(dir), "%s/d", base);
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	/* A snapshot's files, and what a killed writer left (removed). */
-	const char *ok[] = { "state", "memory", "memory.z", ".memory.tmp.123.0", ".state.tmp.9.1" };
+	const char *ok[] = { "state", "memory", "memory.z", "workingset", ".memory.tmp.123.0", ".state.tmp.9.1",
+			     ".workingset.tmp.5.0" };
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		snprintf(f, sizeof(f), "%s/%s", dir, ok[i]);
 		FILE *fp = fopen(f, "w");
@@ -526,11 +528,67 @@ Test(snapshot_dir, only_empty_or_a_snapshot)
 	snprintf(slash, sizeof(slash), "%s/..", dir);
 	cr_assert_eq(snapshot_dir_open(slash), -EINVAL);
 	cr_assert_eq(snapshot_dir_open(""), -EINVAL);
-	const char *left[] = { "state", "memory", "memory.z", ".state.tmp.9.1" };
+	const char *left[] = { "state", "memory", "memory.z", "workingset", ".state.tmp.9.1" };
 	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
 		snprintf(f, sizeof(f), "%s/%s", dir, left[i]);
 		unlink(f);
 	}
 	rmdir(dir);
 	rmdir(base);
+}
+
+/* ---- DIR/workingset (snapshot_save_working_set) ---- */
+
+Test(snapshot_ws, saved_only_beside_its_own_state)
+{
+	char base[] = "/tmp/microvm-snapws-XXXXXX", f[96];
+	const uint8_t data[] = "working set bytes";
+	struct stat st;
+
+	cr_assert_not_null(mkdtemp(base));
+	build(1);
+	snapshot_seal(img, img_len, 0);
+	uint32_t state_crc;
+	memcpy(&state_crc, img + 24, 4);
+	snprintf(f, sizeof(f), "%s/state", base);
+	FILE *fp = fopen(f, "w");
+	cr_assert_not_null(fp);
+	cr_assert_eq(fwrite(img, 1, img_len, fp), img_len);
+	fclose(fp);
+
+	cr_assert_eq(snapshot_save_working_set(base, state_crc, data, sizeof(data)), 0, "%s", err_msg());
+	snprintf(f, sizeof(f), "%s/workingset", base);
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600);
+	cr_assert_eq(st.st_size, (off_t)sizeof(data));
+	/* Replaced, not written in place: a second save is a new file. */
+	cr_assert_eq(snapshot_save_working_set(base, state_crc, data, 4), 0, "%s", err_msg());
+	struct stat st2;
+	cr_assert_eq(stat(f, &st2), 0);
+	cr_assert_eq(st2.st_size, 4);
+	cr_assert_neq(st.st_ino, st2.st_ino);
+
+	/* Another snapshot's state now: not saved. */
+	err_clear();
+	cr_assert_eq(snapshot_save_working_set(base, state_crc + 1, data, 4), -ESTALE);
+	cr_assert(strstr(err_msg(), "no longer the one this VM was restored from"), "%s", err_msg());
+	/* A directory others may write: refused. */
+	cr_assert_eq(chmod(base, 0777), 0);
+	cr_assert_eq(snapshot_save_working_set(base, state_crc, data, 4), -EPERM);
+	cr_assert_eq(chmod(base, 0700), 0);
+	/* A snapshot being written (its exclusive lock): refused. */
+	int dfd = open(base, O_RDONLY | O_DIRECTORY);
+	cr_assert_eq(flock(dfd, LOCK_EX), 0);
+	err_clear();
+	cr_assert_eq(snapshot_save_working_set(base, state_crc, data, 4), -EBUSY);
+	cr_assert(strstr(err_msg(), "a snapshot is being written"), "%s", err_msg());
+	close(dfd);
+	/* No state file: refused. */
+	snprintf(f, sizeof(f), "%s/state", base);
+	unlink(f);
+	cr_assert_lt(snapshot_save_working_set(base, state_crc, data, 4), 0);
+	/* Nothing but the working set left behind (no temporary files). */
+	snprintf(f, sizeof(f), "%s/workingset", base);
+	cr_assert_eq(unlink(f), 0);
+	cr_assert_eq(rmdir(base), 0, "the directory is empty");
 }

@@ -511,6 +511,35 @@ Test(cli, restore_takes_back_ends_only)
 	}
 }
 
+/* The restore's switches: --verify-memory, --paused (needs --api-sock), the working set's. */
+Test(cli, restore_switches)
+{
+	struct vmm_config cfg;
+	char *ok[] = { "microvm", "--restore", "/srv/snap", "--verify-memory", "--paused", "--api-sock", "a.sock",
+		       "--record-working-set", "2.5", "--no-working-set" };
+
+	err_clear();
+	cr_assert_eq(parse(&cfg, 10, ok), 0, "%s", err_msg());
+	cr_assert(cfg.verify_memory && cfg.paused && cfg.no_working_set);
+	cr_assert_eq(cfg.record_ws_ms, 2500);
+	char *boot_paused[] = { "microvm", "--kernel", "k", "--paused", "--api-sock", "a.sock" };
+	cr_assert_eq(parse(&cfg, 6, boot_paused), 0, "--paused with a boot: %s", err_msg());
+	struct { int argc; char *argv[6]; const char *msg; } bad[] = {
+		{ 4, { "microvm", "--restore", "/s", "--paused" }, "--paused: needs --api-sock" },
+		{ 4, { "microvm", "--kernel", "k", "--verify-memory" }, "--verify-memory: only with --restore" },
+		{ 5, { "microvm", "--kernel", "k", "--record-working-set", "5" }, "--record-working-set: only with --restore" },
+		{ 4, { "microvm", "--kernel", "k", "--no-working-set" }, "--no-working-set: only with --restore" },
+		{ 5, { "microvm", "--restore", "/s", "--record-working-set", "0" }, "--record-working-set 0: must be" },
+		{ 5, { "microvm", "--restore", "/s", "--record-working-set", "3601" }, "at most 3600" },
+		{ 4, { "microvm", "--restore", "/s", "--paused=1" }, "unknown option" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err_clear();
+		cr_assert_eq(parse(&cfg, bad[i].argc, bad[i].argv), -EINVAL, "case %zu", i);
+		cr_assert(strstr(err_msg(), bad[i].msg), "case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].msg);
+	}
+}
+
 /* --host-info and --no-host-quirks (vmm/quirks.h) on the command line. */
 Test(cli_host, host_info_needs_no_kernel)
 {
