@@ -20,6 +20,12 @@ guest user mode may not be able to make system calls (docs/linux-guest.md):
             pings the guest, and the guest's own ARP request for the host (its
             neighbour entry's reachability probe) is answered; then SIGTERM and
             microvm exits 143 (128 + SIGTERM).
+  snapshot  the shell image (or, where guest user mode makes no system calls, the
+            spin image at kernel level) snapshotted with its disk and tap in use,
+            then restored (test_snapshot).
+  clones    the shell image on a copy-on-write overlay, snapshotted at its prompt;
+            8 clones restored at once, each in its own namespace with its own tap
+            and overlay (test_clones; shell only).
 
 Each test prints microvm's --stats (time to the first guest output, to `Run /spin
 as init process`, to the end; VM exits by kind and device), the checks, and the
