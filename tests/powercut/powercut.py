@@ -1080,6 +1080,81 @@ def self_test():
                   f"(expected {'pass' if want_ok else 'FAIL'})")
             if r.ok() != want_ok:
                 failures.append(name)
+        # The overlay checker: a host ext4 with base.img, the overlay file (our own writer of the
+        # documented format) written into it with debugfs -w after each batch, each batch's changed
+        # blocks logged, then a FLUSH and a mark (no journal: debugfs writes in place).
+        orec = 24
+        oimg, oorig = os.path.join(tmp, "o.ext4"), os.path.join(tmp, "o-orig.ext4")
+        obase = make_host_fs(oimg, 16)
+        shutil.copyfile(oimg, oorig)
+        clusters = OVL_BASE // OVL_CLUSTER
+        blen = ((clusters + 7) // 8 + 4095) // 4096 * 4096
+        head = bytearray(OVL_HEADER.pack(OVL_MAGIC, 1, OVL_HEADER.size, OVL_CLUSTER, 0, OVL_BASE, 4096, blen,
+                                         4096 + blen, bytes(68), 0))
+        head[124:128] = struct.pack("<I", zlib.crc32(bytes(head)))
+        doff = 4096 + blen
+        ovl = bytearray(bytes(head).ljust(4096, b"\0") + bytes(blen + OVL_BASE))
+        ovf = os.path.join(tmp, "ovl")
+
+        def put_ovl(img, content):
+            with open(ovf, "wb") as f:
+                f.write(content)
+            run(["debugfs", "-w", "-f", "-", img], input=f"rm disk.ovl\nwrite {ovf} disk.ovl\n")
+            with open(img, "rb") as f:
+                return f.read()
+
+        with open(oimg, "rb") as f:
+            prev = f.read()
+
+        def changed(cur, old):
+            return [(0, k // SECTOR, cur[k:k + 4096]) for k in range(0, len(cur), 4096)
+                    if cur[k:k + 4096] != old[k:k + 4096]]
+
+        oitems, odur, bad_items, bad_prev, wrong_at, n, batch = [], [], None, None, 0, 0, 1
+        while n < orec:
+            k = min(batch, orec - n)
+            before = bytes(ovl)
+            new_bits = False
+            for j in range(n, n + k):
+                off = (OVL_FIRST + j) * SECTOR
+                c = off // OVL_CLUSTER
+                if not ovl[4096 + c // 8] >> (c % 8) & 1:   # a first write: fill the cluster from the base
+                    ovl[doff + c * OVL_CLUSTER:doff + (c + 1) * OVL_CLUSTER] = \
+                        obase[c * OVL_CLUSTER:(c + 1) * OVL_CLUSTER]
+                    ovl[4096 + c // 8] |= 1 << (c % 8)
+                    new_bits = True
+                ovl[doff + off:doff + off + SECTOR] = record_bytes(OVL_FIRST + j, j, run_id)
+            if new_bits and bad_items is None and n >= orec // 3:
+                # The wrong order: the new bitmap on disk before the data of its new cluster.
+                wrong = put_ovl(oimg, before[:4096] + bytes(ovl[4096:doff]) + before[doff:])
+                bad_items = oitems + changed(wrong, prev)
+                wrong_at = len(bad_items)    # the point after the wrong stage's writes
+                bad_prev = wrong
+            cur = put_ovl(oimg, bytes(ovl))
+            tail = [(F_FLUSH, 0, None), (F_MARK, 0, f"durable-{n + k}")]
+            if bad_items is not None:
+                bad_items += changed(cur, bad_prev) + tail
+                bad_prev = cur
+            oitems += changed(cur, prev) + tail
+            prev = cur
+            n += k
+            odur.append(n)
+            batch = batch % 4 + 1
+        for name, its, want_ok in (("overlay: good log", oitems, True),
+                                   ("overlay: bitmap before its data", bad_items, False)):
+            write_log(log, ss, its)
+            _, oents = parse_log(log)
+            # At the FLUSH and mark points only (debugfs does not journal), and after the wrong stage.
+            pts = {i + 1 for i, e in enumerate(oents) if e.flags & (F_FLUSH | F_MARK)} | ({wrong_at} - {0})
+            r = check_overlay(log, oorig, work, tmp, OVL_FIRST, orec, run_id, obase, oents, ss, pts,
+                              fsck_points=1 if want_ok else 0)
+            print(f"self-test: {name}: {r.points} points, {r.checked} checked, {r.lost} lost, {r.corrupt} "
+                  f"corrupt, e2fsck bad at {r.fsck_bad} of {r.fsck_points} -> {'pass' if r.ok() else 'FAIL'} "
+                  f"(expected {'pass' if want_ok else 'FAIL'})")
+            for pr in r.first_problems[:2]:
+                print(f"self-test:   {pr}")
+            if r.ok() != want_ok or (not want_ok and not r.corrupt):
+                failures.append(name)
         if failures:
             print(f"self-test: FAILED: {', '.join(failures)}")
             return 1
