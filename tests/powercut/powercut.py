@@ -1171,7 +1171,7 @@ def main():
     ap.add_argument("--kernel", help="the test guest (guest-elf64.elf)")
     ap.add_argument("--variant", action="append",
                     help="ENGINE[,direct]: one run each (default: uring, sync, uring,direct, sync,direct)")
-    ap.add_argument("--records", type=int, default=96)
+    ap.add_argument("--records", type=int, help="default 96; 48 with --overlay (each point's check is slower there)")
     ap.add_argument("--every", type=int, default=6, help="at most this many records per flush (1-8)")
     ap.add_argument("--pace", type=int, default=200, help="guest port reads after each durable line")
     ap.add_argument("--fsck-between", type=int, default=1,
@@ -1191,6 +1191,7 @@ def main():
     opt = ap.parse_args()
     if opt.self_test:
         return self_test()
+    opt.records = opt.records or (48 if opt.overlay else 96)
     if not opt.microvm or not (opt.kernel or opt.linux):
         ap.error("--microvm and --kernel or --linux are needed (or --self-test)")
     why = skip_reason()
