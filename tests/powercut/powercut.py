@@ -2,6 +2,8 @@
 """powercut.py - no flushed write is ever lost: a power-cut (crash-consistency) test (stdlib only).
 
   powercut.py --microvm PATH --kernel GUEST [--variant ENGINE[,direct]]... [--records N] [--every N]
+  powercut.py --microvm PATH --kernel GUEST --overlay [--variant ENGINE[,bitmap-first]]...
+  powercut.py --microvm PATH --linux DIR
   powercut.py --self-test
 
 The disk is an ext4 image holding one file, `records`, whose blocks are
@@ -21,6 +23,14 @@ durable-N, records 0..N-1. Records not acknowledged yet may be missing,
 but never garbage. Each run then checks that the checker can fail: the
 same log with one acknowledged record's write dropped, and with it moved
 after its FLUSH, must show lost records.
+
+--overlay: the disk is a copy-on-write overlay over a base image, both files
+on a host ext4 mounted from the dm-log-writes device; at each crash point
+checked, the overlay file is read out of the journal-recovered image
+(debugfs) and each record read through its bitmap, from the overlay or the
+base. The control run (ENGINE,bitmap-first; microvm built with the test
+hooks) has microvm write the bitmap before the data is durable, and must
+fail.
 
 The log format is Linux's (Documentation/admin-guide/device-mapper/
 log-writes.rst, drivers/md/dm-log-writes.c): a super block at byte 0
