@@ -2,6 +2,7 @@
 #include "io/overlay.h"
 #include "io/overlay_priv.h"
 #include "base/err.h"
+#include "base/log.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -269,6 +270,20 @@ static int load(struct overlay *o, uint64_t base_size)
 	return 0;
 }
 
+/* The test hook (OVL_TEST_BITMAP_FIRST_ENV), read when an overlay is opened. */
+static void test_hooks(struct overlay *o)
+{
+#ifdef MICROVM_TEST_HOOKS
+	if (getenv(OVL_TEST_BITMAP_FIRST_ENV)) {
+		o->test_bitmap_first = true;
+		log_warn("TEST ONLY: %s: an overlay FLUSH writes the bitmap before its data is durable",
+			 OVL_TEST_BITMAP_FIRST_ENV);
+	}
+#else
+	(void)o;
+#endif
+}
+
 int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uint64_t base_size,
 		 bool must_create, bool *created)
 {
@@ -305,6 +320,7 @@ int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uin
 	} else if ((ret = lock_it(o->fd)) < 0 || (ret = load(o, base_size)) < 0) {
 		goto fail;
 	}
+	test_hooks(o);
 	*out = o;
 	return 0;
 fail:
@@ -393,6 +409,7 @@ int overlay_open_copy(struct overlay **out, const char *path, const char *tmpdir
 			unlink(path);
 		return ret;
 	}
+	test_hooks(o);
 	*out = o;
 	return 0;
 }

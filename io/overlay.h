@@ -128,6 +128,15 @@ int overlay_sync(struct overlay *o);
  */
 int overlay_save(const struct overlay *o, int dst_fd);
 
+/*
+ * TEST ONLY (builds with -Dtest_hooks=true): when this environment variable
+ * is set at overlay_open()/overlay_open_copy(), a FLUSH writes the dirty
+ * bitmap pages *before* its first fdatasync (the wrong order: a bit may
+ * reach the disk before its cluster's data), for the power-cut test's
+ * control (docs/powercut.md). overlay_sync() is unchanged.
+ */
+#define OVL_TEST_BITMAP_FIRST_ENV "MICROVM_TEST_OVL_BITMAP_FIRST"
+
 /* Clusters allocated (for tests and logs). */
 uint64_t overlay_allocated(const struct overlay *o);
 

@@ -11,6 +11,7 @@
 static void advance(struct ovl_op *op);
 static void plan_write(struct ovl_op *op);
 static void flush_start(struct overlay *o, struct ovl_op *op);
+static void flush_bitmap(struct ovl_op *op);
 
 static void set_bit(uint8_t *m, uint64_t c)
 {
@@ -329,6 +330,10 @@ static void flush_start(struct overlay *o, struct ovl_op *op)
 			o->dirty[p] = 0;
 		}
 	op->nsub = (int)runs;
+	if (o->test_bitmap_first && op->nflush) {
+		flush_bitmap(op);       /* TEST ONLY: the bitmap first, then one fdatasync (wrong) */
+		return;
+	}
 	phase_begin(op, 1);
 	sub_submit(op, &op->sub[0], IO_OP_FLUSH, o->ovl_file, NULL, 0, 0, 0);
 	phase_end(op);

@@ -22,6 +22,7 @@ struct overlay {
 	struct ovl_op *waiting, *waiting_tail;  /* writes waiting for a busy cluster */
 	struct ovl_op *flush_q, *flush_q_tail;  /* flushes waiting for the one in progress */
 	bool flushing;
+	bool test_bitmap_first;         /* TEST ONLY (OVL_TEST_BITMAP_FIRST_ENV): a FLUSH in the wrong order */
 };
 
 /* One request on the virtual disk, in phases; its sub-requests go to the loop. */

@@ -2,6 +2,8 @@
 """powercut.py - no flushed write is ever lost: a power-cut (crash-consistency) test (stdlib only).
 
   powercut.py --microvm PATH --kernel GUEST [--variant ENGINE[,direct]]... [--records N] [--every N]
+  powercut.py --microvm PATH --kernel GUEST --overlay [--variant ENGINE[,bitmap-first]]...
+  powercut.py --microvm PATH --linux DIR
   powercut.py --self-test
 
 The disk is an ext4 image holding one file, `records`, whose blocks are
@@ -21,6 +23,14 @@ durable-N, records 0..N-1. Records not acknowledged yet may be missing,
 but never garbage. Each run then checks that the checker can fail: the
 same log with one acknowledged record's write dropped, and with it moved
 after its FLUSH, must show lost records.
+
+--overlay: the disk is a copy-on-write overlay over a base image, both files
+on a host ext4 mounted from the dm-log-writes device; at each crash point
+checked, the overlay file is read out of the journal-recovered image
+(debugfs) and each record read through its bitmap, from the overlay or the
+base. The control run (ENGINE,bitmap-first; microvm built with the test
+hooks) has microvm write the bitmap before the data is durable, and must
+fail.
 
 The log format is Linux's (Documentation/admin-guide/device-mapper/
 log-writes.rst, drivers/md/dm-log-writes.c): a super block at byte 0
@@ -45,6 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 SKIP = 77
 SECTOR = 512
@@ -416,14 +427,15 @@ class Target:
         self.loops = []
 
 
-def run_logged(opt, cmd, tgt, tmp, durable_re):
+def run_logged(opt, cmd, tgt, tmp, durable_re, env=None, before_remove=None):
     """Runs microvm on the target's device; marks durable-N in the log for each console line durable_re
-    matches (group 1: N). Returns (exit status, console text, stderr text, [N...], seconds)."""
+    matches (group 1: N). env: microvm's environment; before_remove: called before the target is removed
+    (to unmount a file system on it). Returns (exit status, console text, stderr text, [N...], seconds)."""
     durable, out = [], []
     t0 = time.monotonic()
     print("powercut: $ " + " ".join(cmd), flush=True)
     with open(os.path.join(tmp, "stderr"), "w+") as errf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, errors="replace")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, errors="replace", env=env)
         try:
             for line in p.stdout:   # microvm's own --timeout bounds this
                 out.append(line)
@@ -436,7 +448,11 @@ def run_logged(opt, cmd, tgt, tmp, durable_re):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-            tgt.remove()
+            try:
+                if before_remove:
+                    before_remove()
+            finally:
+                tgt.remove()
         errf.seek(0)
         err = errf.read()
     return rc, "".join(out), err, durable, time.monotonic() - t0
@@ -510,6 +526,280 @@ def run_variant(opt, variant, tmp):
     if not ctl or not ctl[0] or not ctl[1]:
         res.problem("the checker did not see a deliberately lost record (controls)")
         return res, False
+    return res, res.ok()
+
+
+# ---- disks on a copy-on-write overlay: a host ext4 behind dm-log-writes ----
+
+OVL_MAGIC = b"MVMOVL\r\n"
+OVL_HEADER = struct.Struct("<8sIIIIQQQQ68sI")   # docs/overlay.md, 128 bytes
+OVL_CLUSTER = 4096
+OVL_BASE = 1 << 20        # the base image: 1 MiB of BLANK sectors, 256 clusters
+OVL_FIRST = 8 * 16 + 3    # the first record's sector: not cluster-aligned, so first writes need fills
+BITMAP_FIRST_ENV = "MICROVM_TEST_OVL_BITMAP_FIRST"   # io/overlay.h: the wrong-order FLUSH (test hook)
+
+
+def parse_overlay(data, base_size):
+    """(bitmap, data_off) of an overlay file's bytes, checked as docs/overlay.md says (our own reader:
+    the test's oracle); raises ValueError with the reason."""
+    if len(data) < OVL_HEADER.size:
+        raise ValueError(f"{len(data)} bytes, too short for a header")
+    magic, ver, hsize, csize, flags, size, boff, blen, doff, resv, crc = OVL_HEADER.unpack_from(data)
+    if magic != OVL_MAGIC:
+        raise ValueError(f"magic {magic!r}")
+    if ver != 1 or hsize != OVL_HEADER.size:
+        raise ValueError(f"version {ver}, header size {hsize}")
+    if zlib.crc32(data[:124] + b"\0\0\0\0") != crc:
+        raise ValueError("header CRC mismatch")
+    clusters = (size + OVL_CLUSTER - 1) // OVL_CLUSTER
+    want_blen = ((clusters + 7) // 8 + 4095) // 4096 * 4096
+    if csize != OVL_CLUSTER or flags or any(resv) or size != base_size:
+        raise ValueError(f"cluster size {csize}, flags {flags}, size {size} (base {base_size}) or reserved bytes")
+    if boff != 4096 or blen != want_blen or doff != boff + blen:
+        raise ValueError(f"layout: bitmap at {boff}, {blen} bytes, data at {doff}")
+    if len(data) < doff + clusters * OVL_CLUSTER:
+        raise ValueError(f"file of {len(data)} bytes, needs {doff + clusters * OVL_CLUSTER}")
+    bitmap = data[boff:boff + blen]
+    tail = bitmap[clusters // 8:]
+    if (clusters % 8 and tail[0] >> (clusters % 8)) or any(tail[1 if clusters % 8 else 0:]):
+        raise ValueError("bitmap marks clusters past the end of the disk")
+    return bitmap, doff
+
+
+def ovl_resolve(data, base, first, records):
+    """Each record's sector as the guest would read it through the overlay file `data` (None: no file)
+    over `base`: from the data area when its cluster's bit is set, else from the base. Returns
+    ([bytes per record], why the overlay is unusable or None, clusters allocated)."""
+    why, bitmap, doff = None, None, 0
+    if data is None:
+        why = "no overlay file"
+    else:
+        try:
+            bitmap, doff = parse_overlay(data, len(base))
+        except ValueError as e:
+            why = f"overlay file unusable: {e}"
+    got = []
+    for n in range(records):
+        off = (first + n) * SECTOR
+        c = off // OVL_CLUSTER
+        if bitmap is not None and bitmap[c // 8] >> (c % 8) & 1:
+            got.append(data[doff + off:doff + off + SECTOR])
+        else:
+            got.append(base[off:off + SECTOR])
+    used = sum(bin(b).count("1") for b in bitmap) if bitmap is not None else 0
+    return got, why, used
+
+
+def judge(res, p, where, got, want, req):
+    """The verdicts: records 0..req-1 (acknowledged) intact, every other one blank or intact."""
+    for n, g in enumerate(got):
+        if n < req:
+            res.checked += 1
+            if g != want[n]:
+                res.lost += 1
+                res.problem(f"point {p} (after {where}): record {n} acknowledged durable, but it reads as "
+                            f"{'the blank' if g == BLANK else 'zeroes' if not any(g) else 'other data'}")
+        elif g != want[n] and g != BLANK:
+            res.corrupt += 1
+            res.problem(f"point {p} (after {where}): record {n} (not acknowledged yet) is neither blank nor "
+                        f"intact: {'zeroes' if not any(g) else 'other data'}")
+
+
+def ovl_points(entries):
+    """Where the overlay check looks: before and after every FLUSH entry, after every mark, the middle of
+    every stretch between them, the end."""
+    points, stretch = {0, len(entries)}, []
+    for i, e in enumerate(entries):
+        if e.flags & (F_FLUSH | F_MARK):
+            if e.flags & F_FLUSH:
+                points.add(i)
+            points.add(i + 1)
+            if stretch:
+                points.add(stretch[len(stretch) // 2])
+            stretch = []
+        else:
+            stretch.append(i + 1)
+    return points
+
+
+def check_overlay(log_path, orig, work, tmp, first, records, run_id, base, entries, ss, points=None,
+                  fsck_points=6):
+    """Replays the log onto a copy of the host file system; at each of `points` (default ovl_points()) a
+    copy gets its journal recovered (e2fsck -E journal_only; at `fsck_points` points spread over the run
+    and the last, a full e2fsck -fy that may correct only the superblock's free totals), debugfs dumps
+    the overlay file, and the records are read through it (ovl_resolve()) and judged; acknowledged: the
+    marks durable-N. A point whose image did not change since the last one reuses its reading."""
+    if points is None:
+        points = ovl_points(entries)
+    shutil.copyfile(orig, work)
+    want = [record_bytes(first + n, n, run_id) for n in range(records)]
+    res = Result()
+    res.ovl_reads = 0
+    plist = sorted(points)
+    step = max(1, len(plist) // max(1, fsck_points))
+    full = set(plist[step - 1::step][:fsck_points]) | {plist[-1]} if fsck_points else set()
+    chk, out = os.path.join(tmp, "check.ext4"), os.path.join(tmp, "dump.ovl")
+    rp = Replay(log_path, ss, work)
+    try:
+        req, changed, got = 0, True, None
+        for p in range(len(entries) + 1):
+            if p:
+                e = entries[p - 1]
+                rp.apply(e)
+                changed |= bool(e.nr) and not e.flags & F_MARK
+                if e.mark and (m := re.fullmatch(r"durable-(\d+)", e.mark)):
+                    req = max(req, int(m.group(1)))
+            if p not in points:
+                continue
+            res.points += 1
+            if p and entries[p - 1].flags & F_FLUSH:
+                res.flush_points += 1
+            else:
+                res.between_points += 1
+            where = entries[p - 1].kind() if p else "nothing"
+            if changed or p in full:
+                shutil.copyfile(work, chk)
+                if p in full:
+                    r = run(["e2fsck", "-fy", chk])
+                    res.fsck_points += 1
+                    lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+                    fixes = [lines[i - 1] if i else ln for i, ln in enumerate(lines) if ln.endswith("? yes")]
+                    bad = [f for f in fixes if not SUPER_TOTALS.fullmatch(f)]
+                    res.fsck_summary_fixes += len(fixes) - len(bad)
+                    if r.returncode > 1 or bad:
+                        res.fsck_bad += 1
+                        res.problem(f"point {p}: e2fsck -fy exit {r.returncode}: {(bad or lines)[:3]}")
+                else:
+                    r = run(["e2fsck", "-E", "journal_only", "-y", chk])
+                    if r.returncode > 1:
+                        res.fsck_bad += 1
+                        res.problem(f"point {p}: journal recovery (e2fsck -E journal_only) exit {r.returncode}")
+                if os.path.exists(out):
+                    os.unlink(out)
+                run(["debugfs", "-R", f"dump /disk.ovl {out}", chk])
+                data = None
+                if os.path.exists(out):
+                    with open(out, "rb") as f:
+                        data = f.read()
+                got, why, used = ovl_resolve(data, base, first, records)
+                res.ovl_reads += 1
+                changed = False
+                if p in full:
+                    # The base is read-only under an overlay: it must be as it was.
+                    run(["debugfs", "-R", f"dump /base.img {out}", chk])
+                    with open(out, "rb") as f:
+                        if f.read() != base:
+                            res.corrupt += 1
+                            res.problem(f"point {p}: base.img changed")
+            if why and req:
+                res.problem(f"point {p}: {why}")
+            judge(res, p, where, got, want, req)
+    finally:
+        rp.close()
+    return res
+
+
+def make_host_fs(path, size_mib=16):
+    """The host's ext4 (4 KiB blocks, inode tables zeroed now so that no lazy init writes into the log)
+    holding base.img: OVL_BASE bytes of BLANK sectors. Returns the base's bytes."""
+    stage = tempfile.mkdtemp(prefix="powercut-stage-", dir=os.path.dirname(path))
+    base = BLANK * (OVL_BASE // SECTOR)
+    try:
+        with open(os.path.join(stage, "base.img"), "wb") as f:
+            f.write(base)
+        r = run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", stage,
+                 "-E", "root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0", path, f"{size_mib}M"])
+        if r.returncode:
+            raise RuntimeError(f"mke2fs failed: {r.stdout.strip()}")
+    finally:
+        shutil.rmtree(stage)
+    return base
+
+
+def run_overlay(opt, variant, tmp):
+    """One run on `--disk MNT/base.img,overlay=MNT/disk.ovl`, MNT a host ext4 on the dm-log-writes
+    device. variant: ENGINE, or ENGINE,bitmap-first: the control, microvm with the wrong-order FLUSH
+    (BITMAP_FIRST_ENV), which the check must catch."""
+    engine, _, extra = variant.partition(",")
+    control = extra == "bitmap-first"
+    label = f"overlay {variant}"
+    image, orig, log, work = (os.path.join(tmp, n) for n in ("host.ext4", "orig.ext4", "log", "replay.ext4"))
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    base = make_host_fs(image)
+    shutil.copyfile(image, orig)
+    with open(log, "wb") as f:
+        f.truncate(256 << 20)
+    run_id = os.getpid() & 0xFFFF
+    first, records = OVL_FIRST, opt.records
+    if (first + records) * SECTOR > OVL_BASE:
+        raise RuntimeError(f"--records {records} does not fit the {OVL_BASE}-byte base")
+    name = f"powercut-{os.getpid()}-ovl-{engine}{'-ctl' if control else ''}"
+    tgt = Target(name, image, log)
+    r = run(["mount", "-t", "ext4", tgt.dev, mnt])
+    if r.returncode:
+        tgt.remove()
+        raise RuntimeError(f"mount {tgt.dev}: {r.stdout.strip()}")
+    env = dict(os.environ)
+    env.pop(BITMAP_FIRST_ENV, None)
+    if control:
+        env[BITMAP_FIRST_ENV] = "1"
+    cmd = [opt.microvm, "--kernel", opt.kernel, "--io-engine", engine, "--timeout", str(opt.timeout),
+           "--disk", f"{mnt}/base.img,overlay={mnt}/disk.ovl",
+           "--cmdline", f"blk.records=vda:{first}:{records}:{opt.every}:{run_id}:{opt.pace}"]
+
+    def unmount():
+        u = run(["umount", mnt])
+        if u.returncode:
+            raise RuntimeError(f"umount {mnt}: {u.stdout.strip()}")
+
+    rc, text, err, durable, t_vm = run_logged(opt, cmd, tgt, tmp, r"^blk: durable (\d+)$", env, unmount)
+    if rc != 0 or not re.search(r"^blk: vda: records: \d+ written in \d+ flushes, read back ok", text, re.M):
+        print(text, end="")
+        print(err, end="")
+        raise RuntimeError(f"{label}: microvm exited with {rc}, or the guest did not finish its records")
+    if control and BITMAP_FIRST_ENV not in err:
+        raise RuntimeError(f"{label}: microvm did not take {BITMAP_FIRST_ENV} (build with -Dtest_hooks=true)")
+    if not durable or durable != sorted(set(durable)) or durable[-1] != records:
+        raise RuntimeError(f"{label}: durable lines {durable}")
+    ss, entries = parse_log(log)
+    nflush = sum(1 for e in entries if e.flags & F_FLUSH)
+    nwrite = sum(1 for e in entries if e.nr and not e.flags & (F_MARK | F_DISCARD))
+    print(f"powercut: {label}: guest ran {t_vm:.1f} s, {len(durable)} flushes acknowledged; log: "
+          f"{len(entries)} entries ({nwrite} writes, {nflush} FLUSH), sector size {ss}", flush=True)
+    # The guest's j-th acknowledgement needs at least j FLUSH entries of the host's disk before its mark:
+    # each guest batch writes, so each of microvm's flushes makes the host flush its disk at least once
+    # (here the FLUSH entries are the host file system's, not one per guest flush). A mark may come late
+    # (the console is read as it comes), never early: so only this lower bound, not one FLUSH between
+    # two marks.
+    unbacked, nfl, nmark = [], 0, 0
+    for e in entries:
+        if e.flags & F_FLUSH:
+            nfl += 1
+        elif e.mark and re.fullmatch(r"durable-\d+", e.mark):
+            nmark += 1
+            if nfl < nmark:
+                unbacked.append(f"{e.mark} (acknowledgement {nmark}) after {nfl} FLUSH entries")
+    print(f"powercut: {label}: the j-th acknowledgement after at least j host FLUSHes: "
+          f"{'no: ' + ', '.join(unbacked[:8]) if unbacked else 'yes'}", flush=True)
+    t1 = time.monotonic()
+    res = check_overlay(log, orig, work, tmp, first, records, run_id, base, entries, ss,
+                        fsck_points=0 if control else opt.ovl_fsck)
+    print(f"powercut: {label}: {res.points} crash points checked ({res.flush_points} after a FLUSH, "
+          f"{res.between_points} before a FLUSH, at a mark or between; the overlay read out {res.ovl_reads} "
+          f"times), {res.checked} acknowledged records checked, {res.lost} lost, {res.corrupt} corrupt, "
+          f"e2fsck clean after journal recovery at {res.fsck_points - res.fsck_bad} of {res.fsck_points} "
+          f"({res.fsck_summary_fixes} corrections of the superblock's free totals) "
+          f"({time.monotonic() - t1:.1f} s)", flush=True)
+    for pr in res.first_problems:
+        print(f"powercut: {label}: {pr}")
+    if unbacked and not control:
+        return res, False
+    if control:
+        caught = bool(res.lost or res.corrupt)
+        print(f"powercut: {label}: control (bitmap pages written before the data's fdatasync): "
+              f"{'caught' if caught else 'NOT caught'}", flush=True)
+        return Result(), caught
     return res, res.ok()
 
 
@@ -817,6 +1107,81 @@ def self_test():
                   f"(expected {'pass' if want_ok else 'FAIL'})")
             if r.ok() != want_ok:
                 failures.append(name)
+        # The overlay checker: a host ext4 with base.img, the overlay file (our own writer of the
+        # documented format) written into it with debugfs -w after each batch, each batch's changed
+        # blocks logged, then a FLUSH and a mark (no journal: debugfs writes in place).
+        orec = 24
+        oimg, oorig = os.path.join(tmp, "o.ext4"), os.path.join(tmp, "o-orig.ext4")
+        obase = make_host_fs(oimg, 16)
+        shutil.copyfile(oimg, oorig)
+        clusters = OVL_BASE // OVL_CLUSTER
+        blen = ((clusters + 7) // 8 + 4095) // 4096 * 4096
+        head = bytearray(OVL_HEADER.pack(OVL_MAGIC, 1, OVL_HEADER.size, OVL_CLUSTER, 0, OVL_BASE, 4096, blen,
+                                         4096 + blen, bytes(68), 0))
+        head[124:128] = struct.pack("<I", zlib.crc32(bytes(head)))
+        doff = 4096 + blen
+        ovl = bytearray(bytes(head).ljust(4096, b"\0") + bytes(blen + OVL_BASE))
+        ovf = os.path.join(tmp, "ovl")
+
+        def put_ovl(img, content):
+            with open(ovf, "wb") as f:
+                f.write(content)
+            run(["debugfs", "-w", "-f", "-", img], input=f"rm disk.ovl\nwrite {ovf} disk.ovl\n")
+            with open(img, "rb") as f:
+                return f.read()
+
+        with open(oimg, "rb") as f:
+            prev = f.read()
+
+        def changed(cur, old):
+            return [(0, k // SECTOR, cur[k:k + 4096]) for k in range(0, len(cur), 4096)
+                    if cur[k:k + 4096] != old[k:k + 4096]]
+
+        oitems, odur, bad_items, bad_prev, wrong_at, n, batch = [], [], None, None, 0, 0, 1
+        while n < orec:
+            k = min(batch, orec - n)
+            before = bytes(ovl)
+            new_bits = False
+            for j in range(n, n + k):
+                off = (OVL_FIRST + j) * SECTOR
+                c = off // OVL_CLUSTER
+                if not ovl[4096 + c // 8] >> (c % 8) & 1:   # a first write: fill the cluster from the base
+                    ovl[doff + c * OVL_CLUSTER:doff + (c + 1) * OVL_CLUSTER] = \
+                        obase[c * OVL_CLUSTER:(c + 1) * OVL_CLUSTER]
+                    ovl[4096 + c // 8] |= 1 << (c % 8)
+                    new_bits = True
+                ovl[doff + off:doff + off + SECTOR] = record_bytes(OVL_FIRST + j, j, run_id)
+            if new_bits and bad_items is None and n >= orec // 3:
+                # The wrong order: the new bitmap on disk before the data of its new cluster.
+                wrong = put_ovl(oimg, before[:4096] + bytes(ovl[4096:doff]) + before[doff:])
+                bad_items = oitems + changed(wrong, prev)
+                wrong_at = len(bad_items)    # the point after the wrong stage's writes
+                bad_prev = wrong
+            cur = put_ovl(oimg, bytes(ovl))
+            tail = [(F_FLUSH, 0, None), (F_MARK, 0, f"durable-{n + k}")]
+            if bad_items is not None:
+                bad_items += changed(cur, bad_prev) + tail
+                bad_prev = cur
+            oitems += changed(cur, prev) + tail
+            prev = cur
+            n += k
+            odur.append(n)
+            batch = batch % 4 + 1
+        for name, its, want_ok in (("overlay: good log", oitems, True),
+                                   ("overlay: bitmap before its data", bad_items, False)):
+            write_log(log, ss, its)
+            _, oents = parse_log(log)
+            # At the FLUSH and mark points only (debugfs does not journal), and after the wrong stage.
+            pts = {i + 1 for i, e in enumerate(oents) if e.flags & (F_FLUSH | F_MARK)} | ({wrong_at} - {0})
+            r = check_overlay(log, oorig, work, tmp, OVL_FIRST, orec, run_id, obase, oents, ss, pts,
+                              fsck_points=1 if want_ok else 0)
+            print(f"self-test: {name}: {r.points} points, {r.checked} checked, {r.lost} lost, {r.corrupt} "
+                  f"corrupt, e2fsck bad at {r.fsck_bad} of {r.fsck_points} -> {'pass' if r.ok() else 'FAIL'} "
+                  f"(expected {'pass' if want_ok else 'FAIL'})")
+            for pr in r.first_problems[:2]:
+                print(f"self-test:   {pr}")
+            if r.ok() != want_ok or (not want_ok and not r.corrupt):
+                failures.append(name)
         if failures:
             print(f"self-test: FAILED: {', '.join(failures)}")
             return 1
@@ -833,7 +1198,7 @@ def main():
     ap.add_argument("--kernel", help="the test guest (guest-elf64.elf)")
     ap.add_argument("--variant", action="append",
                     help="ENGINE[,direct]: one run each (default: uring, sync, uring,direct, sync,direct)")
-    ap.add_argument("--records", type=int, default=96)
+    ap.add_argument("--records", type=int, help="default 96; 48 with --overlay (each point's check is slower there)")
     ap.add_argument("--every", type=int, default=6, help="at most this many records per flush (1-8)")
     ap.add_argument("--pace", type=int, default=200, help="guest port reads after each durable line")
     ap.add_argument("--fsck-between", type=int, default=1,
@@ -844,9 +1209,16 @@ def main():
                     help="run the project's Linux guest (bzImage, rootfs.ext4 from scripts/guest-image in DIR, "
                          "or $MICROVM_LINUX_GUEST) writing files on ext4 with fsync, instead of the test guest")
     ap.add_argument("--linux-records", type=int, default=24)
+    ap.add_argument("--overlay", action="store_true",
+                    help="the test guest's disk on a copy-on-write overlay (--disk MNT/base.img,overlay=MNT/disk.ovl) "
+                         "on a host ext4 behind dm-log-writes; variants ENGINE or ENGINE,bitmap-first (the control: "
+                         "microvm built with -Dtest_hooks=true, FLUSH in the wrong order, must be caught)")
+    ap.add_argument("--ovl-fsck", type=int, default=4,
+                    help="overlay runs: full e2fsck points besides the last (journal recovery at every point)")
     opt = ap.parse_args()
     if opt.self_test:
         return self_test()
+    opt.records = opt.records or (48 if opt.overlay else 96)
     if not opt.microvm or not (opt.kernel or opt.linux):
         ap.error("--microvm and --kernel or --linux are needed (or --self-test)")
     why = skip_reason()
@@ -855,14 +1227,18 @@ def main():
     if why:
         print(f"SKIP: {why}")
         return SKIP
-    variants = opt.variant or (["uring"] if opt.linux else ["uring", "sync", "uring,direct", "sync,direct"])
+    if opt.overlay and not shutil.which("mount"):
+        print("SKIP: no `mount` (install mount)")
+        return SKIP
+    variants = opt.variant or (["uring"] if opt.linux else ["uring", "sync", "uring,bitmap-first"] if opt.overlay
+                               else ["uring", "sync", "uring,direct", "sync,direct"])
     total = Result()
     status = 0
     t0 = time.monotonic()
     for v in variants:
         tmp = tempfile.mkdtemp(prefix="powercut-", dir="/tmp")
         try:
-            res, ok = (run_linux if opt.linux else run_variant)(opt, v, tmp)
+            res, ok = (run_linux if opt.linux else run_overlay if opt.overlay else run_variant)(opt, v, tmp)
         except (RuntimeError, ValueError, OSError) as e:
             print(f"powercut: {v}: FAIL: {e}")
             status = 1
