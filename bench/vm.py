@@ -2,7 +2,8 @@
 """bench/vm.py - microvm against QEMU's `microvm` machine on the same /dev/kvm: start-up,
 memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6); and
 microvm's restore from a snapshot against its own cold boot (table 7: lazy restore, --verify-memory,
---paused, the working set with a cold page cache, clones at scale).
+--paused, the working set with a cold page cache, clones at scale, each on its own disk overlay
+over one base image and its own tap).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
                    [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
@@ -11,7 +12,8 @@ Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
 builds them), qemu-system-x86_64, and for `linux` the images of
-scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest). Both VMMs boot
+scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest), and root (/dev/net/tun, ip) for the
+clones' taps (without, the clones run without a NIC). Both VMMs boot
 the same files with the same RAM and vCPUs; runs alternate (microvm, QEMU,
 microvm, ...) after one warm-up run each. Writes DIR/vm-results.json (every
 run) and prints the tables. Nothing fails because it is slow; a VMM that does
