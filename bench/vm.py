@@ -2,7 +2,8 @@
 """bench/vm.py - microvm against QEMU's `microvm` machine on the same /dev/kvm: start-up,
 memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6); and
 microvm's restore from a snapshot against its own cold boot (table 7: lazy restore, --verify-memory,
---paused, the working set with a cold page cache, clones at scale).
+--paused, the working set with a cold page cache, clones at scale, each on its own disk overlay
+over one base image and its own tap).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
                    [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
@@ -11,18 +12,21 @@ Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
 builds them), qemu-system-x86_64, and for `linux` the images of
-scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest). Both VMMs boot
+scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest), and root (/dev/net/tun, ip) for the
+clones' taps (without, the clones run without a NIC). Both VMMs boot
 the same files with the same RAM and vCPUs; runs alternate (microvm, QEMU,
 microvm, ...) after one warm-up run each. Writes DIR/vm-results.json (every
 run) and prints the tables. Nothing fails because it is slow; a VMM that does
 not behave (no output, a wrong exit status) is a failure (exit status 1).
 """
 import argparse
+import atexit
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -438,13 +442,14 @@ def guest_cmd(mem, touch):
     return microvm_cmd(GUEST, f"bench.touch={touch} action=echo", mem)
 
 
-def make_snapshot(mem, touch, tmp, timeout, compress):
-    """Boot the test guest (bench.touch, then its echo loop), pause it, snapshot it into a directory."""
-    d = os.path.join(tmp, f"snap-{mem}-{touch}-{'deflate' if compress else 'raw'}")
+def make_snapshot(mem, touch, tmp, timeout, compress, cmd=None, tag=""):
+    """Boot the test guest (bench.touch, then its echo loop), pause it, snapshot it into a directory.
+    cmd: another command line for the guest (the clones' VM with its disk and NIC)."""
+    d = os.path.join(tmp, f"snap-{mem}-{touch}-{'deflate' if compress else 'raw'}{tag}")
     sock = fresh_sock(tmp)
-    r = Run(guest_cmd(mem, touch) + ["--api-sock", sock])
+    r = Run((cmd or guest_cmd(mem, touch)) + ["--api-sock", sock])
     try:
-        if not check(r.wait_for(IDLE, timeout) is not None, f"restore: the {mem} MiB guest never idle", r):
+        if not check(r.wait_for(IDLE, timeout) is not None, f"restore: the {mem} MiB guest{tag} never idle", r):
             return None
         st, body = api_call(sock, "POST", "/vm/pause")
         if not check(st == 200, f"restore: pause: {st} {body}", r):
@@ -452,7 +457,7 @@ def make_snapshot(mem, touch, tmp, timeout, compress):
         st, body = api_call(sock, "POST", "/vm/snapshot", json.dumps({"path": d, "compress": compress}))
         if not check(st == 200, f"restore: snapshot: {st} {body}", r):
             return None
-        log(f"restore: snapshot of the {mem} MiB guest, {touch} MiB written ({'deflate' if compress else 'sparse'}): "
+        log(f"restore: snapshot of the {mem} MiB guest{tag}, {touch} MiB written ({'deflate' if compress else 'sparse'}): "
             f"{body['bytes'] / 1048576:.1f} MiB written in {body['ms']} ms")
     finally:
         r.kill()
@@ -555,22 +560,75 @@ def record_working_set(snap, tmp, timeout, what):
         r.kill()
 
 
-def clones(name, cmd, n, timeout):
-    """n VMs started at once from cmd, each answering its ping: started per second (n over exec of
-    the first to the last answer), MemAvailable drop and mean PSS (smaps_rollup) per VM."""
+CLONE_BASE_MIB = 8      # the clones' shared base image (sparse); each VM writes one sector of it
+CLONE_WRITE = "blk.write=vda:0:7:1"   # so the snapshot saves an overlay layer with data in it
+
+
+def overlay_kib(path):
+    """What an overlay file holds on the host's disk (du: allocated blocks), in KiB."""
+    return os.stat(path).st_blocks * 512 / 1024
+
+
+class Taps:
+    """Host taps for the clones (one per VM at once, plus the snapshot's VM), made as
+    tests/guest/run.py's NetNs.add_tap makes them: ip tuntap add, up, no IPv6, no address. Created
+    up front (microvm could create a missing tap itself, but then that would be timed), removed in
+    close() and at exit (bench/vm.py turns SIGTERM into an exit), a leftover of the same name first."""
+
+    def __init__(self):
+        self.names = []
+        self.why = self.unusable()
+        atexit.register(self.close)
+
+    @staticmethod
+    def unusable():
+        if os.geteuid() != 0:
+            return "not root (creating a tap needs CAP_NET_ADMIN)"
+        if not os.path.exists("/dev/net/tun"):
+            return "no /dev/net/tun"
+        if shutil.which("ip") is None:
+            return "no ip(8) (iproute2)"
+        return None
+
+    def make(self, n):
+        """Taps 0..n-1 (those not made yet); False (and self.why) when one cannot be made."""
+        while not self.why and len(self.names) < n:
+            name = f"mvb{os.getpid() % 100000}c{len(self.names)}"     # at most 15 characters
+            subprocess.run(["ip", "tuntap", "del", "dev", name, "mode", "tap"], capture_output=True)
+            r = subprocess.run(["ip", "tuntap", "add", "dev", name, "mode", "tap"], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.why = f"ip tuntap add dev {name}: {r.stderr.strip()}"
+                break
+            self.names.append(name)
+            subprocess.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1"], capture_output=True)
+            r = subprocess.run(["ip", "link", "set", name, "up"], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.why = f"ip link set {name} up: {r.stderr.strip()}"
+        return not self.why
+
+    def close(self):
+        while self.names:
+            subprocess.run(["ip", "tuntap", "del", "dev", self.names.pop(), "mode", "tap"], capture_output=True)
+
+
+def clones(name, cmd_of, n, timeout, overlays):
+    """n VMs started at once, VM i from cmd_of(i), each answering its ping: started per second (n
+    over exec of the first to the last answer), MemAvailable drop and mean PSS (smaps_rollup) per
+    VM, and the mean size on disk of each VM's overlay (overlays(i), its file) once all answered."""
     time.sleep(1)
     before = mem_available()
     vms = []
     try:
         t0 = time.monotonic()
-        for _ in range(n):
-            v = Run(cmd)
+        for i in range(n):
+            v = Run(cmd_of(i))
             v.proc.stdin.write(b"ping\n")
             v.proc.stdin.flush()
             vms.append(v)
         up = [v for v in vms if v.wait_for(r"^echo: ping$", timeout * 4) is not None]
         t = time.monotonic() - t0
-        if not check(len(up) == n, f"clones/{name}: only {len(up)} of {n} VMs answered"):
+        if not check(len(up) == n, f"clones/{name}: only {len(up)} of {n} VMs answered",
+                     next((v for v in vms if v not in up), None)):
             return None
         time.sleep(1)
         used = (before - mem_available()) / n / 1048576
@@ -578,10 +636,16 @@ def clones(name, cmd, n, timeout):
         for v in up:
             with open(f"/proc/{v.proc.pid}/smaps_rollup") as f:
                 pss += [int(ln.split()[1]) / 1024 for ln in f if ln.startswith("Pss:")]
-        return {"per_second": n / t, "host_per_vm": used, "pss_per_vm": statistics.mean(pss)}
+        return {"per_second": n / t, "host_per_vm": used, "pss_per_vm": statistics.mean(pss),
+                "overlay_kib": statistics.mean(overlay_kib(overlays(i)) for i in range(n))}
     finally:
         for v in vms:
             v.kill()
+        for i in range(n):
+            try:
+                os.unlink(overlays(i))
+            except FileNotFoundError:
+                pass
 
 
 def logged(rows):
@@ -599,15 +663,13 @@ def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
     its sparse snapshot, the same with --verify-memory, and (32 MiB written) the deflated snapshot;
     POST /vm/resume -> answer for a --paused restore. Then the working set with a cold page cache:
     the guest reads back all it wrote, with and without the recorded working set (time and page
-    faults). Then clones: N VMs at once restored from one snapshot against N cold-booted."""
+    faults). Then bench_clones()."""
     rows = []
-    snaps = {}
     for mem, touch in sizes:
         raw = make_snapshot(mem, touch, tmp, timeout, False)
         z = make_snapshot(mem, touch, tmp, timeout, True) if touch == TOUCH_MIB and mem <= 1024 else None
         if not raw:
             continue
-        snaps[(mem, touch)] = raw
         tag = f"{mem} MiB, {touch} MiB written"
         cands = {
             "cold-boot": guest_cmd(mem, touch),
@@ -645,22 +707,62 @@ def bench_restore(reps, warm, runs, nvms_list, timeout, tmp, sizes):
             rows += logged(summarize("restore", f"minor page faults of the VMM to that answer, {tag}", per, "minflt", "",
                               ref="restore-no-ws"))
             os.unlink(os.path.join(raw, "workingset"))
-    small = snaps.get((128, TOUCH_MIB))
-    for n in (nvms_list if small else []):
-        # TODO(overlays): each clone gets its own disk overlay and tap once overlays exist; no disk, no tap here.
-        per_many = {}
-        for name, cmd in (("cold-boot", guest_cmd(128, TOUCH_MIB)), ("restore", [MICROVM, "-q", "--restore", small])):
-            res = clones(name, cmd, n, timeout)
-            if res:
-                per_many[name] = [res]
-                runs.append({"table": "clones", "candidate": name, "vms": n, **res})
-        tag = f"{n} VMs at once (128 MiB, {TOUCH_MIB} MiB written)"
-        rows += logged(summarize("restore", f"VMs started per second, {tag}", per_many, "per_second", "/s",
-                          lower_is_better=False, ref="cold-boot"))
-        rows += logged(summarize("restore", f"host MemAvailable drop per VM, {tag}", per_many, "host_per_vm", "MiB",
-                          ref="cold-boot"))
-        rows += logged(summarize("restore", f"PSS per VMM process (smaps_rollup), {tag}", per_many, "pss_per_vm", "MiB",
-                          ref="cold-boot"))
+    if nvms_list:
+        rows += bench_clones(runs, nvms_list, timeout, tmp)
+    return rows
+
+
+def bench_clones(runs, nvms_list, timeout, tmp):
+    """N VMs at once (128 MiB, 32 MiB written), cold-booted and restored from one snapshot, each on
+    its own overlay over one shared base image and (as root, with /dev/net/tun) its own tap. The
+    snapshot is of the same guest on an overlay over that base (one sector written) and a tap."""
+    rows = []
+    base = os.path.join(tmp, "clone-base.img")
+    with open(base, "wb") as f:
+        f.truncate(CLONE_BASE_MIB << 20)
+    ovl_dir = os.path.join(tmp, "overlays")
+    os.makedirs(ovl_dir, exist_ok=True)
+    taps = Taps()
+    try:
+        nic = taps.make(max(nvms_list) + 1)
+        if not nic:
+            taps.close()
+            log(f"clones: no tap per VM ({taps.why}): the clones get their overlays but no NIC")
+
+        def extra(i, who):
+            e = ["--disk", f"{base},overlay={os.path.join(ovl_dir, f'{who}-{i}.ovl')}"]
+            return e + (["--net", f"tap={taps.names[i + 1]}"] if nic else [])
+
+        snap_cmd = microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} {CLONE_WRITE} action=echo", 128,
+                               extra=extra(-1, "snapshot"))
+        snap = make_snapshot(128, TOUCH_MIB, tmp, timeout, False, cmd=snap_cmd, tag="-clones")
+        if not snap:
+            return rows
+        cands = {
+            "cold-boot": lambda i: microvm_cmd(GUEST, f"bench.touch={TOUCH_MIB} {CLONE_WRITE} action=echo", 128,
+                                               extra=extra(i, "cold")),
+            "restore": lambda i: [MICROVM, "-q", "--restore", snap] + extra(i, "restore"),
+        }
+        what = "its own overlay and tap" if nic else "its own overlay, no NIC"
+        for n in nvms_list:
+            per_many = {}
+            for name, cmd_of in cands.items():
+                who = name.split("-")[0]
+                res = clones(name, cmd_of, n, timeout, lambda i, w=who: os.path.join(ovl_dir, f"{w}-{i}.ovl"))
+                if res:
+                    per_many[name] = [res]
+                    runs.append({"table": "clones", "candidate": name, "vms": n, "nic": nic, **res})
+            tag = f"{n} VMs at once (128 MiB, {TOUCH_MIB} MiB written, each on {what})"
+            rows += logged(summarize("restore", f"VMs started per second, {tag}", per_many, "per_second", "/s",
+                                     lower_is_better=False, ref="cold-boot"))
+            rows += logged(summarize("restore", f"host MemAvailable drop per VM, {tag}", per_many, "host_per_vm",
+                                     "MiB", ref="cold-boot"))
+            rows += logged(summarize("restore", f"PSS per VMM process (smaps_rollup), {tag}", per_many, "pss_per_vm",
+                                     "MiB", ref="cold-boot"))
+            rows += logged(summarize("restore", f"overlay on disk per VM (du), {tag}", per_many, "overlay_kib",
+                                     "KiB", ref="cold-boot"))
+    finally:
+        taps.close()
     return rows
 
 
@@ -701,6 +803,8 @@ def main():
     ap.add_argument("--images", default=os.environ.get("MICROVM_LINUX_GUEST") or os.path.join(BUILD, "linux-guest"))
     ap.add_argument("--timeout", type=float, default=300, help="seconds one VM may take")
     a = ap.parse_args()
+    # SIGTERM (a timeout, scripts/nested-kvm stopping) unwinds: the VMs are killed, the taps removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,restore")).split(","))
     bad = only - {"startup", "memory", "exits", "linux", "restore"}
     if bad:
