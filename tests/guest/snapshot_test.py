@@ -240,7 +240,8 @@ def main():
         g.pump(0.2)
         g.pump(0.2)
         check(rc == 0 and seq_lines(g.out) == list(range(N)) and b"read back ok" in g.out,
-              f"the original VM finished its sequence after being snapshotted (exit {rc})")
+              f"the original VM finished its sequence after being snapshotted (exit {rc}; "
+              f"the guest's last output {g.out[-400:]!r})")
         prefix = g.out[:prefix_len]
         check_disk(disk, "the original VM")
     finally:
