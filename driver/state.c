@@ -271,3 +271,15 @@ int vm_state_load(struct vm *vm, const void *buf, size_t len)
 	struct kvm_clock_data c = { .clock = b.clock.clock + (now > b.realtime_ns ? now - b.realtime_ns : 0) };
 	return VM_IOCTL(vm, KVM_SET_CLOCK, &c);
 }
+
+int vm_ioapic_pin_unmasked(struct vm *vm, unsigned pin)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	int r;
+
+	if (pin >= KVM_IOAPIC_NUM_PINS)
+		return err_set(EINVAL, "IOAPIC pin %u: the IOAPIC has %d", pin, KVM_IOAPIC_NUM_PINS);
+	if ((r = VM_IOCTL(vm, KVM_GET_IRQCHIP, &chip)) < 0)
+		return r;
+	return !chip.chip.ioapic.redirtbl[pin].fields.mask;
+}

@@ -50,4 +50,11 @@ int vm_state_save(struct vm *vm, void *buf);
  */
 int vm_state_load(struct vm *vm, const void *buf, size_t len);
 
+/*
+ * Whether the in-kernel IOAPIC's redirection entry for pin is unmasked: the
+ * guest set that line up. Returns 1 (unmasked), 0 (masked) or -errno with
+ * err_msg().
+ */
+int vm_ioapic_pin_unmasked(struct vm *vm, unsigned pin);
+
 #endif

@@ -300,11 +300,41 @@ static long build_dsdt(const struct machine *m, uint8_t *buf, size_t room)
 	aml_end(&a, dev);
 
 	/*
+	 * The VM Generation ID device (Microsoft's "Virtual Machine Generation ID"
+	 * specification): _CID "VM_Gen_Counter" (ACPICA upper-cases _HID and _CID
+	 * strings; Linux's vmgenid driver matches "VM_GEN_COUNTER"), a _HID of
+	 * microvm's own, and ADDR: a Package of two Integers, the low and high
+	 * 32 bits of the 16-byte ID's guest-physical address. microvm writes a
+	 * new random ID there at boot and at every restore, then notifies this
+	 * device through the GED below.
+	 */
+	dev = aml_device_begin(&a, "VGEN");
+	aml_name(&a, "_HID");
+	aml_string(&a, "MCRVVGID");
+	aml_name(&a, "_CID");
+	aml_string(&a, "VM_Gen_Counter");
+	aml_name(&a, "_DDN");
+	aml_string(&a, "VM_Gen_Counter");
+	size_t addr = aml_method_begin(&a, "ADDR", 0);
+	aml_return(&a);
+	pkg = aml_package_begin(&a, 2);
+	aml_integer(&a, MV_VMGENID_GPA & 0xffffffffu);
+	aml_integer(&a, MV_VMGENID_GPA >> 32);
+	aml_end(&a, pkg);
+	aml_end(&a, addr);
+	aml_end(&a, dev);
+
+	/*
 	 * The power button of a hardware-reduced machine (no PM1 fixed events): a
-	 * Generic Event Device whose interrupt runs _EVT, which notifies a
-	 * control-method power button (PNP0C0C) with 0x80 ("pressed"). microvm
-	 * pulses MV_IRQ_GED for a graceful shutdown (the control API's
-	 * POST /vm/shutdown); Linux's button driver turns it into KEY_POWER.
+	 * control-method power button (PNP0C0C) that a Generic Event Device
+	 * notifies with 0x80 ("pressed"). The GED has one edge-triggered line per
+	 * event; Linux's GED driver runs _EVT with the line's GSI as Arg0, and
+	 * _EVT notifies the device that line belongs to:
+	 *   MV_IRQ_GED: the power button (microvm pulses it for a graceful
+	 *     shutdown, the control API's POST /vm/shutdown; Linux's button
+	 *     driver turns it into KEY_POWER);
+	 *   MV_IRQ_GED_GENID: VGEN with 0x80, after a restore wrote a new ID.
+	 * The power button's line stays the first in _CRS.
 	 */
 	dev = aml_device_begin(&a, "PWRB");
 	aml_name(&a, "_HID");
@@ -319,9 +349,21 @@ static long build_dsdt(const struct machine *m, uint8_t *buf, size_t room)
 	aml_integer(&a, 0);
 	aml_res_init(&r);
 	aml_res_ext_irq_edge_high(&r, MV_IRQ_GED);
+	aml_res_ext_irq_edge_high(&r, MV_IRQ_GED_GENID);
 	aml_name_resources(&a, "_CRS", &r);
 	size_t evt = aml_method_begin(&a, "_EVT", 1);
-	aml_notify(&a, "\\_SB.PWRB", 0x80);
+	static const struct { uint32_t gsi; const char *dev; } events[] = {
+		{ MV_IRQ_GED, "\\_SB.PWRB" },
+		{ MV_IRQ_GED_GENID, "\\_SB.VGEN" },
+	};
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		size_t cond = aml_if_begin(&a);
+		aml_lequal(&a);
+		aml_arg(&a, 0);
+		aml_integer(&a, events[i].gsi);
+		aml_notify(&a, events[i].dev, 0x80);
+		aml_end(&a, cond);
+	}
 	aml_end(&a, evt);
 	aml_end(&a, dev);
 

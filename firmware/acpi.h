@@ -13,8 +13,10 @@
  * (hardware-reduced, sleep control/status and reset registers at the
  * MV_PORT_ACPI_* ports), MADT (one enabled local APIC per vCPU, one IOAPIC
  * at MV_IOAPIC_GPA with GSI base 0, an ISA override IRQ0 -> GSI2), DSDT
- * (\_S5, COM1 as PNP0501 with its ports and IRQ, one LNRO0005 device per
- * virtio-mmio device with Memory32Fixed and Interrupt). All checksums and
+ * (\_S5, COM1 as PNP0501 with its ports and IRQ, pvpanic, the VM generation
+ * ID device VGEN whose ADDR gives MV_VMGENID_GPA, the power button and the
+ * GED that notifies it or VGEN, one LNRO0005 device per virtio-mmio device
+ * with Memory32Fixed and Interrupt). All checksums and
  * lengths correct. Returns the number of bytes used, or -ENOSPC with
  * err_msg() if size is too small.
  */

@@ -18,6 +18,10 @@
 #define AML_PACKAGE_OP    0x12
 #define AML_EXT_OP_PREFIX 0x5b
 #define AML_METHOD_OP     0x14
+#define AML_ARG0_OP       0x68 /* Arg0..Arg6: 0x68..0x6e */
+#define AML_LEQUAL_OP     0x93
+#define AML_IF_OP         0xa0
+#define AML_RETURN_OP     0xa4
 #define AML_NOTIFY_OP     0x86
 #define AML_DEVICE_OP     0x82 /* after AML_EXT_OP_PREFIX */
 #define AML_ROOT_CHAR     '\\'
@@ -263,6 +267,32 @@ void aml_notify(struct aml *a, const char *path, uint8_t value)
 	put8(a, AML_NOTIFY_OP);
 	aml_name_string(a, path);
 	aml_integer(a, value);
+}
+
+size_t aml_if_begin(struct aml *a)
+{
+	put8(a, AML_IF_OP);
+	return pkg_begin(a);
+}
+
+void aml_lequal(struct aml *a)
+{
+	put8(a, AML_LEQUAL_OP);
+}
+
+void aml_arg(struct aml *a, unsigned n)
+{
+	if (n > 6) {
+		if (!a->err)
+			a->err = -EINVAL;
+		return;
+	}
+	put8(a, (uint8_t)(AML_ARG0_OP + n));
+}
+
+void aml_return(struct aml *a)
+{
+	put8(a, AML_RETURN_OP);
 }
 
 size_t aml_package_begin(struct aml *a, uint8_t nr_elements)

@@ -52,6 +52,21 @@ size_t aml_package_begin(struct aml *a, uint8_t nr_elements);     /* Package(n) 
 size_t aml_method_begin(struct aml *a, const char *name, uint8_t nr_args); /* Method(name, n, NotSerialized) { (n <= 7) */
 void aml_end(struct aml *a, size_t mark);                         /* } */
 
+/*
+ * If (predicate) { ... }: aml_if_begin() writes IfOp and its PkgLength; the
+ * caller emits the predicate, then the body, then aml_end(mark). No Else.
+ */
+size_t aml_if_begin(struct aml *a);
+
+/* LEqual(x, y): the caller emits the two operands next. */
+void aml_lequal(struct aml *a);
+
+/* Arg0..Arg6 of the enclosing method (n <= 6). */
+void aml_arg(struct aml *a, unsigned n);
+
+/* Return(x): the caller emits the value next. */
+void aml_return(struct aml *a);
+
 /* Name(name, ...): the caller emits the value next. */
 void aml_name(struct aml *a, const char *name);
 

@@ -70,8 +70,10 @@ int machine_init(struct machine *m, uint64_t ram_size, int ncpus)
 /*
  * Next IOAPIC pin after the pins already handed out. ISA IRQs are identity
  * mapped, so the pins the legacy devices own are never given to virtio:
- * COM1's, 8 (RTC, by convention) and the SCI; nor is the GED's.
+ * COM1's, 8 (RTC, by convention) and the SCI; nor are the GED's (the
+ * generation ID's line is below MV_IRQ_VIRTIO_FIRST).
  */
+_Static_assert(MV_IRQ_GED_GENID < MV_IRQ_VIRTIO_FIRST, "the GED's generation-ID line is never a virtio pin");
 static int next_free_pin(const struct machine *m)
 {
 	uint32_t pin = MV_IRQ_VIRTIO_FIRST;

@@ -11,7 +11,7 @@
  * Guest physical memory map:
  *
  *   0x0000_0000 .. 0x0009_fbff  RAM (low; holds the boot structures below)
- *   0x0009_fc00 .. 0x000f_ffff  reserved (EBDA/BIOS area; ACPI tables live here)
+ *   0x0009_fc00 .. 0x000f_ffff  reserved (EBDA/BIOS area; the VM generation ID and the ACPI tables live here)
  *   0x0010_0000 .. low_end      RAM (kernel, initrd)
  *   0xc000_0000 .. 0xffff_ffff  32-bit MMIO hole (virtio-mmio windows, IOAPIC, LAPIC)
  *   0x1_0000_0000 ..            RAM above 4 GiB when --mem > 3 GiB
@@ -34,6 +34,14 @@
 #define MV_FDT_GPA        0x30000ULL  /* setup_data header (SETUP_DTB) followed by the FDT */
 #define MV_FDT_MAX        0x10000ULL  /*   room for both */
 #define MV_EBDA_START     0x9fc00ULL  /* start of the reserved legacy area */
+/*
+ * The 16-byte VM generation ID (docs/firmware.md): in the reserved legacy area,
+ * which no OS uses as RAM, just below the ACPI tables; 8-byte aligned (the
+ * Microsoft specification), not on a 2 KiB boundary (where an OS looks for
+ * option ROM signatures) and outside the 0xf0000 and EBDA ranges an OS scans.
+ */
+#define MV_VMGENID_GPA    0xdfff0ULL
+#define MV_VMGENID_SIZE   16
 #define MV_ACPI_GPA       0xe0000ULL  /* RSDP first, then XSDT, FADT, MADT, DSDT */
 #define MV_ACPI_MAX       0x20000ULL  /*   up to 1 MiB */
 #define MV_HIGH_MEM_START 0x100000ULL /* first byte a kernel or initrd may occupy */
@@ -74,6 +82,7 @@
 #define MV_IRQ_VIRTIO_FIRST  5   /* virtio-mmio devices take 5, 6, 7, 10, 11, ... (see machine.c) */
 #define MV_IOAPIC_PINS       24
 #define MV_IRQ_GED           23  /* the ACPI Generic Event Device (ACPI0013): the power button */
+#define MV_IRQ_GED_GENID     3   /* the GED's second line: a new VM generation ID (COM2's ISA IRQ; no COM2) */
 #define MV_SCI_IRQ           9   /* FADT SCI_INT (unused by a hardware-reduced machine, but must be valid) */
 
 #define MV_MAX_VCPUS      64

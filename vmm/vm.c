@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define MAX_INPUT_FILE (2ULL << 30)
@@ -96,6 +97,32 @@ static void exit_console_tail(void *ctx, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+/*
+ * A new VM generation ID (docs/firmware.md): 16 random bytes at
+ * MV_VMGENID_GPA, where the DSDT's VM_Gen_Counter device (VGEN) points the
+ * guest. Written at boot and, into the restored memory, at every restore.
+ */
+static int vmgenid_write(struct vmm *vmm, const char *when)
+{
+	uint8_t id[MV_VMGENID_SIZE];
+	char hex[2 * MV_VMGENID_SIZE + 1];
+	ssize_t n;
+
+	do
+		n = getrandom(id, sizeof(id), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(id))
+		return err_set(n < 0 ? errno : EIO, "VM generation ID: getrandom: %s",
+			       n < 0 ? strerror(errno) : "short read");
+	int ret = guest_write(&vmm->mem, MV_VMGENID_GPA, id, sizeof(id));
+	if (ret < 0)
+		return err_prefix(-ret, "VM generation ID at 0x%llx", (unsigned long long)MV_VMGENID_GPA);
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	log_debug("VM generation ID %s (%s)", hex, when);
+	return 0;
+}
+
 /* Load kernel and initrd, render firmware, write boot structures: no KVM needed. */
 static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 {
@@ -145,6 +172,8 @@ static int load_guest(struct vmm *vmm, struct boot_kernel *k)
 	if (n < 0)
 		return (int)n;
 	in.rsdp_gpa = MV_ACPI_GPA;
+	if ((ret = vmgenid_write(vmm, "boot")) < 0)
+		return ret;
 
 	uint8_t *fdt = gpa_to_host(&vmm->mem, MV_FDT_GPA, MV_FDT_MAX);
 	if (!fdt)
@@ -361,7 +390,27 @@ static int restore_state(struct vmm *vmm)
 		if (!m || (ret = virtio_mmio_load(m, s->virtio[i])) < 0)
 			return err_prefix(m ? -ret : EINVAL, "--restore %s", vmm->cfg.restore);
 	}
-	log_info("restored from %s: %d vCPUs, %llu MiB", vmm->cfg.restore, vmm->nr_vcpus,
+	/*
+	 * The restored guest is a clone of the one saved: a new generation ID in
+	 * its memory before any vCPU runs, then an edge on the GED's line for it
+	 * (loaded IOAPIC and LAPICs deliver it when the vCPUs start): _EVT runs
+	 * Notify(VGEN, 0x80), and Linux reseeds its RNG. Only when the guest set
+	 * that IOAPIC line up (Linux's GED driver does): KVM also routes a GSI
+	 * below 16 to the legacy PIC, which a guest that never programmed it
+	 * leaves in virtual-wire mode, so an edge there would reach the guest as
+	 * vector 0x0b (a #NP) the next time it enables interrupts.
+	 */
+	if ((ret = vmgenid_write(vmm, "restore")) < 0)
+		return err_prefix(-ret, "--restore %s", vmm->cfg.restore);
+	if ((ret = vm_ioapic_pin_unmasked(&vmm->vm, MV_IRQ_GED_GENID)) < 0)
+		return err_prefix(-ret, "--restore %s", vmm->cfg.restore);
+	if (ret == 0)
+		log_debug("VM generation ID: the guest has not set up its GED line (IOAPIC pin %d masked): "
+			  "not notified", MV_IRQ_GED_GENID);
+	else if (vm_irq_line(&vmm->vm, MV_IRQ_GED_GENID, true) < 0 ||
+		 vm_irq_line(&vmm->vm, MV_IRQ_GED_GENID, false) < 0)
+		return err_prefix(EIO, "--restore %s: the VM generation ID notification", vmm->cfg.restore);
+	log_info("restored from %s: %d vCPUs, %llu MiB, a new VM generation ID", vmm->cfg.restore, vmm->nr_vcpus,
 		 (unsigned long long)(vmm->machine.ram_size >> 20));
 	snapshot_free(&vmm->snap);
 	return 0;

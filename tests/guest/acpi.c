@@ -130,16 +130,81 @@ static void find_virtio(const uint8_t *t, uint32_t len, struct acpi_info *ai)
 	}
 }
 
-/* The Generic Event Device (ACPI0013, the power button): its Extended Interrupt's first GSI. */
-static uint32_t find_ged(const uint8_t *t, uint32_t len)
+/*
+ * The Generic Event Device (ACPI0013): the GSIs of its first two Extended
+ * Interrupt descriptors (the power button's, the generation ID's).
+ */
+static void find_ged(const uint8_t *t, uint32_t len, struct acpi_info *ai)
 {
 	for (uint32_t i = HDR_LEN; i + 9 < len; i++) {
 		if (t[i] != 'A' || memcmp(t + i, "ACPI0013", 9))
 			continue;
 		uint32_t end = i + 9 + 64 < len ? i + 9 + 64 : len;
-		for (uint32_t j = i + 9; j + 9 <= end; j++)
-			if (t[j] == 0x89 && t[j + 2] == 0 && t[j + 1] >= 6 && t[j + 4] >= 1)
-				return rd32(t + j + 5);
+		int n = 0;
+		for (uint32_t j = i + 9; j + 9 <= end && n < 2; j++)
+			if (t[j] == 0x89 && t[j + 2] == 0 && t[j + 1] >= 6 && t[j + 4] >= 1) {
+				uint32_t gsi = rd32(t + j + 5);
+				if (n++ == 0)
+					ai->ged_gsi = gsi;
+				else
+					ai->ged_genid_gsi = gsi;
+				j += 2 + t[j + 1];
+			}
+		return;
+	}
+}
+
+/* An AML integer constant at t[*p] (Zero, One, Byte/Word/DWord/QWordConst): its value; false if none. */
+static bool aml_const(const uint8_t *t, uint32_t len, uint32_t *p, uint64_t *v)
+{
+	static const uint8_t width[] = { [0x0a] = 1, [0x0b] = 2, [0x0c] = 4, [0x0e] = 8 };
+	uint8_t op = *p < len ? t[*p] : 0xff;
+
+	if (op == 0x00 || op == 0x01) {
+		*v = op;
+		*p += 1;
+		return true;
+	}
+	if (op >= sizeof(width) || !width[op] || *p + 1 + width[op] > len)
+		return false;
+	*v = 0;
+	for (int k = width[op]; k > 0; k--)
+		*v = (*v << 8) | t[*p + k];
+	*p += 1 + width[op];
+	return true;
+}
+
+/*
+ * The VM Generation ID device: after the _CID string "VM_Gen_Counter", the
+ * method ADDR returning Package(2) {low, high}: MethodOp PkgLength "ADDR"
+ * flags ReturnOp PackageOp PkgLength 2 low high. A byte scan, like the others.
+ */
+static uint64_t find_vmgenid(const uint8_t *t, uint32_t len)
+{
+	static const char cid[] = "\x0dVM_Gen_Counter";   /* StringPrefix, the characters, NUL */
+
+	for (uint32_t i = HDR_LEN; i + sizeof(cid) < len; i++) {
+		if (t[i] != 0x0d || memcmp(t + i, cid, sizeof(cid)))
+			continue;
+		uint32_t end = i + sizeof(cid) + 96 < len ? i + sizeof(cid) + 96 : len;
+		for (uint32_t j = i + sizeof(cid); j + 8 < end; j++) {
+			if (t[j] != 0x14)
+				continue;
+			uint32_t p = j + 2 + (t[j + 1] >> 6);      /* past the PkgLength */
+			if (p + 7 >= end || memcmp(t + p, "ADDR", 4) || t[p + 5] != 0xa4 || t[p + 6] != 0x12)
+				continue;
+			p += 7;
+			p += 1 + (t[p] >> 6);                      /* the Package's PkgLength */
+			if (p >= end || t[p] != 2)
+				return 0;
+			p++;
+			uint64_t lo, hi;
+			if (!aml_const(t, end, &p, &lo) || !aml_const(t, end, &p, &hi) || lo > 0xffffffffu ||
+			    hi > 0xffffffffu)
+				return 0;
+			return lo | hi << 32;
+		}
+		return 0;
 	}
 	return 0;
 }
@@ -170,7 +235,8 @@ static void read_fadt(const uint8_t *t, struct acpi_info *ai)
 	if (d) {
 		ai->s5_slp_typ = find_s5(d, rd32(d + 4));
 		find_virtio(d, rd32(d + 4), ai);
-		ai->ged_gsi = find_ged(d, rd32(d + 4));
+		find_ged(d, rd32(d + 4), ai);
+		ai->vmgenid_addr = find_vmgenid(d, rd32(d + 4));
 	}
 }
 

@@ -14,7 +14,8 @@
 #define GUEST_MODE_PVH     2   /* entered at the PVH note's entry, EBX = hvm_start_info */
 #define VEC_SERIAL         0x30 /* IDT vector the IOAPIC routes COM1 (pin 4) to */
 #define VEC_POWER          0x31 /* IDT vector the IOAPIC routes the GED's pin (power button) to */
-#define NR_IDT_VECTORS     (VEC_POWER + 1)
+#define VEC_GENID          0x32 /* IDT vector the IOAPIC routes the GED's generation-ID pin to */
+#define NR_IDT_VECTORS     (VEC_GENID + 1)
 #define AP_TRAMPOLINE_GPA  0x8000 /* real-mode AP start code (SIPI vector 0x08) */
 
 #ifndef __ASSEMBLER__
@@ -82,6 +83,7 @@ enum fail_code {
 	FAIL_UNMAPPED = 125,    /* check.unmapped: a read where nothing decodes did not give all ones */
 	FAIL_RTC = 127,         /* check.rtc: the CMOS clock is busy, invalid, or not in 2025-2099 */
 	FAIL_BLK_ABUSE = 126,   /* blk.abuse: the device stopped answering, wrote after a reset, or did not recover */
+	FAIL_VMGENID = 57,      /* check.vmgenid: no VM_Gen_Counter device, ADDR in RAM or unaligned, ID all zeroes */
 };
 
 /* ---- port and MMIO access ---- */
@@ -251,6 +253,8 @@ struct acpi_info {
 	uint8_t reset_value;
 	uint8_t s5_slp_typ;         /* from \_S5 in the DSDT, 0xff: not found */
 	uint32_t ged_gsi;           /* the interrupt of the DSDT's ACPI0013 (power button), 0: none */
+	uint32_t ged_genid_gsi;     /* its second interrupt (a new VM generation ID), 0: none */
+	uint64_t vmgenid_addr;      /* VM_Gen_Counter's ADDR: the 16-byte ID's address, 0: no device */
 	int nr_virtio;              /* LNRO0005 devices in the DSDT, in DSDT order */
 	struct virtio_mmio_loc virtio[VIRTIO_MMIO_MAX];
 };
@@ -345,6 +349,13 @@ void check_smap(void);
 __attribute__((noreturn)) void run_echo(uint64_t ioapic_addr);
 /* action=power-button: route the GED's pin, wait (hlt) until its interrupt comes; then return. */
 void wait_power_button(uint64_t ioapic_addr, uint32_t gsi);
+/*
+ * action=vmgenid: route the GED's generation-ID pin, then for ever: wait (hlt)
+ * for its interrupts and print the ID at addr after each. Does not return.
+ */
+__attribute__((noreturn)) void watch_vmgenid(uint64_t ioapic_addr, uint32_t gsi, uint64_t addr);
+/* The 16 bytes at addr as 32 lowercase hex digits and a NUL. */
+void vmgenid_hex(uint64_t addr, char hex[33]);
 
 /* ---- entry.S ---- */
 extern const char guest_image_name[];

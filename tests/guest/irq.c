@@ -27,6 +27,7 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate is 16 bytes");
 static struct idt_gate idt[NR_IDT_VECTORS];
 
 static volatile int power_pressed;
+static volatile int genid_notified;
 static volatile bool bp_expected;
 static volatile int bp_count;
 static volatile uint64_t bp_rip;
@@ -73,6 +74,11 @@ void trap_handler(struct trap_frame *f)
 	}
 	if (f->vector == VEC_POWER) {
 		power_pressed++;
+		lapic_eoi();
+		return;
+	}
+	if (f->vector == VEC_GENID) {
+		genid_notified++;
 		lapic_eoi();
 		return;
 	}
@@ -214,4 +220,43 @@ void wait_power_button(uint64_t ioapic, uint32_t gsi)
 		__asm__ volatile("sti; hlt" : : : "memory");
 	}
 	gprintf("power: button pressed\n");
+}
+
+void vmgenid_hex(uint64_t addr, char hex[33])
+{
+	static const char digits[] = "0123456789abcdef";
+	const volatile uint8_t *id = phys(addr);
+
+	for (int i = 0; i < 16; i++) {
+		uint8_t b = id[i];
+		hex[2 * i] = digits[b >> 4];
+		hex[2 * i + 1] = digits[b & 15];
+	}
+	hex[32] = '\0';
+}
+
+void watch_vmgenid(uint64_t ioapic, uint32_t gsi, uint64_t addr)
+{
+	int seen = 0;
+	char hex[33];
+
+	if (!ioapic)
+		ioapic = IOAPIC_DEFAULT;
+	lapic_enable();
+	/* The GED's second pin: vector VEC_GENID, fixed, physical, edge, active high, to us. */
+	ioapic_write(ioapic, 0x11 + 2 * gsi, lapic_id() << 24);
+	ioapic_write(ioapic, 0x10 + 2 * gsi, VEC_GENID);
+	gprintf("vmgenid: waiting for notifications (ACPI0013, GSI %u)\n", gsi);
+	for (;;) {
+		__asm__ volatile("cli");
+		if (genid_notified != seen) {
+			seen = genid_notified;
+			__asm__ volatile("sti");
+			/* The ID is read after the interrupt, as an OS does on Notify(VGEN, 0x80). */
+			vmgenid_hex(addr, hex);
+			gprintf("vmgenid: notified %d, id %s\n", seen, hex);
+			continue;
+		}
+		__asm__ volatile("sti; hlt" : : : "memory");
+	}
 }

@@ -10,7 +10,7 @@
 #define CMDLINE_PRINT_MAX 200
 
 enum action { ACT_NONE, ACT_EXIT, ACT_POWEROFF, ACT_RESET, ACT_ACPI_RESET, ACT_TRIPLE_FAULT, ACT_ECHO,
-	      ACT_SPIN, ACT_PANIC, ACT_POWER_BUTTON };
+	      ACT_SPIN, ACT_PANIC, ACT_POWER_BUTTON, ACT_VMGENID };
 
 struct config {
 	int mode;                 /* 0: not checked */
@@ -18,7 +18,7 @@ struct config {
 	size_t image_len;
 	bool want_mem, want_initrd_size, want_initrd_sum, want_cmdline_len;
 	uint64_t mem_mib, initrd_size, initrd_sum, cmdline_len;
-	bool fdt, acpi, int3, fwait, smap, unmapped, rtc;
+	bool fdt, acpi, int3, fwait, smap, unmapped, rtc, vmgenid;
 	int cpus;                 /* 0: not checked */
 	enum action action;
 	uint32_t exit_value;
@@ -88,6 +88,8 @@ static bool parse_action(struct config *c, const char *v, size_t n)
 		c->action = ACT_PANIC;
 	else if (mem_eq_str(v, n, "power-button"))
 		c->action = ACT_POWER_BUTTON;
+	else if (mem_eq_str(v, n, "vmgenid"))
+		c->action = ACT_VMGENID;
 	else
 		return false;
 	return true;
@@ -98,9 +100,10 @@ static bool *bool_key(struct config *c, const char *key, size_t len)
 {
 	static const char *const names[] = {
 		"expect.fdt", "expect.acpi", "check.int3", "check.fwait", "check.smap", "check.unmapped",
-		"check.rtc",
+		"check.rtc", "check.vmgenid",
 	};
-	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap, &c->unmapped, &c->rtc };
+	bool *const flags[] = { &c->fdt, &c->acpi, &c->int3, &c->fwait, &c->smap, &c->unmapped, &c->rtc,
+				&c->vmgenid };
 
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (mem_eq_str(key, len, names[i]))
@@ -244,6 +247,39 @@ static void check_rtc(void)
 	gprintf("rtc: %d-%02d-%02d %02d:%02d:%02d UTC, valid, 24-hour BCD: ok\n", year, mon, day, hour, min, sec);
 }
 
+/*
+ * check.vmgenid: the DSDT has a VM_Gen_Counter device whose ADDR points at 16
+ * bytes in reserved memory (not RAM the OS may use), the GED has a second
+ * interrupt for its notification, and the ID is not all zeroes.
+ */
+static void check_vmgenid(const struct boot_info *bi, const struct acpi_info *ai)
+{
+	uint64_t a = ai->vmgenid_addr;
+	char hex[33];
+
+	if (!a || !ai->ged_genid_gsi) {
+		fail(FAIL_VMGENID, "vmgenid: no VM_Gen_Counter device with ADDR (0x%lx) or no GED interrupt for "
+		     "it (GSI %u) in the DSDT", a, ai->ged_genid_gsi);
+		return;
+	}
+	if (a % 8 || !phys_ok(a, 16)) {
+		fail(FAIL_VMGENID, "vmgenid: ADDR 0x%lx is not 8-byte aligned or not readable", a);
+		return;
+	}
+	for (int i = 0; i < bi->nr_mem; i++)
+		if (bi->mem[i].type == MEM_TYPE_RAM && bi->mem[i].addr < a + 16 &&
+		    a < bi->mem[i].addr + bi->mem[i].size) {
+			fail(FAIL_VMGENID, "vmgenid: ADDR 0x%lx is in RAM the OS may use", a);
+			return;
+		}
+	vmgenid_hex(a, hex);
+	if (!memcmp(hex, "00000000000000000000000000000000", 32)) {
+		fail(FAIL_VMGENID, "vmgenid: the ID at 0x%lx is all zeroes", a);
+		return;
+	}
+	gprintf("vmgenid: id %s at 0x%lx, notified on GSI %u\n", hex, a, ai->ged_genid_gsi);
+}
+
 static void check_cpus(const struct config *c, const struct boot_info *bi,
 		       const struct acpi_info *ai, const struct fdt_info *fi)
 {
@@ -285,6 +321,9 @@ static void settle(void)
 static __attribute__((noreturn)) void act(const struct config *c, const struct acpi_info *ai)
 {
 	switch (c->action) {
+	case ACT_VMGENID:
+		/* check.vmgenid found the device (the action implies the check). */
+		watch_vmgenid(ai->ioapic_addr, ai->ged_genid_gsi, ai->vmgenid_addr);
 	case ACT_NONE:
 		guest_exit(0, 32);
 	case ACT_EXIT:
@@ -382,7 +421,8 @@ void guest_main(int mode, uint64_t params)
 	/* Other users of the tables (CPU list, ports, IOAPIC) fall back to defaults without them. */
 	if (c.acpi || (bi.rsdp && (c.cpus || c.action == ACT_POWEROFF || blk_wants_acpi(mode) || net_wants_acpi(mode) ||
 				   bench_wants_acpi(mode) ||
-				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO || c.action == ACT_POWER_BUTTON)))
+				   c.action == ACT_ACPI_RESET || c.action == ACT_ECHO || c.action == ACT_POWER_BUTTON ||
+				   c.vmgenid || c.action == ACT_VMGENID)))
 		acpi_read(bi.rsdp, &ai);
 	if (!c.fdt && (blk_wants_fdt(mode) || net_wants_fdt(mode) ||
 		       bench_wants_fdt(mode)))
@@ -414,6 +454,8 @@ void guest_main(int mode, uint64_t params)
 		check_unmapped(&bi);
 	if (c.rtc)
 		check_rtc();
+	if (c.vmgenid || c.action == ACT_VMGENID)
+		check_vmgenid(&bi, &ai);
 	if (blk_wanted())
 		blk_run(&bi, &fi, &ai);
 	if (net_wanted())

@@ -674,6 +674,28 @@ def ping_guest(netns, count):
     return in_netns(netns.name, run)
 
 
+def shell_prompt(boot, wait=60):
+    """Send an empty line to a restored guest's shell; the console's last (partial) line once
+    something answers ("" if nothing did)."""
+    if not send(boot, b"\n"):
+        return ""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < wait:
+        with boot.cond:
+            part = boot._part[1].decode(errors="replace")
+        if part.strip():
+            return part
+        time.sleep(0.2)
+    return ""
+
+
+def urandom16(boot):
+    """16 bytes of the guest's /dev/urandom as hex, read in its shell; None if no answer."""
+    send(boot, b"echo RND-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \\n')-END\n")
+    hit = boot.wait_for(r"RND-([0-9a-f]{32})-END", 60)
+    return hit[1].group(1) if hit else None
+
+
 def test_snapshot(opt, images, tmp):
     """Snapshot a Linux guest (disk and network in use) and restore it (docs/snapshot.md).
 
@@ -684,7 +706,11 @@ def test_snapshot(opt, images, tmp):
     image with debugfs), the guest pings the host and the host pings the guest, and
     `exit` powers off (exit 0). Elsewhere (guest user mode without system calls) the
     same at kernel level: the spin image with root read-write, pings before the snapshot
-    and after the restore, then SIGTERM."""
+    and after the restore, then SIGTERM. Either way the restored kernel reseeds its RNG
+    (`crng reseeded due to virtual machine fork`: the VM generation ID changed). With the
+    shell, a second VM restored from the snapshot at the same time (its own copy of the
+    disk, its own tap) shows the vmgenid driver bound, and the first line typed into
+    each clone reads 16 bytes of /dev/urandom: the two must differ."""
     why = netns_missing()
     if why:
         print(f"SKIP: {why}; this test runs microvm in a network namespace")
@@ -699,11 +725,13 @@ def test_snapshot(opt, images, tmp):
     snap = os.path.join(tmp, "snap")
     sock = os.path.join(tmp, "api.sock")
     ipcfg = f"ip={GUEST_IP}::{HOST_IP}:255.255.255.0:microvm:eth0:off"
-    cmdline = "console=ttyS0 panic=-1 root=/dev/vda rw " + ipcfg
+    # random.trust_cpu=on: the RNG is ready at boot (RDRAND; the minimal kernel does not trust
+    # the CPU by default, Debian's does), as it must be for a reseed on the generation ID's change.
+    cmdline = "console=ttyS0 panic=-1 root=/dev/vda rw random.trust_cpu=on " + ipcfg
     if not shell:
         cmdline += " init=/spin spin=100000000000000"
     netns = NetNs()
-    boot = boot2 = None
+    boot = boot2 = boot3 = None
     c = Checks()
     try:
         netns.create()
@@ -749,6 +777,7 @@ def test_snapshot(opt, images, tmp):
                 return c, boot
         n = ping_guest(netns, 5)
         c.check(n >= 3, "before the snapshot: the host pings the guest", f"{n} of 5 replies")
+        c.serial(r"random: crng init done", "before the snapshot: the kernel's RNG is ready")
 
         st, r = api_call(sock, "POST", "/vm/pause")
         c.check(st == 200, "POST /vm/pause", str(r))
@@ -759,6 +788,9 @@ def test_snapshot(opt, images, tmp):
         code = boot.wait(60)
         c.check(code == 0, "the snapshotted VM stops (POST /vm/stop): exit 0", f"exit status {code}")
         before = len(boot.out)
+        root2 = os.path.join(tmp, "root2.img")
+        if shell:
+            shutil.copyfile(root, root2)   # the second clone's disk: the image as at the snapshot
 
         print(f"snapshot taken, original stopped ({code}) at {boot.now():.1f} s", flush=True)
         # Taps are never taken from a snapshot: without --net the restore is refused, one line.
@@ -772,18 +804,38 @@ def test_snapshot(opt, images, tmp):
         boot2 = Boot(cmd2)
         c.boot = boot2
         if shell:
+            # A second clone of the same snapshot at the same time, on its own disk and tap.
+            netns.add_tap("tap1")
+            cmd3 = netns.exec_prefix() + [opt.microvm, "--restore", snap, "--disk", root2, "--net", "tap=tap1"]
+            print("command: " + " ".join(cmd3))
+            boot3 = Boot(cmd3)
             time.sleep(1)
-            c.check(send(boot2, b"\n"), "the restored VM runs",
+            c.check(boot2.proc.poll() is None, "the restored VM runs",
                     f"microvm exited {boot2.proc.poll()}: " + boot2.log())
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 60:
-                with boot2.cond:
-                    again = boot2._part[1].decode(errors="replace")
-                if again.strip():
-                    break
-                time.sleep(0.2)
+            again = shell_prompt(boot2)
             c.check(again == prompt, "restored: the same shell prompt answers a new line",
                     f"{again!r} (before the snapshot {prompt!r})")
+            again3 = shell_prompt(boot3)
+            c.check(again3 == prompt, "second clone: the same shell prompt answers a new line",
+                    f"{again3!r}; microvm log: {boot3.log()[-300:]}")
+            # The first thing each clone does: read /dev/urandom. The saved RNG state is the
+            # same in both; the new generation ID made each kernel reseed it.
+            rnd = [urandom16(boot2), urandom16(boot3)]
+            print(f"/dev/urandom right after the restore: {rnd}", flush=True)
+            c.check(rnd[0] and rnd[1] and rnd[0] != rnd[1],
+                    "two clones of one snapshot read different bytes from /dev/urandom", str(rnd))
+            for b, name in ((boot2, "restored"), (boot3, "second clone")):
+                send(b, b"echo BOUND-$(ls /sys/bus/acpi/drivers/vmgenid | grep -c :)-END\n")
+                hit = b.wait_for(r"BOUND-(\d+)-END", 60)
+                c.check(hit and hit[1].group(1) == "1",
+                        f"{name}: Linux's vmgenid driver is bound to the VM_Gen_Counter device",
+                        hit[1].group(0) if hit else c.excerpt(b.serial()))
+                hit = b.wait_for(r"crng reseeded due to virtual machine fork", 30)
+                c.check(hit, f"{name}: the kernel reseeded its RNG (the new VM generation ID was notified)",
+                        "" if hit else c.excerpt(b.serial()))
+            send(boot3, b"exit\n")
+            code = boot3.wait(120)
+            c.check(code == 0, "second clone: `exit` powers it off: exit 0", f"exit status {code}")
             send(boot2, b"cat /root/snap.txt; echo after-restore > /root/after.txt; sync; "
                                    b"cat /root/after.txt; ping -c 3 -W 5 " + HOST_IP.encode() +
                                    b" >/dev/null && echo PING-$((3+4)); echo DONE-$((4+5))\n")
@@ -794,7 +846,9 @@ def test_snapshot(opt, images, tmp):
             c.check(hit and re.search(r"after-restore$", text, re.M), "restored: a new file written and synced")
             c.check(hit and re.search(r"PING-7$", text, re.M), "restored: the guest pings the host")
         else:
-            time.sleep(2)
+            hit = boot2.wait_for(r"crng reseeded due to virtual machine fork", 30)
+            c.check(hit, "restored: the kernel reseeded its RNG (the new VM generation ID was notified)",
+                    "" if hit else c.excerpt(boot2.serial()))
         n = ping_guest(netns, 5)
         c.check(n >= 3, "restored: the host pings the guest", f"{n} of 5 replies")
         if shell:
@@ -809,11 +863,12 @@ def test_snapshot(opt, images, tmp):
             boot2.proc.send_signal(signal.SIGTERM)
             code = boot2.wait(60)
             c.check(code == EXIT_SIGTERM, f"restored: SIGTERM stops it (exit {EXIT_SIGTERM})", f"exit status {code}")
-        c.stderr(r"^microvm: restored from .*: 1 vCPUs, 256 MiB$", "microvm says it restored the snapshot")
+        c.stderr(r"^microvm: restored from .*: 1 vCPUs, 256 MiB, a new VM generation ID$",
+                 "microvm says it restored the snapshot")
         c.no_serial(r"Kernel panic|BUG:|Oops", "restored: no kernel panic, BUG or oops")
         print(f"serial lines before the snapshot: {before}")
     finally:
-        for b in (boot, boot2):
+        for b in (boot, boot2, boot3):
             if b:
                 b.kill()
         netns.delete()

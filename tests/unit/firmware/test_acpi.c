@@ -227,6 +227,34 @@ Test(acpi, dsdt_contents)
 		cr_assert_eq(count(d, len, ged_irq, sizeof(ged_irq)), 1, "the GED's interrupt");
 		cr_assert_eq(count(d, len, pwrb, sizeof(pwrb)), 1, "one power button PNP0C0C");
 		cr_assert_eq(count(d, len, pvpanic_io, sizeof(pvpanic_io)), 1, "pvpanic IO descriptor");
+		/* The GED's second line, the generation ID's, right after the power button's. */
+		static const uint8_t ged_irqs[18] = {
+			0x89, 6, 0, 0x03, 1, MV_IRQ_GED, 0, 0, 0,
+			0x89, 6, 0, 0x03, 1, MV_IRQ_GED_GENID, 0, 0, 0,
+		};
+		cr_assert_eq(count(d, len, ged_irqs, sizeof(ged_irqs)), 1, "the GED's two interrupts, in order");
+		/* _EVT: If (LEqual (Arg0, gsi)) { Notify (\_SB.dev, 0x80) } for each line. */
+		static const uint8_t evt_pwrb[] = {
+			0xa0, 18, 0x93, 0x68, 0x0a, MV_IRQ_GED,
+			0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B', 0x0a, 0x80,
+		};
+		static const uint8_t evt_vgen[] = {
+			0xa0, 18, 0x93, 0x68, 0x0a, MV_IRQ_GED_GENID,
+			0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0a, 0x80,
+		};
+		cr_assert_eq(count(d, len, evt_pwrb, sizeof(evt_pwrb)), 1, "_EVT notifies the power button");
+		cr_assert_eq(count(d, len, evt_vgen, sizeof(evt_vgen)), 1, "_EVT notifies VGEN");
+		/* VGEN: _CID as Linux's vmgenid matches it (after ACPICA upper-cases it), ADDR the ID's address. */
+		static const uint8_t vgen_cid[] = "\x08_CID\x0dVM_Gen_Counter";
+		static const uint8_t vgen_addr[] = {
+			0x14, 16, 'A', 'D', 'D', 'R', 0x00, 0xa4, 0x12, 8, 0x02,
+			0x0c, (uint8_t)MV_VMGENID_GPA, (uint8_t)(MV_VMGENID_GPA >> 8),
+			(uint8_t)(MV_VMGENID_GPA >> 16), (uint8_t)(MV_VMGENID_GPA >> 24), 0x00,
+		};
+		cr_assert_eq(count(d, len, "VGEN", 4), 2, "Device(VGEN) and the Notify naming it");
+		cr_assert_eq(count(d, len, vgen_cid, sizeof(vgen_cid)), 1, "_CID \"VM_Gen_Counter\" with its NUL");
+		cr_assert_eq(count(d, len, "\x08_HID\x0dMCRVVGID", 15), 1, "VGEN's _HID");
+		cr_assert_eq(count(d, len, vgen_addr, sizeof(vgen_addr)), 1, "ADDR returns {low, high} of the ID");
 		for (int i = 0; i < ndevs; i++) {
 			const struct mmio_dev *v = &m.mmio_devs[i];
 			uint8_t mem[12] = { 0x86, 9, 0, 1 }, irq[9] = { 0x89, 6, 0, 0x03, 1 };

@@ -149,6 +149,52 @@ Test(aml, method_with_notify)
 	cr_assert_eq(a.err, -EINVAL, "more than 7 arguments");
 }
 
+/*
+ * ACPI 6.5, 20.2.5: DefIfElse := IfOp(0xA0) PkgLength Predicate TermList;
+ * DefLEqual := LEqualOp(0x93) Operand Operand; Arg0Op..Arg6Op := 0x68..0x6E;
+ * DefReturn := ReturnOp(0xA4) ArgObject.
+ */
+Test(aml, if_lequal_arg)
+{
+	struct aml a;
+
+	aml_init(&a, buf, sizeof(buf));
+	size_t c = aml_if_begin(&a);
+	aml_lequal(&a);
+	aml_arg(&a, 0);
+	aml_integer(&a, 23);
+	aml_notify(&a, "\\_SB.VGEN", 0x80);
+	aml_end(&a, c);
+	/* If (LEqual (Arg0, 0x17)) { Notify (\_SB.VGEN, 0x80) } */
+	assert_bytes(&a, 0xa0, 18, 0x93, 0x68, 0x0a, 0x17,
+		     0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0a, 0x80);
+
+	aml_init(&a, buf, sizeof(buf));
+	for (unsigned n = 0; n <= 6; n++)
+		aml_arg(&a, n);
+	assert_bytes(&a, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e);
+	aml_arg(&a, 7);
+	cr_assert_eq(a.err, -EINVAL, "Arg7 does not exist");
+	cr_assert_eq(a.len, 7, "nothing written for it");
+}
+
+Test(aml, method_returning_package)
+{
+	struct aml a;
+
+	aml_init(&a, buf, sizeof(buf));
+	size_t m = aml_method_begin(&a, "ADDR", 0);
+	aml_return(&a);
+	size_t p = aml_package_begin(&a, 2);
+	aml_integer(&a, 0xdfff0);
+	aml_integer(&a, 0);
+	aml_end(&a, p);
+	aml_end(&a, m);
+	/* Method (ADDR, 0) { Return (Package (2) { 0x000DFFF0, Zero }) } */
+	assert_bytes(&a, 0x14, 16, 'A', 'D', 'D', 'R', 0x00,
+		     0xa4, 0x12, 8, 0x02, 0x0c, 0xf0, 0xff, 0x0d, 0x00, 0x00);
+}
+
 Test(aml, resource_template)
 {
 	struct aml a;

@@ -165,6 +165,19 @@ Test(iasl, dsdt, .init = setup, .fini = teardown)
 	cr_assert(strstr(s, "Notify (\\_SB.PWRB, 0x80)") || strstr(s, "Notify (PWRB, 0x80)"),
 		  "no Notify in:\n%s", s);
 	cr_assert(strstr(s, "0x00000017,"), "no GED interrupt 23 in:\n%s", s);
+	/* _EVT dispatches on the GSI: 23 the power button, 3 the generation ID. */
+	cr_assert(strstr(s, "If ((Arg0 == 0x17))"), "no dispatch on GSI 23 in:\n%s", s);
+	cr_assert(strstr(s, "If ((Arg0 == 0x03))"), "no dispatch on GSI 3 in:\n%s", s);
+	cr_assert(strstr(s, "0x00000003,"), "no GED interrupt 3 in:\n%s", s);
+	cr_assert(strstr(s, "Notify (\\_SB.VGEN, 0x80)") || strstr(s, "Notify (VGEN, 0x80)"),
+		  "no generation-ID Notify in:\n%s", s);
+	/* The VM generation ID device, as Microsoft's specification and Linux's vmgenid read it. */
+	cr_assert(strstr(s, "Device (VGEN)"), "no VGEN in:\n%s", s);
+	cr_assert(strstr(s, "Name (_CID, \"VM_Gen_Counter\")"), "no _CID in:\n%s", s);
+	cr_assert(strstr(s, "Name (_HID, \"MCRVVGID\")"), "no _HID in:\n%s", s);
+	cr_assert(strstr(s, "Method (ADDR, 0, NotSerialized)"), "no ADDR in:\n%s", s);
+	cr_assert(strstr(s, "Return (Package (0x02)"), "ADDR returns no Package in:\n%s", s);
+	cr_assert(strstr(s, "0x000DFFF0,"), "no ID address in:\n%s", s);
 	free(s);
 }
 
