@@ -184,6 +184,16 @@ static int create_file(const char *path, const char *tmpdir)
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return err_set(errno, "cannot create it: %s", strerror(errno));
+		/*
+		 * Locked before a byte is written (a clone's copy of a saved layer can
+		 * take a while): another VM opening the half-made file finds it locked.
+		 */
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
+			close(fd);
+			return e == EWOULDBLOCK ? err_set(EBUSY, "overlay is locked: another VM opened it as it was made")
+						: err_set(e, "cannot lock the overlay: %s", strerror(e));
+		}
 		return fd;
 	}
 	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
@@ -298,8 +308,32 @@ int overlay_open(struct overlay **out, const char *path, const char *tmpdir, uin
 	if (!(o = calloc(1, sizeof(*o))))
 		return err_set(ENOMEM, "out of memory");
 	o->fd = -1;
+	/*
+	 * An existing overlay is the user's own file: a regular file (checked
+	 * before the open too: no device node is ever opened, some act on open),
+	 * owned by this user or root and writable by no one else, as a snapshot
+	 * directory must be. Another user's file planted under the name would
+	 * otherwise choose what the guest reads and read what it writes.
+	 */
+	struct stat ls;
+	bool exists = path && !must_create && lstat(path, &ls) == 0;
+	if (exists && !S_ISREG(ls.st_mode) && !S_ISLNK(ls.st_mode)) {
+		ret = err_set(EINVAL, "the overlay is not a regular file");
+		goto fail;
+	}
+	if (exists && S_ISREG(ls.st_mode) &&
+	    ((ls.st_uid != geteuid() && ls.st_uid != 0) || (ls.st_mode & (S_IWGRP | S_IWOTH)))) {
+		ret = err_set(EPERM, "refused: an existing overlay must belong to you or root and be writable by "
+			      "no one else (uid %u, mode %04o)", (unsigned)ls.st_uid, (unsigned)(ls.st_mode & 07777));
+		goto fail;
+	}
 	if (path && !must_create)   /* O_NONBLOCK: a FIFO in its place must not hang us (load() refuses it) */
 		o->fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat fs;
+	if (o->fd >= 0 && (!exists || fstat(o->fd, &fs) < 0 || fs.st_ino != ls.st_ino || fs.st_dev != ls.st_dev)) {
+		ret = err_set(EAGAIN, "the overlay was replaced while it was opened; try again");
+		goto fail;
+	}
 	bool tried = path && !must_create;
 	if (tried && o->fd < 0 && errno == ELOOP) {
 		ret = err_set(ELOOP, "the overlay is a symbolic link (refused)");
@@ -331,7 +365,30 @@ fail:
 	return ret;
 }
 
-/* Copy src_fd's data extents into dst_fd (same offsets), leaving holes as holes. */
+/* Copy [from, to) of src_fd into dst_fd at the same offsets by reading and writing. */
+static int copy_plain(int src_fd, int dst_fd, uint64_t from, uint64_t to)
+{
+	size_t cap = 1u << 20;
+	uint8_t *buf = malloc(cap);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (from < to && ret == 0) {
+		size_t n = to - from < cap ? (size_t)(to - from) : cap;
+		if ((ret = full_pread(src_fd, buf, n, (off_t)from)) == 0)
+			ret = full_pwrite(dst_fd, buf, n, (off_t)from);
+		from += n;
+	}
+	free(buf);
+	return ret;
+}
+
+/*
+ * Copy src_fd's data extents into dst_fd (same offsets), leaving holes as
+ * holes: copy_file_range (which may share blocks), or reads and writes where
+ * the kernel cannot copy between the two (another file system: EXDEV).
+ */
 static int copy_sparse(int src_fd, int dst_fd, uint64_t len)
 {
 	off_t pos = 0;
@@ -354,6 +411,12 @@ static int copy_sparse(int src_fd, int dst_fd, uint64_t len)
 			ssize_t n = copy_file_range(src_fd, &in, dst_fd, &outp, (size_t)(hole - in), 0);
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+				int r = copy_plain(src_fd, dst_fd, (uint64_t)in, (uint64_t)hole);
+				if (r < 0)
+					return r;
+				break;
+			}
 			if (n < 0)
 				return -errno;
 			if (n == 0)

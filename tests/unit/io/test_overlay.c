@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -489,6 +491,62 @@ Test(overlay_file, refused)
 	/* must_create: an existing overlay is not taken as it is. */
 	cr_assert_eq(overlay_open(&o1, t.ovl_path, NULL, t.base_size, true, &created), -EEXIST);
 	cr_assert_not(created);
+	/* Someone else's file under the name, or one others may write: refused before its header is read. */
+	fresh_overlay(&t);
+	cr_assert_eq(chmod(t.ovl_path, 0620), 0);
+	expect_refused(&t, "group-writable");
+	cr_assert(strstr(err_msg(), "writable by no one else"), "%s", err_msg());
+	cr_assert_eq(chmod(t.ovl_path, 0600), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(t.ovl_path, 65534, 65534), 0);
+		expect_refused(&t, "another user's");
+		cr_assert(strstr(err_msg(), "belong to you or root"), "%s", err_msg());
+		cr_assert_eq(chown(t.ovl_path, 0, 0), 0);
+	}
+	/* A device node is never opened. */
+	strcpy(keep, t.ovl_path);
+	strcpy(t.ovl_path, "/dev/null");
+	expect_refused(&t, "device node");
+	cr_assert(strstr(err_msg(), "not a regular file"), "%s", err_msg());
+	strcpy(t.ovl_path, keep);
+	cleanup(&t);
+}
+
+/* Saving a layer to another file system (no copy_file_range there: EXDEV) reads and writes instead. */
+Test(overlay_file, save_across_file_systems)
+{
+	struct t t;
+	struct overlay *o;
+	struct statfs a, b;
+
+	new_dir(&t);
+	make_base(&t, BASE_SIZE);
+	model_reset(BASE_SIZE);
+	cr_assert(start(&t, IO_ENGINE_SYNC));
+	write_pattern(&t, 0x3c, 2 * CL + 512, 1024);
+	cr_assert_eq(io1(&t, IO_OP_FLUSH, NULL, 0, 0), 0);
+	char saved[] = "/dev/shm/microvm-test-layer-XXXXXX";
+	int sfd = mkstemp(saved);
+	cr_assert_geq(sfd, 0);
+	unlink(saved);
+	cr_assert_eq(fstatfs(sfd, &a), 0);
+	cr_assert_eq(statfs(t.dir, &b), 0);
+	if (a.f_type == b.f_type)
+		cr_log_warn("/dev/shm and %s are the same kind of file system: the EXDEV path is not reached", t.dir);
+	cr_assert_eq(overlay_save(t.ovl, sfd), 0, "%s", err_msg());
+	stop(&t);
+	char copy[160];
+	snprintf(copy, sizeof(copy), "%s/copy", t.dir);
+	cr_assert_eq(overlay_open_copy(&o, copy, NULL, sfd, t.base_size), 0, "%s", err_msg());
+	cr_assert_eq(overlay_allocated(o), 1);
+	overlay_close(o);
+	close(sfd);
+	strcpy(t.ovl_path, copy);
+	cr_assert(start(&t, IO_ENGINE_SYNC));
+	check_disk(&t);
+	stop(&t);
+	unlink(copy);
+	snprintf(t.ovl_path, sizeof(t.ovl_path), "%s/ovl", t.dir);
 	cleanup(&t);
 }
 
