@@ -1001,9 +1001,9 @@ def test_clones(opt, images, tmp):
                 "the snapshot holds the parent's overlay layer (disk0.overlay)", str(os.listdir(snap)))
         ids = {"parent": re.findall(r"VM generation ID ([0-9a-f]{32})", parent.log())}
 
-        # The clones, WAVE at a time (a nested KVM's kernel died of a stack overflow with all 8
-        # at once under emulation), each in its own namespace with its own tap and overlay. The
-        # clones of a wave run side by side; every clone restores from the same snapshot.
+        # The clones, WAVE at a time (a bounded load where every instruction is emulated), each in
+        # its own namespace with its own tap and overlay. The clones of a wave run side by side;
+        # every clone restores from the same snapshot.
         t0 = time.monotonic()
         rnd = {}
         for first in range(0, NCLONES, WAVE):
