@@ -96,10 +96,12 @@ def main():
         status, r = call(sock, "POST", "/vm/snapshot", '{"path": "%s"}' % snap)
         check(status == 200, f"snapshot ({r})")
         shutil.copyfile(disk, disk + ".at-snapshot")
-        drain(g)
-        prefix = g.out
+        # Everything the original printed up to its pause: read once it has exited (a paused VM
+        # prints nothing more, but a line it printed before the pause may reach the pipe late).
         call(sock, "POST", "/vm/stop")
         g.p.wait(timeout=60)
+        drain(g)
+        prefix = g.out
     finally:
         if g.p.poll() is None:
             g.p.kill()
