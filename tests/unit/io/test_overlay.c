@@ -171,6 +171,17 @@ static void model_reset(uint64_t size)
 		model[i] = base_byte(i);
 }
 
+/* A fresh base of BASE_SIZE with its model and a new overlay, served by engine e; skips where io_uring is not. */
+static void start_fresh(struct t *t, enum io_engine e)
+{
+	make_base(t, BASE_SIZE);
+	model_reset(BASE_SIZE);
+	if (!start(t, e)) {
+		cleanup(t);
+		cr_skip_test("io_uring unavailable here");
+	}
+}
+
 static void check_disk(struct t *t)
 {
 	static uint8_t buf[BASE_SIZE + CL];
@@ -219,12 +230,7 @@ static void test_rw(enum io_engine e)
 	struct t t;
 
 	new_dir(&t);
-	make_base(&t, BASE_SIZE);
-	model_reset(BASE_SIZE);
-	if (!start(&t, e)) {
-		cleanup(&t);
-		cr_skip_test("io_uring unavailable here");
-	}
+	start_fresh(&t, e);
 	check_disk(&t);                                 /* read-through from the base */
 	cr_assert_eq(overlay_allocated(t.ovl), 0);
 	write_pattern(&t, 0xa1, 2 * CL, CL);            /* one whole cluster */
@@ -259,12 +265,7 @@ static void test_flush_reopen(enum io_engine e)
 	uint8_t zero[CL * 2];
 
 	new_dir(&t);
-	make_base(&t, BASE_SIZE);
-	model_reset(BASE_SIZE);
-	if (!start(&t, e)) {
-		cleanup(&t);
-		cr_skip_test("io_uring unavailable here");
-	}
+	start_fresh(&t, e);
 	write_pattern(&t, 0x11, 3 * CL + 512, 512);
 	write_pattern(&t, 0x22, 15 * CL, CL);
 	cr_assert_eq(io1(&t, IO_OP_FLUSH, NULL, 0, 0), 0);
@@ -304,12 +305,7 @@ static void test_concurrent(enum io_engine e)
 	static uint8_t bufs[MAXREQ][512];
 
 	new_dir(&t);
-	make_base(&t, BASE_SIZE);
-	model_reset(BASE_SIZE);
-	if (!start(&t, e)) {
-		cleanup(&t);
-		cr_skip_test("io_uring unavailable here");
-	}
+	start_fresh(&t, e);
 	for (int round = 0; round < 4; round++) {
 		uint64_t c = 1 + (uint64_t)round * 3;
 		for (int i = 0; i < 8; i++) {
