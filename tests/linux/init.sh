@@ -21,33 +21,11 @@ if [ -e /sys/class/net/eth0 ]; then
 	ip link set eth0 up
 	ip -4 addr show dev eth0
 fi
-# --run (docs/cli-runs.md): microvm put a script on a read-only disk, named by
-# microvm.run=/dev/vdX on the command line, after a header line
-# "MICROVM-RUN v1 LEN". Run it, report its status on microvm's exit-status
-# port with microvm-exit (126: the disk is not a run disk), power off.
-run_dev=
-for word in $(cat /proc/cmdline); do
-	case "$word" in microvm.run=*) run_dev=${word#microvm.run=} ;; esac
-done
-if [ -n "$run_dev" ]; then
-	status=126
-	header=$(head -n 1 "$run_dev" 2>/dev/null)
-	set -- $header
-	case "$#:$1 $2:$3" in
-	"3:MICROVM-RUN v1:"*[!0-9]*|"3:MICROVM-RUN v1:")
-		echo "init: $run_dev: bad script length in '$header'" >&2 ;;
-	"3:MICROVM-RUN v1:"*)
-		tail -c +$(( ${#header} + 2 )) "$run_dev" | head -c "$3" > /tmp/run.sh
-		echo "init: running the --run script ($3 bytes from $run_dev)"
-		(cd /root && sh /tmp/run.sh)
-		status=$?
-		echo "init: the --run script exited with status $status" ;;
-	*)
-		echo "init: $run_dev: not a microvm run disk (first line '$header')" >&2 ;;
-	esac
-	sync
-	microvm-exit "$status"
-	echo "init: microvm-exit $status failed; powering off (microvm then exits 123)" >&2
+# --run (docs/cli-runs.md): microvm-run runs the script named by microvm.run= on
+# the command line and reports its status (microvm then ends the VM); it
+# returns only when there is no such word, or when reporting failed.
+if grep -q 'microvm.run=' /proc/cmdline; then
+	microvm-run
 	mount -o remount,ro /
 	poweroff -f
 fi

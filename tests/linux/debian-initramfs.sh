@@ -1,0 +1,44 @@
+#!/bin/sh
+# /init of initrd-busybox.img (scripts/debian-guest): a tiny initramfs for
+# Debian's cloud kernel, where virtio_mmio, virtio_blk, virtio_net and ext4
+# are modules. Loads them (virtio_mmio finds microvm's devices through ACPI),
+# waits for root= (a /dev/vdX path), mounts it (rw or ro as the command line
+# says) and hands over to its init (init= on the command line, else /sbin/init).
+# Any failure drops to a shell on the console, after saying why.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+root= init=/sbin/init mode=ro
+for word in $(cat /proc/cmdline); do
+	case "$word" in
+	root=*) root=${word#root=} ;;
+	init=*) init=${word#init=} ;;
+	rw) mode=rw ;;
+	ro) mode=ro ;;
+	esac
+done
+fail() {
+	echo "initramfs: $*; a shell follows" >&2
+	exec sh
+}
+for m in virtio_mmio virtio_blk virtio_net ext4; do
+	modprobe "$m" || fail "modprobe $m failed"
+done
+echo "initramfs: loaded virtio_mmio virtio_blk virtio_net ext4"
+case "$root" in
+/dev/*) ;;
+*) fail "root=$root: this initramfs takes a /dev path (root=/dev/vda)" ;;
+esac
+i=0
+while [ ! -b "$root" ]; do
+	i=$((i + 1))
+	[ "$i" -le 100 ] || fail "$root did not appear in 10 s"
+	sleep 0.1
+done
+mount -t ext4 -o "$mode" "$root" /newroot || fail "cannot mount $root"
+echo "initramfs: $root mounted $mode; switch_root to $init"
+umount /proc /sys
+mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+exec switch_root /newroot "$init"
