@@ -34,6 +34,54 @@ void x86_boot_gdt(uint64_t gdt[X86_BOOT_GDT_ENTRIES])
 	gdt[4] = 0x00008b0000000067ULL; /* TSS: base 0, limit 0x67, busy 32/64-bit TSS */
 }
 
+/* Leaf 1 ECX, leaf 7 subleaf 0 EBX/ECX/EDX, leaf 7 subleaf 1 EAX bits (Intel SDM vol. 2A, CPUID). */
+#define L1_ECX_FMA (1u << 12)
+#define L1_ECX_XSAVE (1u << 26)
+#define L1_ECX_OSXSAVE (1u << 27)
+#define L1_ECX_AVX (1u << 28)
+#define L1_ECX_F16C (1u << 29)
+/* AVX2 (5), AVX512F (16), DQ (17), IFMA (21), PF (26), ER (27), CD (28), BW (30), VL (31) */
+#define L7_EBX_AVX ((1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | \
+		    (1u << 28) | (1u << 30) | (1u << 31))
+/* AVX512_VBMI (1), VBMI2 (6), VAES (9), VPCLMULQDQ (10), VNNI (11), BITALG (12), VPOPCNTDQ (14) */
+#define L7_ECX_AVX ((1u << 1) | (1u << 6) | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 14))
+/* AVX512_4VNNIW (2), 4FMAPS (3), VP2INTERSECT (8), AVX512_FP16 (23) */
+#define L7_EDX_AVX ((1u << 2) | (1u << 3) | (1u << 8) | (1u << 23))
+/* AVX_VNNI (4), AVX512_BF16 (5) */
+#define L7_1_EAX_AVX ((1u << 4) | (1u << 5))
+
+static int clear_bits(uint32_t *reg, uint32_t mask)
+{
+	int n = __builtin_popcount(*reg & mask);
+
+	*reg &= ~mask;
+	return n;
+}
+
+int x86_cpuid_fix_deps(struct kvm_cpuid_entry2 *e, uint32_t n)
+{
+	bool xsave = false;
+	int cleared = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].function == 1)
+			xsave = e[i].ecx & L1_ECX_XSAVE;
+	if (xsave)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].function == 1) {
+			cleared += clear_bits(&e[i].ecx, L1_ECX_FMA | L1_ECX_OSXSAVE | L1_ECX_AVX | L1_ECX_F16C);
+		} else if (e[i].function == 7 && e[i].index == 0) {
+			cleared += clear_bits(&e[i].ebx, L7_EBX_AVX);
+			cleared += clear_bits(&e[i].ecx, L7_ECX_AVX);
+			cleared += clear_bits(&e[i].edx, L7_EDX_AVX);
+		} else if (e[i].function == 7 && e[i].index == 1) {
+			cleared += clear_bits(&e[i].eax, L7_1_EAX_AVX);
+		}
+	}
+	return cleared;
+}
+
 static int set_cpuid(struct vcpu *vcpu, int ncpus)
 {
 	size_t sz = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
@@ -47,6 +95,7 @@ static int set_cpuid(struct vcpu *vcpu, int ncpus)
 		ret = err_set(errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		goto out;
 	}
+	x86_cpuid_fix_deps(cpuid->entries, cpuid->nent);
 	for (uint32_t i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 		switch (e->function) {
