@@ -23,10 +23,12 @@ fail() {
 	echo "initramfs: $*; a shell follows" >&2
 	exec sh
 }
-for m in virtio_mmio virtio_blk virtio_net ext4; do
+for m in virtio_mmio virtio_blk virtio_net; do
 	modprobe "$m" || fail "modprobe $m failed"
 done
-echo "initramfs: loaded virtio_mmio virtio_blk virtio_net ext4"
+# ext4 is built into Debian's kernels; a module elsewhere.
+grep -qw ext4 /proc/filesystems || modprobe ext4 || fail "no ext4 in this kernel"
+echo "initramfs: loaded virtio_mmio virtio_blk virtio_net; ext4 ready"
 case "$root" in
 /dev/*) ;;
 *) fail "root=$root: this initramfs takes a /dev path (root=/dev/vda)" ;;
