@@ -7,12 +7,14 @@ over one base image and its own tap).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
                    [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
-  LIST: comma-separated of startup, memory, exits, linux, restore (default: all; --smoke: all but linux)
+  LIST: comma-separated of startup, memory, exits, linux, debian, restore (default: all; --smoke: all
+  but linux and debian)
 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
 builds them), qemu-system-x86_64, and for `linux` the images of
-scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest), and root (/dev/net/tun, ip) for the
+scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest), for `debian` those of
+scripts/debian-guest (MICROVM_DEBIAN_GUEST or build/debian-guest), and root (/dev/net/tun, ip) for the
 clones' taps (without, the clones run without a NIC). Both VMMs boot
 the same files with the same RAM and vCPUs; runs alternate (microvm, QEMU,
 microvm, ...) after one warm-up run each. Writes DIR/vm-results.json (every
@@ -431,6 +433,85 @@ def bench_linux(reps, warm, runs, images, timeout, tmp):
     return rows
 
 
+# --------------------------------------------------------------------------- 8. Debian to its login prompt
+
+def bench_debian(reps, warm, runs, deb, timeout, tmp):
+    """Debian's cloud kernel, its own initramfs and the Debian 12 systemd image of
+    scripts/debian-guest (docs/debian-guest.md), 1 GiB, 1 vCPU, a fresh sparse copy of the image
+    per run, booted by both VMMs with the same files and command line. Times from exec: the
+    first serial byte, the serial console's autologin line (`login: root (automatic login)`),
+    and systemd's own breakdown read inside the guest with systemd-analyze (kernel, initrd,
+    userspace); then `systemctl poweroff` and the time until the VMM exited."""
+    from debian import Console, HOSTNAME    # tests/linux/debian.py
+    kernel, initrd = os.path.join(deb, "vmlinuz"), os.path.join(deb, "initrd.img")
+    cmdline = f"console=ttyS0 root=/dev/vda rw net.ifnames=0 systemd.hostname={HOSTNAME}"
+    seen = {"cmdline": None}
+    rx = re.compile(r"Startup finished in (?:([\d.]+)(m?s) \(kernel\))?(?: \+ ([\d.]+)(m?s) \(initrd\))?"
+                    r"(?: \+ (?:(\d+)min )?([\d.]+)(m?s) \(userspace\))?")
+
+    def secs(v, unit, mins=None):
+        return None if v is None else (float(v) / (1000 if unit == "ms" else 1) + 60 * int(mins or 0))
+
+    def one(name):
+        root = os.path.join(tmp, f"debian-{name}.img")
+        subprocess.run(["cp", "--sparse=always", os.path.join(deb, "debian.ext4"), root], check=True)
+        try:
+            if name == "microvm":
+                cmd = [MICROVM, "-q", "--kernel", kernel, "--initrd", initrd, "--mem", "1024M",
+                       "--disk", root, "--cmdline", cmdline]
+            elif not check(seen["cmdline"] is not None, "debian/qemu-microvm: no kernel command line from microvm's run"):
+                return None
+            else:
+                cmd = qemu_cmd(kernel, seen["cmdline"], 1024, disks=[root], extra=["-initrd", initrd])
+            r = Run(cmd)
+            con = Console(r)
+            login = r.wait_for(rf"{HOSTNAME} login: root \(automatic login\)", timeout)
+            if not check(login is not None and con.wait_prompt(60), f"debian/{name}: no login prompt", r):
+                r.kill()
+                return None
+            if name == "microvm":
+                m = next((re.search(r"\] Command line: (.*)$", ln) for _, ln in r.out if "] Command line: " in ln), None)
+                seen["cmdline"] = m.group(1).strip() if m else None
+            out = con.run("systemctl is-system-running --wait >/dev/null; systemd-analyze", 120) or []
+            m = next((rx.search(ln) for ln in out if "Startup finished" in ln), None)
+            res = {"first_output_ms": r.first_byte * 1e3, "login_ms": login[0] * 1e3}
+            if m:
+                for key, v, unit, mins in (("kernel_ms", m.group(1), m.group(2), None),
+                                           ("initrd_ms", m.group(3), m.group(4), None),
+                                           ("userspace_ms", m.group(6), m.group(7), m.group(5))):
+                    sv = secs(v, unit, mins)
+                    if sv is not None:
+                        res[key] = sv * 1e3
+            else:
+                check(False, f"debian/{name}: no systemd-analyze line: {out}")
+            t = r.now()
+            send_line(r, b"systemctl poweroff\n")
+            code = r.finish(120)
+            if not check(code == 0, f"debian/{name}: exit status {code} after systemctl poweroff, expected 0", r):
+                return None
+            res["poweroff_ms"] = (r.elapsed - t) * 1e3
+            return res
+        finally:
+            os.unlink(root)
+
+    per = alternate(reps, warm, one, list(VMMS), runs, "debian")
+    rows = summarize("debian", "exec -> first serial byte", per, "first_output_ms", "ms")
+    rows += summarize("debian", "exec -> serial console login (autologin line)", per, "login_ms", "ms")
+    rows += summarize("debian", "systemd-analyze: kernel", per, "kernel_ms", "ms")
+    rows += summarize("debian", "systemd-analyze: initrd", per, "initrd_ms", "ms")
+    rows += summarize("debian", "systemd-analyze: userspace", per, "userspace_ms", "ms")
+    rows += summarize("debian", "systemctl poweroff -> VMM exited", per, "poweroff_ms", "ms")
+    return rows
+
+
+def send_line(r, data):
+    try:
+        r.proc.stdin.write(data)
+        r.proc.stdin.flush()
+    except BrokenPipeError:
+        pass
+
+
 # --------------------------------------------------------------------------- 7. restore
 
 TOUCH_MIB = 32      # guest memory the test guest writes before it idles: what a snapshot must hold
@@ -801,12 +882,13 @@ def main():
     ap.add_argument("--only", help="default: all; with --smoke all but linux (a Linux boot takes minutes "
                     "where guest kernel code is emulated)")
     ap.add_argument("--images", default=os.environ.get("MICROVM_LINUX_GUEST") or os.path.join(BUILD, "linux-guest"))
+    ap.add_argument("--debian", default=os.environ.get("MICROVM_DEBIAN_GUEST") or os.path.join(BUILD, "debian-guest"))
     ap.add_argument("--timeout", type=float, default=300, help="seconds one VM may take")
     a = ap.parse_args()
     # SIGTERM (a timeout, scripts/nested-kvm stopping) unwinds: the VMs are killed, the taps removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,restore")).split(","))
-    bad = only - {"startup", "memory", "exits", "linux", "restore"}
+    only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,debian,restore")).split(","))
+    bad = only - {"startup", "memory", "exits", "linux", "debian", "restore"}
     if bad:
         ap.error(f"--only: unknown table(s) {', '.join(sorted(bad))}")
 
@@ -856,6 +938,15 @@ def main():
                                     a.images, a.timeout, tmp)
             else:
                 failures.append(f"linux: no bzImage/rootfs-spin.ext4 in {a.images} (sh scripts/guest-image --out {a.images})")
+                log(failures[-1])
+        if "debian" in only:
+            if all(os.path.isfile(os.path.join(a.debian, f)) for f in ("vmlinuz", "initrd.img", "debian.ext4")):
+                log("Debian to its login prompt")
+                rows += bench_debian(max(1, reps // 2) if not a.smoke else 1, warm and not a.quick, runs,
+                                     a.debian, a.timeout, tmp)
+            else:
+                failures.append(f"debian: no vmlinuz/initrd.img/debian.ext4 in {a.debian} "
+                                f"(sh scripts/debian-guest --out {a.debian})")
                 log(failures[-1])
         if "restore" in only:
             clones_n = [int(x) for x in (a.clones or ("3" if a.smoke else "10" if a.quick else "10,50")).split(",")]

@@ -3,9 +3,10 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then every libFuzzer
 # harness for a bounded time (build-fuzz/, scripts/fuzz.sh; FUZZ_SECONDS per harness, default 60),
 # with the benchmarks' smoke run (bench/run --smoke, a few seconds) before the fuzzers.
-# First it makes the Linux guest for the 'linux' suite with scripts/guest-image
-# (kernel built once, ~8-16 min on 2 cores, then cached; the root images take
-# seconds) and points the tests at it with MICROVM_LINUX_GUEST.
+# First it makes the Linux guests for the 'linux' suite: the project's minimal kernel and
+# busybox images with scripts/guest-image (kernel built once, ~8-16 min on 2 cores, then
+# cached; the root images take seconds), Debian's kernel and systemd image with
+# scripts/debian-guest (~2.5 min once, then cached).
 # Without /dev/kvm, the KVM suites then run in a nested KVM (scripts/nested-kvm; see below).
 # Usage: scripts/setup.sh && scripts/test.sh
 set -eu
@@ -20,6 +21,13 @@ if ! sh scripts/guest-image --out build/linux-guest; then
 fi
 MICROVM_LINUX_GUEST=$(pwd)/build/linux-guest
 export MICROVM_LINUX_GUEST
+# Debian's cloud kernel and a Debian 12 systemd image for the debian-* tests of the 'linux'
+# suite (debootstrap, ~2.5 min the first time, then cached; docs/debian-guest.md).
+echo "=== Debian guest (scripts/debian-guest) ==="
+if ! sh scripts/debian-guest --out build/debian-guest; then
+	echo "test.sh: scripts/debian-guest failed; the debian-* tests will fail" >&2
+	status=1
+fi
 
 # The tests need microvm's test hooks (-Dtest_hooks=true, off in what users run: meson_options.txt);
 # build/ may have been set up without them by scripts/setup.sh.

@@ -54,6 +54,14 @@ BAD = r"Oops|BUG:|invalid opcode|Kernel panic|Call Trace"
 IPCFG = f"ip={GUEST_IP}::{HOST_IP}:255.255.255.0::eth0:off"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def clean(line):
+    """A console line as a terminal shows it: escape sequences gone, what a CR overwrote gone."""
+    return ANSI.sub("", line).rsplit("\r", 1)[-1]
+
+
 def allocated(path):
     return os.stat(path).st_blocks * 512
 
@@ -88,11 +96,12 @@ class Console:
         marker = f"END-{self.n}-$((6*7))"
         if not send(self.boot, f"{cmd}; echo {marker}\n".encode()):
             return None
-        hit = self.boot.wait_for(rf"^END-{self.n}-42$", timeout)
+        # Not anchored at the start: bash's bracketed-paste switch (ESC [?2004l, CR) may come first.
+        hit = self.boot.wait_for(rf"END-{self.n}-42$", timeout)
         if not hit:
             return None
         with self.boot.cond:
-            lines = [ln for _, ln in self.boot.out[start:]]
+            lines = [clean(ln) for _, ln in self.boot.out[start:]]
         out = []
         for ln in lines:
             if ln == f"END-{self.n}-42":
