@@ -242,7 +242,8 @@ def test_systemd(opt, tmp):
         ids = " ".join(out or [])
         c.check("virtio-root" in ids and "virtio-data" in ids,
                 "/dev/disk/by-id has virtio-root and virtio-data (the --disk ids)", ids)
-        out = con.run(f"ping -c 3 -W 5 {HOST_IP} >/dev/null && echo PING-OK; ip -4 -br addr show eth0")
+        out = con.run(f"ping -c 3 -W 5 {HOST_IP} >/dev/null && echo PING-OK || "
+                      "{ ip addr; networkctl --no-pager status eth0; head -50 /run/systemd/network/*; }")
         c.check(out and "PING-OK" in out, "the guest pings the host (eth0 configured by systemd-networkd "
                 "from ip= on the kernel command line)", "\n".join(out or []))
         n = ping_guest(netns, 5)
