@@ -13,6 +13,8 @@ docs/debian-guest.md). TEST is one of:
              vdb's serial is `data`, eth0 configured by hand pings the host, a marker
              written to vdb is in the host's file afterwards; microvm exits with the
              script's status 0.
+  initramfs-generic  the same with Debian's generic kernel (linux-image-amd64) and its
+             busybox initramfs.
   systemd    vmlinuz + Debian's own initrd.img, root on a copy of debian.ext4 (id=root),
              a data disk (id=data), a NIC whose address comes from ip= on the kernel
              command line (systemd-network-generator, systemd-networkd). Checks: the
@@ -114,7 +116,8 @@ class Console:
 
 def debian_images(opt):
     d = os.path.abspath(os.environ.get("MICROVM_DEBIAN_GUEST") or opt.debian)
-    missing = [f for f in ("vmlinuz", "initrd.img", "initrd-busybox.img", "debian.ext4")
+    missing = [f for f in ("vmlinuz", "initrd.img", "initrd-busybox.img", "debian.ext4", "vmlinuz-generic",
+                           "initrd-busybox-generic.img")
                if not os.path.isfile(os.path.join(d, f))]
     if missing:
         raise RuntimeError(f"the Debian guest is missing in {d}: {', '.join(missing)}. Make it with\n"
@@ -127,8 +130,10 @@ def no_oops(c, boot):
     c.no_serial(BAD, "no kernel oops, BUG, invalid opcode or panic in the guest's log")
 
 
-def test_initramfs(opt, tmp):
+def test_initramfs(opt, tmp, generic=False):
     deb = debian_images(opt)
+    kernel, initrd = (("vmlinuz-generic", "initrd-busybox-generic.img") if generic
+                      else ("vmlinuz", "initrd-busybox.img"))
     images = os.path.abspath(os.environ.get("MICROVM_LINUX_GUEST") or opt.images)
     rootfs = os.path.join(images, "rootfs.ext4")
     if not os.path.isfile(rootfs):
@@ -156,8 +161,7 @@ exit 0
         netns.create()
         netns.add_tap(f"{TAP}:{HOST_IP}/24")
         cmd = netns.exec_prefix() + [
-            opt.microvm, "--kernel", os.path.join(deb, "vmlinuz"),
-            "--initrd", os.path.join(deb, "initrd-busybox.img"),
+            opt.microvm, "--kernel", os.path.join(deb, kernel), "--initrd", os.path.join(deb, initrd),
             "--disk", root, "--disk", f"{data},id=data", "--net", f"tap={TAP}", "--mem", "512M",
             "--cmdline", "console=ttyS0 root=/dev/vda rw panic=-1", "--run", script,
             "--timeout", str(int(opt.timeout - 60))]
@@ -311,7 +315,7 @@ def test_power_button(opt, tmp):
     return c, boot
 
 
-TESTS = {"initramfs": test_initramfs, "systemd": test_systemd, "power-button": test_power_button}
+TESTS = {"initramfs": test_initramfs, "initramfs-generic": lambda opt, tmp: test_initramfs(opt, tmp, True), "systemd": test_systemd, "power-button": test_power_button}
 
 
 def main(argv):
