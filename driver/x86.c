@@ -34,21 +34,72 @@ void x86_boot_gdt(uint64_t gdt[X86_BOOT_GDT_ENTRIES])
 	gdt[4] = 0x00008b0000000067ULL; /* TSS: base 0, limit 0x67, busy 32/64-bit TSS */
 }
 
-/* Leaf 1 ECX, leaf 7 subleaf 0 EBX/ECX/EDX, leaf 7 subleaf 1 EAX bits (Intel SDM vol. 2A, CPUID). */
-#define L1_ECX_FMA (1u << 12)
+/*
+ * Features whose register state lives in an XSAVE component, with the XCR0 bits they need
+ * (Intel SDM vol. 1, 13.1-13.3 and vol. 2A, CPUID; AMD APM vol. 3, CPUID Fn8000_0001).
+ * XCR0_NONE: needs XSAVE itself but no user component (CET's state is supervisor state).
+ */
+#define XCR0_YMM (1ULL << 2)
+#define XCR0_MPX ((1ULL << 3) | (1ULL << 4))
+#define XCR0_AVX512 ((1ULL << 5) | (1ULL << 6) | (1ULL << 7) | XCR0_YMM)
+#define XCR0_PKRU (1ULL << 9)
+#define XCR0_AMX ((1ULL << 17) | (1ULL << 18))
+#define XCR0_NONE 0ULL
+
+enum { R_EAX, R_EBX, R_ECX, R_EDX };
+
+static const struct xsave_dep {
+	uint32_t leaf, subleaf;
+	int reg;
+	uint32_t mask;
+	uint64_t xcr0;
+} xsave_deps[] = {
+	/* FMA (12), AVX (28), F16C (29) */
+	{ 1, 0, R_ECX, (1u << 12) | (1u << 28) | (1u << 29), XCR0_YMM },
+	/* AVX2 (5) */
+	{ 7, 0, R_EBX, 1u << 5, XCR0_YMM },
+	/* MPX (14) */
+	{ 7, 0, R_EBX, 1u << 14, XCR0_MPX },
+	/* AVX512F (16), DQ (17), IFMA (21), PF (26), ER (27), CD (28), BW (30), VL (31) */
+	{ 7, 0, R_EBX, (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) |
+			       (1u << 30) | (1u << 31), XCR0_AVX512 },
+	/* VAES (9), VPCLMULQDQ (10) */
+	{ 7, 0, R_ECX, (1u << 9) | (1u << 10), XCR0_YMM },
+	/* AVX512_VBMI (1), VBMI2 (6), VNNI (11), BITALG (12), VPOPCNTDQ (14) */
+	{ 7, 0, R_ECX, (1u << 1) | (1u << 6) | (1u << 11) | (1u << 12) | (1u << 14), XCR0_AVX512 },
+	/* PKU (3) */
+	{ 7, 0, R_ECX, 1u << 3, XCR0_PKRU },
+	/* CET_SS (7) */
+	{ 7, 0, R_ECX, 1u << 7, XCR0_NONE },
+	/* AVX512_4VNNIW (2), 4FMAPS (3), VP2INTERSECT (8), FP16 (23) */
+	{ 7, 0, R_EDX, (1u << 2) | (1u << 3) | (1u << 8) | (1u << 23), XCR0_AVX512 },
+	/* CET_IBT (20) */
+	{ 7, 0, R_EDX, 1u << 20, XCR0_NONE },
+	/* AMX_BF16 (22), AMX_TILE (24), AMX_INT8 (25) */
+	{ 7, 0, R_EDX, (1u << 22) | (1u << 24) | (1u << 25), XCR0_AMX },
+	/* SHA512 (0), SM3 (1), SM4 (2), AVX_VNNI (4), AVX_IFMA (23) */
+	{ 7, 1, R_EAX, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 4) | (1u << 23), XCR0_YMM },
+	/* AVX512_BF16 (5) */
+	{ 7, 1, R_EAX, 1u << 5, XCR0_AVX512 },
+	/* AMX_FP16 (21) */
+	{ 7, 1, R_EAX, 1u << 21, XCR0_AMX },
+	/* AVX_VNNI_INT8 (4), AVX_NE_CONVERT (5), AVX_VNNI_INT16 (10) */
+	{ 7, 1, R_EDX, (1u << 4) | (1u << 5) | (1u << 10), XCR0_YMM },
+	/* AMX_COMPLEX (8) */
+	{ 7, 1, R_EDX, 1u << 8, XCR0_AMX },
+	/* AVX10 (19) */
+	{ 7, 1, R_EDX, 1u << 19, XCR0_AVX512 },
+	/* AMD: XOP (11), FMA4 (16) */
+	{ 0x80000001, 0, R_ECX, (1u << 11) | (1u << 16), XCR0_YMM },
+};
+
 #define L1_ECX_XSAVE (1u << 26)
 #define L1_ECX_OSXSAVE (1u << 27)
-#define L1_ECX_AVX (1u << 28)
-#define L1_ECX_F16C (1u << 29)
-/* AVX2 (5), AVX512F (16), DQ (17), IFMA (21), PF (26), ER (27), CD (28), BW (30), VL (31) */
-#define L7_EBX_AVX ((1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | \
-		    (1u << 28) | (1u << 30) | (1u << 31))
-/* AVX512_VBMI (1), VBMI2 (6), VAES (9), VPCLMULQDQ (10), VNNI (11), BITALG (12), VPOPCNTDQ (14) */
-#define L7_ECX_AVX ((1u << 1) | (1u << 6) | (1u << 9) | (1u << 10) | (1u << 11) | (1u << 12) | (1u << 14))
-/* AVX512_4VNNIW (2), 4FMAPS (3), VP2INTERSECT (8), AVX512_FP16 (23) */
-#define L7_EDX_AVX ((1u << 2) | (1u << 3) | (1u << 8) | (1u << 23))
-/* AVX_VNNI (4), AVX512_BF16 (5) */
-#define L7_1_EAX_AVX ((1u << 4) | (1u << 5))
+
+static uint32_t *reg_of(struct kvm_cpuid_entry2 *e, int reg)
+{
+	return reg == R_EAX ? &e->eax : reg == R_EBX ? &e->ebx : reg == R_ECX ? &e->ecx : &e->edx;
+}
 
 static int clear_bits(uint32_t *reg, uint32_t mask)
 {
@@ -61,23 +112,28 @@ static int clear_bits(uint32_t *reg, uint32_t mask)
 int x86_cpuid_fix_deps(struct kvm_cpuid_entry2 *e, uint32_t n)
 {
 	bool xsave = false;
+	uint64_t xcr0 = 0;
 	int cleared = 0;
 
 	for (uint32_t i = 0; i < n; i++)
 		if (e[i].function == 1)
 			xsave = e[i].ecx & L1_ECX_XSAVE;
-	if (xsave)
-		return 0;
+	for (uint32_t i = 0; xsave && i < n; i++)
+		if (e[i].function == 0xd && e[i].index == 0)
+			xcr0 = e[i].eax | (uint64_t)e[i].edx << 32;
 	for (uint32_t i = 0; i < n; i++) {
-		if (e[i].function == 1) {
-			cleared += clear_bits(&e[i].ecx, L1_ECX_FMA | L1_ECX_OSXSAVE | L1_ECX_AVX | L1_ECX_F16C);
-		} else if (e[i].function == 7 && e[i].index == 0) {
-			cleared += clear_bits(&e[i].ebx, L7_EBX_AVX);
-			cleared += clear_bits(&e[i].ecx, L7_ECX_AVX);
-			cleared += clear_bits(&e[i].edx, L7_EDX_AVX);
-		} else if (e[i].function == 7 && e[i].index == 1) {
-			cleared += clear_bits(&e[i].eax, L7_1_EAX_AVX);
+		for (size_t d = 0; d < sizeof(xsave_deps) / sizeof(xsave_deps[0]); d++) {
+			const struct xsave_dep *x = &xsave_deps[d];
+
+			if (e[i].function != x->leaf || (x->leaf == 7 && e[i].index != x->subleaf))
+				continue;
+			if (!xsave || (xcr0 & x->xcr0) != x->xcr0)
+				cleared += clear_bits(reg_of(&e[i], x->reg), x->mask);
 		}
+		if (!xsave && e[i].function == 1)
+			cleared += clear_bits(&e[i].ecx, L1_ECX_OSXSAVE);
+		if (!xsave && e[i].function == 0xd)
+			e[i].eax = e[i].ebx = e[i].ecx = e[i].edx = 0;
 	}
 	return cleared;
 }

@@ -11,12 +11,13 @@ void x86_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l,
 
 /*
  * Make a CPUID table (from KVM_GET_SUPPORTED_CPUID) consistent where a feature
- * needs another one the table lacks: without XSAVE no AVX-class feature can be
- * used (their state is enabled through XCR0), so AVX, FMA, F16C, AVX2, every
- * AVX-512 and AVX-VNNI bit, VAES and VPCLMULQDQ are cleared. A CPU that
- * reports AVX without XSAVE (QEMU's -cpu max,xsave=off under TCG, a nested
- * KVM) would otherwise make a guest such as Debian's kernel pick AVX code
- * (aesni_intel) and die of #UD. Returns the number of bits cleared.
+ * keeps its registers in an XSAVE component the table does not offer: each
+ * AVX, AVX-512, AMX, MPX, PKU and CET bit is cleared unless XSAVE is there and
+ * leaf 0xD's XCR0 mask has that feature's components; without XSAVE, OSXSAVE
+ * and every leaf 0xD subleaf are cleared too. A CPU that reports AVX without
+ * XSAVE (QEMU's -cpu max,xsave=off under TCG, a nested KVM) would otherwise
+ * make a guest such as Debian's kernel pick AVX code (aesni_intel) and die of
+ * #UD. Returns the number of feature bits cleared.
  */
 int x86_cpuid_fix_deps(struct kvm_cpuid_entry2 *e, uint32_t n);
 
