@@ -56,7 +56,7 @@ if printf '%s\n' "$info" | grep -q '^user_syscalls: yes'; then
 	script=$(mktemp)
 	trap 'rm -f "$script"' EXIT
 	cat >"$script" <<-'EOF'
-	echo "demo: Debian $(cat /etc/debian_version), kernel $(uname -r), $(nproc) CPU(s), systemd $(systemctl is-system-running)"
+	echo "demo: Debian $(cat /etc/debian_version), kernel $(uname -r), $(nproc) CPU(s), systemd $(systemctl is-system-running --wait)"
 	systemd-analyze | head -n 1
 	grep ' / ' /proc/mounts
 	ls -l /dev/disk/by-id/

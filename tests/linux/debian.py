@@ -73,45 +73,51 @@ def sparse_copy(src, dst):
 
 
 class Console:
-    """Commands typed into the guest's serial console (a root shell), one at a time:
-    each ends with an echo of a marker the command itself cannot print, so its output is
-    everything between."""
+    """Commands typed into the guest's serial console (a root shell), one at a time. Each is
+    framed by two markers the typed line cannot contain ($((6*7)) expands to 42 only in the
+    output), and its output is the lines strictly between them; results are then found by a
+    prefix the command prints, never by position (kernel messages may interleave)."""
 
     def __init__(self, boot):
         self.boot, self.n = boot, 0
 
     def wait_prompt(self, timeout):
+        """True once the shell's prompt is the console's last, unfinished line. A kernel
+        message after the prompt ends that line: after 2 s without a prompt, an empty line
+        asks for a new one."""
         end = time.monotonic() + timeout
+        nudge = time.monotonic() + 2
         while time.monotonic() < end and self.boot.proc.poll() is None:
             with self.boot.cond:
                 part = self.boot._part[1]
             if PROMPT.search(part):
                 return True
+            if time.monotonic() > nudge:
+                send(self.boot, b"\n")
+                nudge = time.monotonic() + 2
             time.sleep(0.2)
         return False
 
     def run(self, cmd, timeout=120):
-        """The command's output lines, or None if the marker never came."""
+        """The command's output lines, or None if the end marker never came."""
+        if self.n == 0:
+            # No line wrapping by the terminal's idea of its width (it would split the echo).
+            send(self.boot, b"stty cols 1000\n")
         self.n += 1
-        with self.boot.cond:
-            start = len(self.boot.out)
-        marker = f"END-{self.n}-$((6*7))"
-        if not send(self.boot, f"{cmd}; echo {marker}\n".encode()):
+        beg, end = f"BEG-{self.n}-42", f"END-{self.n}-42"
+        if not send(self.boot, f"echo BEG-{self.n}-$((6*7)); {cmd}; echo END-{self.n}-$((6*7))\n".encode()):
             return None
         # Not anchored at the start: bash's bracketed-paste switch (ESC [?2004l, CR) may come first.
-        hit = self.boot.wait_for(rf"END-{self.n}-42$", timeout)
-        if not hit:
+        if not self.boot.wait_for(rf"{end}$", timeout):
             return None
         with self.boot.cond:
-            lines = [clean(ln) for _, ln in self.boot.out[start:]]
-        out = []
-        for ln in lines:
-            if ln == f"END-{self.n}-42":
-                break
-            if f"echo {marker}" in ln:     # the echoed command line itself
-                continue
-            out.append(ln)
-        return out
+            lines = [clean(ln) for _, ln in self.boot.out]
+        try:
+            first = max(i for i, ln in enumerate(lines) if ln == beg)
+            last = max(i for i, ln in enumerate(lines) if ln == end)
+        except ValueError:
+            return None
+        return lines[first + 1:last]
 
 
 def debian_images(opt):
@@ -132,6 +138,10 @@ def no_oops(c, boot):
 
 def test_initramfs(opt, tmp, generic=False):
     deb = debian_images(opt)
+    why = netns_missing()
+    if why:
+        print(f"SKIP: {why}; this test runs microvm in a network namespace")
+        return None, None
     kernel, initrd = (("vmlinuz-generic", "initrd-busybox-generic.img") if generic
                       else ("vmlinuz", "initrd-busybox.img"))
     images = os.path.abspath(os.environ.get("MICROVM_LINUX_GUEST") or opt.images)
@@ -234,18 +244,18 @@ def test_systemd(opt, tmp):
         con = Console(boot)
         if not wait_login(c, boot, con, opt.timeout - 200):
             return c, boot
-        out = con.run("systemctl is-system-running --wait; systemctl --failed --no-legend --plain", 180)
-        c.check(out and out[0].strip() == "running", "systemctl is-system-running: running (no failed unit)",
+        out = con.run("echo STATE=$(systemctl is-system-running --wait); systemctl --failed --no-legend --plain", 180)
+        c.check(out and "STATE=running" in out, "systemctl is-system-running: running (no failed unit)",
                 "\n".join(out or ["(no answer)"]))
         out = con.run("echo CLOCK $(date +%s)")
-        m = out and re.match(r"CLOCK (\d+)", out[-1])
+        m = next((re.match(r"CLOCK (\d+)$", ln) for ln in out or [] if ln.startswith("CLOCK ")), None)
         c.check(m and abs(int(m.group(1)) - time.time()) < 10,
                 "the guest's wall clock agrees with the host's (within 10 s)",
                 f"guest {m.group(1) if m else out}, host {int(time.time())}")
-        out = con.run("ls /dev/disk/by-id/")
-        ids = " ".join(out or [])
+        out = con.run("ls /dev/disk/by-id/ | sed 's/^/BYID /'")
+        ids = [ln[5:] for ln in out or [] if ln.startswith("BYID ")]
         c.check("virtio-root" in ids and "virtio-data" in ids,
-                "/dev/disk/by-id has virtio-root and virtio-data (the --disk ids)", ids)
+                "/dev/disk/by-id has virtio-root and virtio-data (the --disk ids)", " ".join(ids))
         out = con.run(f"ping -c 3 -W 5 {HOST_IP} >/dev/null && echo PING-OK || "
                       "{ ip addr; networkctl --no-pager status eth0; head -50 /run/systemd/network/*; }")
         c.check(out and "PING-OK" in out, "the guest pings the host (eth0 configured by systemd-networkd "
@@ -296,8 +306,9 @@ def test_power_button(opt, tmp):
         if not wait_login(c, boot, con, opt.timeout - 200):
             return c, boot
         # logind must be up to take the button (it is part of reaching `running`).
-        out = con.run("systemctl is-system-running --wait; systemctl is-active systemd-logind", 180)
-        c.check(out and "active" in out[-1], "systemd-logind is active", "\n".join(out or []))
+        out = con.run("systemctl is-system-running --wait >/dev/null; echo LOGIND=$(systemctl is-active systemd-logind)",
+                      180)
+        c.check(out and "LOGIND=active" in out, "systemd-logind is active", "\n".join(out or []))
         t = time.monotonic()
         st, r = api_call(sock, "POST", "/vm/shutdown", json.dumps({"timeout": 150}))
         c.check(st == 202, "POST /vm/shutdown {\"timeout\": 150}: 202", f"{st} {r}")
@@ -305,8 +316,8 @@ def test_power_button(opt, tmp):
         took = time.monotonic() - t
         c.check(code == 0, "systemd shut down and powered off: microvm exits 0 (124 would be the deadline)",
                 f"exit status {code} after {took:.1f} s")
-        c.serial(r"[Pp]ower [Kk]ey|System Power Off|Reached target.*Power-Off|reboot: Power down",
-                 "the guest's log shows the shutdown")
+        c.serial(r"Reached target.*(System Power Off|Power-Off)",
+                 "systemd reached its power-off target (a clean shutdown, not a forced one)")
         c.serial(r"reboot: Power down", "the kernel powered the machine off (ACPI S5)")
         no_oops(c, boot)
     finally:
