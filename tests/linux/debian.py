@@ -247,11 +247,17 @@ def test_systemd(opt, tmp):
         out = con.run("echo STATE=$(systemctl is-system-running --wait); systemctl --failed --no-legend --plain", 180)
         c.check(out and "STATE=running" in out, "systemctl is-system-running: running (no failed unit)",
                 "\n".join(out or ["(no answer)"]))
-        out = con.run("echo CLOCK $(date +%s)")
-        m = next((re.match(r"CLOCK (\d+)$", ln) for ln in out or [] if ln.startswith("CLOCK ")), None)
-        c.check(m and abs(int(m.group(1)) - time.time()) < 10,
-                "the guest's wall clock agrees with the host's (within 10 s)",
-                f"guest {m.group(1) if m else out}, host {int(time.time())}")
+        # The CMOS clock itself (read by the guest's rtc_cmos driver now) must be right to the
+        # second; the system clock, set from it at boot, then runs on the guest's clocksource,
+        # which in the nested KVM runs up to ~10% slow under load (docs/nested-kvm.md): within
+        # a minute there (a wrong epoch, time zone or century would be hours or years off).
+        out = con.run("echo RTC $(cat /sys/class/rtc/rtc0/since_epoch) CLOCK $(date +%s)")
+        m = next((re.match(r"RTC (\d+) CLOCK (\d+)$", ln) for ln in out or [] if ln.startswith("RTC ")), None)
+        now = time.time()
+        c.check(m and abs(int(m.group(1)) - now) < 3, "the guest reads the right time from microvm's CMOS clock "
+                "(within 3 s)", f"guest RTC {m.group(1) if m else out}, host {int(now)}")
+        c.check(m and abs(int(m.group(2)) - now) < 60, "the guest's system clock agrees with the host's (within 60 s)",
+                f"guest {m.group(2) if m else out}, host {int(now)}")
         out = con.run("ls /dev/disk/by-id/ | sed 's/^/BYID /'")
         ids = [ln[5:] for ln in out or [] if ln.startswith("BYID ")]
         c.check("virtio-root" in ids and "virtio-data" in ids,
