@@ -103,7 +103,8 @@ def test_jail(microvm, guest, tmp):
               f"/proc/PID/root lists only the jail's contents ({sorted(os.listdir(root))})")
         check(not os.path.exists(os.path.join(root, "proc")) and not os.path.exists(os.path.join(root, "dev")),
               "no /proc or /dev in the jail")
-        check(os.readlink(f"/proc/{pid}/cwd") == jail, "its working directory is the jail's root")
+        cs = os.stat(f"/proc/{pid}/cwd")
+        check((cs.st_dev, cs.st_ino) == (js.st_dev, js.st_ino), "its working directory is the jail's root")
         check(status_field(pid, "Uid") == [str(UID)] * 4 and status_field(pid, "Gid") == [str(UID)] * 4,
               f"it runs as {UID}:{UID}")
         lim = limits(pid)

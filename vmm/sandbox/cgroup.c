@@ -83,8 +83,8 @@ static int parse_path(const char *name, const char *val, const char *p, size_t l
 			return err_set(EINVAL, "%s %s: an empty, '.' or '..' component in the path", name, val);
 		for (size_t k = 0; k < n; k++)
 			if (!path_char(p[i + k]))
-				return err_set(EINVAL, "%s %s: the path may hold letters, digits, '-', '_', '.', "
-					       "'@', ':' and '/' only", name, val);
+				return err_set(EINVAL, "%s: the path may hold letters, digits, '-', '_', '.', "
+					       "'@', ':' and '/' only (not byte 0x%02x)", name, (unsigned char)p[i + k]);
 		if (++depth > CGROUP_DEPTH_MAX)
 			return err_set(EINVAL, "%s %s: more than %d components", name, val, CGROUP_DEPTH_MAX);
 		i += n;
@@ -355,7 +355,8 @@ int cgroup_setup(const struct cgroup_config *c, struct cgroup *cg)
 			}
 		}
 		if (mkdirat(dir, name, 0755) == 0) {
-			cg->created = depth - i;   /* this one and every one below it are new */
+			if (!cg->created)
+				cg->created = depth - i;   /* this one and every one below it are new */
 		} else if (errno != EEXIST) {
 			ret = err_set(errno, "--cgroup %s: cannot create %s/%s%s%s: %s", c->path, CGROUP_ROOT, here,
 				*here ? "/" : "", name, strerror(errno));
