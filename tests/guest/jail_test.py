@@ -7,9 +7,9 @@ IPC and UTS namespaces differ from ours, its network namespace does not; /proc/P
 DIR (same inode, lists only DIR's contents) and its cwd too; it runs as UID with core dumps
 off and tight open-file and process limits. The API answers on DIR/api.sock; a snapshot to
 "snap" and "/snap2" lands in DIR, a path outside DIR does not exist for it (500). A restore
-of that snapshot into a second jail goes on from where the original stopped; SIGTERM to the
-supervisor reaches the VMM (143, its own line); POST /vm/stop ends it with 0 and removes
-the socket.
+of that snapshot into a second jail goes on from where the original stopped; POST /vm/stop
+ends it with 0 and removes the socket. With --netns, the VMM and its new tap are in that
+network namespace; SIGTERM to the supervisor reaches the VMM (143, its own line).
 
 cgroup: a guest touching 200 MiB under memory.max=48M is killed by the OOM killer: microvm
 exits 125 with one line, the group it made is gone; the next VM in the same group (made
@@ -151,13 +151,26 @@ def test_jail(microvm, guest, tmp):
     r = restore(microvm, snap, prefix, disk, "restore into a jail", extra=["--jail", jail2, *user])
     check(os.listdir(jail2) == [], "the second jail is left empty")
 
-    # SIGTERM to the supervisor (as a service manager sends it) reaches the VMM.
+    # --netns: the tap is made in that namespace, and the VMM lives in it. Then SIGTERM to the
+    # supervisor (as a service manager sends it) reaches the VMM.
+    ns = f"microvm-jail-{os.getpid()}"
+    netns = []
+    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode == 0:
+        netns = ["--netns", f"/run/netns/{ns}", "--net", "tap=mvjail0"]
+    else:
+        print("note: no 'ip netns add' here: --netns not checked")
     jail3 = make_jail(os.path.join(tmp, "jail3"))
-    g = Guest([microvm, "--kernel", guest, "--jail", jail3, *user, "--timeout", "300",
+    g = Guest([microvm, "--kernel", guest, "--jail", jail3, *user, "--timeout", "300", *netns,
                "--cmdline", "action=echo"])
     try:
         g.wait_out("echo: ready", timeout=120)
         pid = vmm_pid(g.p.pid)
+        if netns:
+            check(os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino,
+                  "--netns: the VMM is in the given network namespace")
+            check(subprocess.run(["ip", "-n", ns, "link", "show", "mvjail0"], capture_output=True).returncode == 0
+                  and subprocess.run(["ip", "link", "show", "mvjail0"], capture_output=True).returncode != 0,
+                  "--netns: its tap was made there, not in ours")
         g.p.send_signal(signal.SIGTERM)
         rc = g.p.wait(timeout=60)
         g.pump(0.2)
@@ -167,6 +180,8 @@ def test_jail(microvm, guest, tmp):
         if g.p.poll() is None:
             g.p.kill()
             g.p.wait()
+        if netns:
+            subprocess.run(["ip", "netns", "del", ns])
 
 
 def cg_usable():

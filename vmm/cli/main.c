@@ -156,7 +156,8 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	if (ret == 0 && cfg->user && (ret = priv_drop(&user)) == 0)
 		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg->user,
 			 (unsigned)user.uid, (unsigned)user.gid);
-	if (ret == 0 && cfg->jail && cfg->user)
+	/* The credential change cleared the supervisor's parent-death signal: the VMM must not outlive it. */
+	if (ret == 0 && (cfg->jail || cfg->cgroup.set) && cfg->user)
 		ret = jail_after_drop();
 	if (ret < 0) {
 		log_error("%s", err_msg());

@@ -337,8 +337,8 @@ int cgroup_setup(const struct cgroup_config *c, struct cgroup *cg)
 		comp += n + (comp[n] == '/');
 		/* The controllers must be passed down by every group above the one that has the limit. */
 		if ((ret = read_small(dir, "cgroup.subtree_control", buf, sizeof(buf))) < 0) {
-			ret = err_set(-ret, "--cgroup %s: %s/%s/cgroup.subtree_control: %s", c->path, CGROUP_ROOT, here,
-				strerror(-ret));
+			ret = err_set(-ret, "--cgroup %s: %s%s%s/cgroup.subtree_control: %s", c->path, CGROUP_ROOT,
+				      *here ? "/" : "", here, strerror(-ret));
 			goto fail;
 		}
 		for (int k = 0; k < nctl; k++) {

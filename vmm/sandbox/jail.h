@@ -2,12 +2,13 @@
  * jail.h - --jail DIR and --netns PATH: the VMM process sees only DIR, in namespaces of its
  * own, with tight resource limits (README "Security and reliability", docs/jail.md).
  *
- * The order, in main(): (1) --netns joins the network namespace (before the taps open);
- * (2) supervise_start() forks the VMM as PID 1 of a new PID namespace (--jail) and, with
- * --cgroup, into its group; (3) the VMM opens everything: kernel, disks, taps, snapshot,
- * /dev/kvm, the API socket; (4) jail_enter(): new mount, IPC and UTS namespaces, DIR
- * becomes / (pivot_root, the old root detached), rlimits; (5) --user (priv_drop()),
- * jail_after_drop(); (6) the seccomp filters as the threads start; then the guest runs.
+ * The order, in main() (docs/jail.md has the reasons): (1) --cgroup: cgroup_setup();
+ * (2) supervise_start() forks the VMM, PID 1 of a new PID namespace with --jail, which
+ * joins the group at once (cgroup_join()); (3) --netns: jail_join_netns(), before the taps
+ * open; (4) the VMM opens everything: kernel, disks, taps, snapshot, /dev/kvm, the API
+ * socket; (5) jail_enter(): new mount, IPC and UTS namespaces, DIR becomes / (pivot_root,
+ * the old root detached), rlimits; (6) --user (priv_drop()), jail_after_drop(); (7) the
+ * seccomp filters as the threads start; then the guest runs.
  */
 #ifndef MICROVM_JAIL_H
 #define MICROVM_JAIL_H
