@@ -16,6 +16,8 @@
 #define MV_EXIT_RUN_NO_STATUS 123 /* --run: the guest ended (power-off, reset, Ctrl-A x) without
 				   * reporting the script's status on the exit-status port */
 #define MV_EXIT_TIMEOUT      124 /* --timeout or a POST /vm/shutdown deadline expired (as coreutils timeout); the VM was stopped cleanly */
+#define MV_EXIT_OOM          125 /* --cgroup: the VM used more than the group's memory.max and the
+				  * kernel's OOM killer ended it (reported by the supervisor, docs/jail.md) */
 #define MV_EXIT_SECCOMP      159 /* a thread made a system call its seccomp filter forbids (128 + SIGSYS);
 				  * the process stopped at once (vmm/sandbox/sandbox.h) */
 

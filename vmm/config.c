@@ -303,6 +303,16 @@ int config_set(struct vmm_config *cfg, enum config_key key, const char *name, co
 	case CFG_CMDLINE:
 		cfg->cmdline = val;
 		return 0;
+	case CFG_JAIL:
+	case CFG_NETNS:
+		if (val[0] != '/')
+			return err_set(EINVAL, "%s %s: must be an absolute path", name, val);
+		if (strlen(val) >= PATH_MAX)
+			return err_set(EINVAL, "%s: the path is longer than %d bytes", name, PATH_MAX - 1);
+		*(key == CFG_JAIL ? &cfg->jail : &cfg->netns) = val;
+		return 0;
+	case CFG_CGROUP:
+		return cgroup_parse(name, val, &cfg->cgroup);
 	case CFG_MEM: {
 		uint64_t sz;
 		if (parse_size(val, &sz) < 0)
@@ -383,6 +393,10 @@ int config_check(const struct vmm_config *cfg)
 	if (!cfg->restore && (cfg->verify_memory || cfg->record_ws_ms || cfg->no_working_set))
 		return err_set(EINVAL, "%s: only with --restore DIR", cfg->verify_memory ? "--verify-memory" :
 			       cfg->record_ws_ms ? "--record-working-set" : "--no-working-set");
+	/* The working set is written to DIR/workingset while the VM runs: outside the jail by then. */
+	if (cfg->jail && cfg->record_ws_ms)
+		return err_set(EINVAL, "--record-working-set: not with --jail (DIR/workingset is written while the "
+			       "VM runs, when the snapshot's directory is out of the jail's reach)");
 	/* Only the control API can let a paused VM run. */
 	if (cfg->paused && !cfg->api_sock)
 		return err_set(EINVAL, "--paused: needs --api-sock PATH (the VM runs at POST /vm/resume)");

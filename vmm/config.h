@@ -9,13 +9,14 @@
 #include <stdint.h>
 
 #include "io/ioloop.h"
+#include "vmm/sandbox/cgroup.h"
 
 #define CFG_DEFAULT_CMDLINE "console=ttyS0"
 #define CFG_MAX_DISKS 8
 #define CFG_DISK_ID_MAX 20     /* virtio-blk serial: 20 bytes */
 #define CFG_MAX_NICS 4
 #define CFG_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
-#define CFG_MAX_OWNED 8        /* kernel, initrd, cmdline, run, user, api_sock, restore from a --config file */
+#define CFG_MAX_OWNED 10       /* kernel, initrd, cmdline, run, user, api_sock, restore, jail, netns from a --config file */
 
 /* One --disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]. */
 struct disk_config {
@@ -72,6 +73,9 @@ struct vmm_config {
 	bool paused;           /* --paused: build everything, run the vCPUs only at POST /vm/resume */
 	bool no_working_set;   /* --no-working-set: do not prefetch DIR/workingset */
 	uint64_t record_ws_ms; /* --record-working-set SECS: record the pages touched this long; 0: no */
+	const char *jail;      /* --jail DIR (vmm/sandbox/jail.h), NULL: no jail */
+	const char *netns;     /* --netns PATH: the network namespace to join before the taps open */
+	struct cgroup_config cgroup; /* --cgroup PATH[,...] (vmm/sandbox/cgroup.h); .set false: none */
 	bool machine_set;      /* --kernel, --initrd, --cmdline, --mem, --cpus or --run given */
 	int nr_owned;          /* strings from the --config file that the pointers above use */
 	char *owned[CFG_MAX_OWNED];
@@ -86,6 +90,7 @@ enum config_key {
 	CFG_KERNEL, CFG_INITRD, CFG_CMDLINE, CFG_MEM, CFG_CPUS, CFG_DISK, CFG_NET,
 	CFG_IO_ENGINE, CFG_TIMEOUT, CFG_STATS, CFG_RUN, CFG_USER, CFG_API_SOCK, CFG_RESTORE,
 	CFG_VERIFY_MEMORY, CFG_PAUSED, CFG_NO_WORKING_SET, CFG_RECORD_WORKING_SET,
+	CFG_JAIL, CFG_NETNS, CFG_CGROUP,
 };
 
 /* Fill cfg with the defaults (no kernel, console=ttyS0, 256M, 1 vCPU, ...). */

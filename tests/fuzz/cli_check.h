@@ -40,6 +40,25 @@ static inline void check_disk(const struct disk_config *d)
 	FZ_CHECK(memchr(d->id, '\0', sizeof(d->id)) && printable_id(d->id));
 }
 
+/* An accepted --cgroup: a relative path of allowed characters without "", "." or ".." components;
+ * values only as the kernel's files take them. */
+static inline void check_cgroup(const struct cgroup_config *g)
+{
+	const char *p = g->path;
+	size_t len = strnlen(p, sizeof(g->path));
+
+	FZ_CHECK(len > 0 && len < sizeof(g->path) && p[0] != '/' && p[len - 1] != '/');
+	FZ_CHECK(!strstr(p, "//") && strcmp(p, ".") && strcmp(p, "..") && strncmp(p, "./", 2) &&
+		 strncmp(p, "../", 3) && !strstr(p, "/./") && !strstr(p, "/../"));
+	FZ_CHECK(!(len >= 2 && !strcmp(p + len - 2, "/.")) && !(len >= 3 && !strcmp(p + len - 3, "/..")));
+	for (size_t i = 0; i < len; i++)
+		FZ_CHECK(isalnum((unsigned char)p[i]) || strchr("-_.@:/", p[i]));
+	const char *vals[] = { g->memory_max, g->cpu_max, g->pids_max };
+	for (int k = 0; k < 3; k++)
+		for (const char *v = vals[k]; *v; v++)
+			FZ_CHECK(isdigit((unsigned char)*v) || *v == ' ' || strchr("max", *v));
+}
+
 /*
  * The guest's command line built from c (vmm/cmdline.h): the user's line
  * exactly, and with host options added, those among the kernel's words
@@ -81,6 +100,11 @@ static inline void check_config(const struct vmm_config *c)
 	}
 	FZ_CHECK(c->timeout_ms <= (uint64_t)(CFG_TIMEOUT_MAX_S * 1000.0 + 1));
 	FZ_CHECK(c->verbosity >= -1 && c->verbosity <= 1);
+	if (c->cgroup.set)
+		check_cgroup(&c->cgroup);
+	FZ_CHECK(!c->jail || c->jail[0] == '/');
+	FZ_CHECK(!c->netns || c->netns[0] == '/');
+	FZ_CHECK(!(c->jail && c->record_ws_ms));
 }
 
 #endif

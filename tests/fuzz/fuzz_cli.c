@@ -43,6 +43,7 @@ static void parsers(const char *a)
 	uint8_t mac[6];
 	struct disk_config d;
 	struct net_config n;
+	struct cgroup_config g;
 
 	if (parse_size(a, &v) == 0)
 		FZ_CHECK(isdigit((unsigned char)a[0]));
@@ -53,6 +54,8 @@ static void parsers(const char *a)
 		check_disk(&d);
 	if (parse_net(a, &n) == 0)
 		check_net(&n);
+	if (cgroup_parse("--cgroup", a, &g) == 0)
+		check_cgroup(&g);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

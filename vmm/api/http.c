@@ -422,6 +422,17 @@ int api_timeout_ms(const struct api_server *s, uint64_t now_ns)
 	return (int)((next - now_ns + 999999) / 1000000);
 }
 
+int api_set_path(struct api_server *s, const char *path)
+{
+	char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	free(s->path);
+	s->path = p;
+	return 0;
+}
+
 void api_close(struct api_server *s)
 {
 	if (!s->path)

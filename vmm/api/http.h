@@ -78,6 +78,12 @@ int api_open(struct api_server *s, const char *path, api_handler h, void *ctx);
  */
 int api_adopt(struct api_server *s, int fd, uint64_t now_ns);
 
+/*
+ * The socket's path as the server sees it from now on (--jail: the same socket, inside the
+ * jail), for its removal at exit. Returns 0 or -ENOMEM (the old path kept).
+ */
+int api_set_path(struct api_server *s, const char *path);
+
 /* Fill at most max poll entries (the socket, then every connection); returns how many. */
 int api_pollfds(const struct api_server *s, struct pollfd *p, int max);
 

@@ -88,6 +88,20 @@ void cli_usage(FILE *out)
 		"                   POST /vm/working-set) into DIR/workingset; later\n"
 		"                   restores prefetch them while the vCPUs start\n"
 		"  --no-working-set with --restore: do not prefetch DIR/workingset\n"
+		"  --jail DIR       once everything is open, run the VMM in new mount, PID,\n"
+		"                   IPC and UTS namespaces with DIR as its root (pivot_root),\n"
+		"                   open files, processes and core dumps limited, then\n"
+		"                   --user and the seccomp filters; snapshots and the\n"
+		"                   --api-sock (which must be inside DIR) live in DIR; DIR:\n"
+		"                   absolute, yours or --user's, writable by no one else\n"
+		"                   (see docs/jail.md)\n"
+		"  --netns PATH     join the network namespace PATH (e.g. /run/netns/NAME)\n"
+		"                   before the taps are opened\n"
+		"  --cgroup PATH[,memory.max=SIZE][,cpu.max=QUOTA[/PERIOD]][,pids.max=N]\n"
+		"                   run the VM in the cgroup v2 group /sys/fs/cgroup/PATH\n"
+		"                   (created if missing, removed at exit if microvm made\n"
+		"                   it), with these limits; guest RAM counts against\n"
+		"                   memory.max; a VM over it is killed: exit status 125\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -104,7 +118,7 @@ void cli_usage(FILE *out)
 		"120 guest triple fault; 121 guest stopped on an error KVM cannot handle;\n"
 		"122 guest kernel panic (pvpanic); 123 --run: the guest ended without\n"
 		"reporting the script's status; 124 --timeout (or a shutdown\n"
-		"request's deadline) expired.\n"
+		"request's deadline) expired; 125 --cgroup: the VM went over memory.max.\n"
 		"\n"
 		"Example:\n"
 		"  microvm --kernel bzImage --mem 512M --cpus 2 --cmdline \"console=ttyS0\"\n",
@@ -149,6 +163,9 @@ static const struct flag {
 	{ "--paused", NULL, F_SWITCH, CFG_PAUSED },
 	{ "--no-working-set", NULL, F_SWITCH, CFG_NO_WORKING_SET },
 	{ "--record-working-set", NULL, F_SET, CFG_RECORD_WORKING_SET },
+	{ "--jail", NULL, F_SET, CFG_JAIL },
+	{ "--netns", NULL, F_SET, CFG_NETNS },
+	{ "--cgroup", NULL, F_SET, CFG_CGROUP },
 };
 
 /*

@@ -241,6 +241,9 @@ static const struct key {
 	{ "paused", K_BOOL, CFG_PAUSED },
 	{ "no_working_set", K_BOOL, CFG_NO_WORKING_SET },
 	{ "record_working_set", K_SECONDS, CFG_RECORD_WORKING_SET },
+	{ "jail", K_STRING, CFG_JAIL },
+	{ "netns", K_STRING, CFG_NETNS },
+	{ "cgroup", K_STRING, CFG_CGROUP },
 };
 
 static int apply_key(const char *name, const char *dir, const struct key *k, struct json_object *v,
@@ -284,8 +287,8 @@ static int apply_key(const char *name, const char *dir, const struct key *k, str
 	case K_STRING: {
 		if ((ret = get_string(name, k->name, v, &s)) < 0)
 			return ret;
-		if (k->key == CFG_IO_ENGINE || k->key == CFG_STATS)
-			return config_set(cfg, k->key, what, s);   /* only compared, never kept */
+		if (k->key == CFG_IO_ENGINE || k->key == CFG_STATS || k->key == CFG_CGROUP)
+			return config_set(cfg, k->key, what, s);   /* only compared or copied, never kept */
 		char *copy = k->kind == K_PATH && *s ? join(dir, s) : strdup(s);
 		if ((ret = own(cfg, name, copy)) < 0)
 			return ret;

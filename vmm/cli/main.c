@@ -3,6 +3,7 @@
 #include "base/err.h"
 #include "base/exit_codes.h"
 #include "base/log.h"
+#include "vmm/sandbox/jail.h"
 #include "vmm/sandbox/privdrop.h"
 #include "vmm/quirks.h"
 #include "vmm/cli/run.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 /*
@@ -59,7 +61,7 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	cfg->start_ns = start_ns;
 
 	/* --user: resolve it now (NSS reads files), switch once everything is open. */
-	struct priv_target user;
+	struct priv_target user = { 0 };
 	if (cfg->user && priv_resolve(cfg->user, &user) < 0) {
 		log_error("%s", err_msg());
 		return MV_EXIT_USAGE;
@@ -72,6 +74,54 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 			return MV_EXIT_ERROR;
 		}
 		return 0;
+	}
+
+	/* --jail: what cannot work is refused before anything starts (docs/jail.md). */
+	char api_inside[PATH_MAX] = "";
+	if (cfg->jail) {
+		if (geteuid() != 0) {
+			log_error("--jail %s: needs root (new namespaces and pivot_root need CAP_SYS_ADMIN); "
+				  "--user drops root once the VMM is in the jail", cfg->jail);
+			return MV_EXIT_USAGE;
+		}
+		if (jail_check_dir(cfg->jail, cfg->user != NULL, user.uid) < 0 ||
+		    (cfg->api_sock && jail_api_path(cfg->jail, cfg->api_sock, api_inside, sizeof(api_inside)) < 0)) {
+			log_error("%s", err_msg());
+			return MV_EXIT_USAGE;
+		}
+	}
+	/*
+	 * --jail and --cgroup: a supervisor forks the VMM (PID 1 of a new PID namespace with
+	 * --jail, in the group with --cgroup), waits for it and exits with its status; it
+	 * stays outside the group and can report an OOM kill and remove the group.
+	 */
+	if (cfg->jail || cfg->cgroup.set) {
+		struct cgroup cg = { .dirfd = -1, .procs_fd = -1 };
+		pid_t pid;
+		if (cfg->cgroup.set && cgroup_setup(&cfg->cgroup, &cg) < 0) {
+			log_error("%s", err_msg());
+			return MV_EXIT_ERROR;
+		}
+		if (supervise_start(cfg->jail != NULL, &pid) < 0) {
+			log_error("%s", err_msg());
+			cgroup_remove(&cg);
+			return MV_EXIT_ERROR;
+		}
+		if (pid > 0) {
+			ret = supervise_wait(pid, cfg->cgroup.set ? &cg : NULL, cfg->cgroup.memory_max);
+			cgroup_remove(&cg);
+			return ret;
+		}
+		/* The VMM, still single-threaded: into the group before any guest memory exists. */
+		if (cfg->cgroup.set && cgroup_join(&cg) < 0) {
+			log_error("%s", err_msg());
+			return MV_EXIT_ERROR;
+		}
+	}
+	/* --netns: the taps are made and opened in the namespace they belong to. */
+	if (cfg->netns && jail_join_netns(cfg->netns) < 0) {
+		log_error("%s", err_msg());
+		return MV_EXIT_ERROR;
 	}
 
 	/* --run: the script becomes one more read-only disk and a command-line key. */
@@ -95,9 +145,20 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 		ret = err_set(errno, "--api-sock %s: cannot give it to --user %s: %s", cfg->api_sock, cfg->user,
 			      strerror(errno));
 	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
+	if (ret == 0 && cfg->jail && (ret = jail_enter(cfg->jail, vmm.cfg.cpus)) == 0) {
+		/* The same socket, seen from inside: its removal at exit. */
+		if (cfg->api_sock && api_set_path(&control.server, api_inside) < 0)
+			ret = err_set(ENOMEM, "--api-sock: out of memory");
+		else
+			log_info("--jail %s: the VMM now sees only this directory (PID %d of its own namespace)",
+				 cfg->jail, (int)getpid());
+	}
 	if (ret == 0 && cfg->user && (ret = priv_drop(&user)) == 0)
 		log_info("--user %s: now running as uid %u, gid %u, without a way back to root", cfg->user,
 			 (unsigned)user.uid, (unsigned)user.gid);
+	/* The credential change cleared the supervisor's parent-death signal: the VMM must not outlive it. */
+	if (ret == 0 && (cfg->jail || cfg->cgroup.set) && cfg->user)
+		ret = jail_after_drop();
 	if (ret < 0) {
 		log_error("%s", err_msg());
 		vmm_destroy(&vmm);

@@ -81,6 +81,40 @@ def main(argv):
                 failed += 1
             else:
                 print(f"ok: microvm {shown}: {errors[0]}")
+
+        # Combinations that cannot work: one line (nothing else on stderr) and exit status 2.
+        jail = os.path.join(os.path.realpath(t), "jail")   # canonical, as --jail wants it
+        os.mkdir(jail, 0o700)
+        open_jail = os.path.join(t, "open")
+        os.mkdir(open_jail)
+        os.chmod(open_jail, 0o777)
+        usage = [
+            (["--kernel", good, "--jail", "jail"], "--jail jail: must be an absolute path"),
+            (["--kernel", good, "--jail", text], f"--jail {text}: not a directory"),
+            (["--kernel", good, "--jail", jail + "/"], f"--jail {jail}/: must be a canonical path"),
+            (["--kernel", good, "--netns", "ns"], "--netns ns: must be an absolute path"),
+            (["--kernel", good, "--cgroup", "vm,memory.max=1K"], "--cgroup vm,memory.max=1K: memory.max=1K: must be a size"),
+            (["--kernel", good, "--cgroup", "../vm"], "--cgroup ../vm: an empty, '.' or '..' component"),
+            (["--restore", t, "--jail", jail, "--record-working-set", "5"],
+             "--record-working-set: not with --jail"),
+        ]
+        if os.geteuid() == 0:
+            usage += [
+                (["--kernel", good, "--jail", open_jail], f"--jail {open_jail}: writable by others (mode 0777)"),
+                (["--kernel", good, "--jail", jail, "--api-sock", os.path.join(t, "api.sock")],
+                 f"--api-sock {os.path.join(t, 'api.sock')}: must be inside --jail {jail}"),
+            ]
+        else:
+            usage += [(["--kernel", good, "--jail", jail], f"--jail {jail}: needs root")]
+        for args, want in usage:
+            p = subprocess.run([microvm] + args, capture_output=True, text=True, timeout=60)
+            lines = p.stderr.splitlines()
+            if p.returncode != 2 or len(lines) != 1 or not lines[0].startswith("microvm: error: " + want):
+                print(f"FAIL: microvm {' '.join(args)}: exit {p.returncode}, want 2 and one line "
+                      f"starting '{want}'; stderr:\n{p.stderr}")
+                failed += 1
+            else:
+                print(f"ok: microvm {' '.join(args)}: {lines[0]}")
     return 1 if failed else 0
 
 

@@ -390,6 +390,55 @@ Test(cli, user)
 	cr_assert_str_eq(cfg.user, "1000:1000");
 }
 
+Test(cli, jail_netns_cgroup)
+{
+	struct vmm_config cfg;
+	char *a[] = { "microvm", "--kernel", "k", "--jail", "/srv/j", "--netns=/run/netns/t1",
+		      "--cgroup", "microvm/vm1,memory.max=256M,cpu.max=50000/100000,pids.max=64" };
+	char *b[] = { "microvm", "--kernel", "k" };
+
+	cr_assert_eq(parse(&cfg, 8, a), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.jail, "/srv/j");
+	cr_assert_str_eq(cfg.netns, "/run/netns/t1");
+	cr_assert(cfg.cgroup.set);
+	cr_assert_str_eq(cfg.cgroup.path, "microvm/vm1");
+	cr_assert_str_eq(cfg.cgroup.memory_max, "268435456");
+	cr_assert_str_eq(cfg.cgroup.cpu_max, "50000 100000");
+	cr_assert_str_eq(cfg.cgroup.pids_max, "64");
+	cr_assert_eq(parse(&cfg, 3, b), 0, "%s", err_msg());
+	cr_assert_null(cfg.jail, "no jail by default");
+	cr_assert_null(cfg.netns);
+	cr_assert_not(cfg.cgroup.set, "no cgroup by default");
+
+	char buf[16384] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+	cli_usage(f);
+	fclose(f);
+	cr_assert(strstr(buf, "--jail DIR") && strstr(buf, "--netns PATH") && strstr(buf, "--cgroup PATH") &&
+		  strstr(buf, "125 --cgroup"), "--help names the new flags and status 125");
+}
+
+Test(cli, jail_errors)
+{
+	static struct bad_case cases[] = {
+		{ 5, { "microvm", "--kernel", "k", "--jail", "srv/j" }, "--jail srv/j: must be an absolute path" },
+		{ 5, { "microvm", "--kernel", "k", "--jail", "" }, "--jail : must be an absolute path" },
+		{ 4, { "microvm", "--kernel", "k", "--jail" }, "--jail needs a value" },
+		{ 5, { "microvm", "--kernel", "k", "--netns", "t1" }, "--netns t1: must be an absolute path" },
+		{ 5, { "microvm", "--kernel", "k", "--cgroup", "" }, "--cgroup : give a group below /sys/fs/cgroup" },
+		{ 5, { "microvm", "--kernel", "k", "--cgroup", "g,pids.max=0" }, "--cgroup g,pids.max=0: pids.max=0: must be" },
+		{ 6, { "microvm", "--restore=s", "--jail", "/j", "--record-working-set", "5" },
+		  "--record-working-set: not with --jail" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vmm_config cfg;
+		err_clear();
+		cr_assert_eq(parse(&cfg, cases[i].argc, cases[i].argv), -EINVAL, "case %zu", i);
+		cr_assert_not_null(strstr(err_msg(), cases[i].msg), "case %zu: got '%s', want '%s'", i,
+				   err_msg(), cases[i].msg);
+	}
+}
+
 Test(cli, no_seccomp)
 {
 	struct vmm_config cfg;

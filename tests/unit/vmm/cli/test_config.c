@@ -452,6 +452,27 @@ Test(config, wrong_types)
 	REFUSED("vm.json: disks[0]: contains a NUL character", "{\"kernel\": \"k\", \"disks\": [\"a\\u0000,ro\"]}");
 }
 
+/* The jail's and the cgroup's keys: absolute paths kept as given, the flag's string for cgroup. */
+Test(config, jail_keys)
+{
+	cr_assert_eq(parse("{\"kernel\": \"k\", \"jail\": \"/srv/j\", \"netns\": \"/run/netns/t\","
+			   " \"cgroup\": \"microvm/vm1,memory.max=300M,pids.max=64\"}"), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.jail, "/srv/j", "not made relative to the file's directory");
+	cr_assert_str_eq(cfg.netns, "/run/netns/t");
+	cr_assert(cfg.cgroup.set);
+	cr_assert_str_eq(cfg.cgroup.path, "microvm/vm1");
+	cr_assert_str_eq(cfg.cgroup.memory_max, "314572800");
+	cr_assert_str_eq(cfg.cgroup.pids_max, "64");
+	cr_assert_eq(parse("{\"kernel\": \"k\", \"cgroup\": \"a\"}", "--cgroup", "b,cpu.max=max"), 0, "%s", err_msg());
+	cr_assert_str_eq(cfg.cgroup.path, "b", "the flag replaces the file's value");
+	cr_assert_str_eq(cfg.cgroup.cpu_max, "max 100000");
+	REFUSED("vm.json: jail j: must be an absolute path", "{\"kernel\": \"k\", \"jail\": \"j\"}");
+	REFUSED("vm.json: netns n: must be an absolute path", "{\"kernel\": \"k\", \"netns\": \"n\"}");
+	REFUSED("vm.json: jail: must be a string, not an integer", "{\"kernel\": \"k\", \"jail\": 1}");
+	REFUSED("vm.json: cgroup g,memory.max=1: memory.max=1: must be a size",
+		"{\"kernel\": \"k\", \"cgroup\": \"g,memory.max=1\"}");
+}
+
 /* The values themselves: the command line's checks and messages, after the file and key. */
 Test(config, bad_values)
 {
