@@ -257,7 +257,7 @@ static bool ifname_char_ok(char c)
 	return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
 }
 
-#define NET_USE "use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random][,rx_bw=|rx_pps=|tx_bw=|tx_pps=LIMIT]"
+#define NET_USE "use --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]"
 
 int parse_net(const char *val, struct net_config *n)
 {
@@ -323,8 +323,8 @@ int parse_net(const char *val, struct net_config *n)
 				n->has_mac = true;
 			}
 		} else {
-			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s)", val, (int)len, opt,
-				       NET_USE);
+			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s, limits rx_bw=, rx_pps=, tx_bw=, tx_pps=)",
+				       val, (int)len, opt, NET_USE);
 		}
 		if (!comma)
 			break;
