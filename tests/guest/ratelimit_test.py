@@ -29,7 +29,7 @@ def main():
     total = 8 * BATCHES
     started = time.monotonic()
     g = Guest([microvm, "--kernel", guest, "--disk", f"{disk},iops={RATE}", "--io-engine", engine,
-               "--api-sock", sock, "--timeout", "200", "--cmdline", f"blk.bench=0:{BATCHES}"])
+               "--api-sock", sock, "--timeout", "200", "--cmdline", f"blk.bench=0:{BATCHES} action=echo"])
     try:
         g.wait_out(f"bench: blk {total} start", timeout=120)
         status, d = call(sock, "GET", "/vm/disks/vda")
@@ -57,10 +57,12 @@ def main():
         took = time.monotonic() - t0
         check(took < left / RATE / 2,
               f"after the PATCH the last {left} reads took {took:.1f} s (at {RATE}/s: {left / RATE:.1f} s)")
+        g.wait_out("echo: ready", timeout=60)   # the guest waits for "quit": the API is still there
         status, m = call(sock, "GET", "/metrics")
         vda = m["devices"]["vda"]
         check(vda["requests"] == total and vda["reads"] == total and vda["errors"] == 0,
               f"every read answered once, OK ({vda['requests']} requests, {vda['errors']} errors)")
+        g.send("quit\n")
         rc = g.p.wait(timeout=60)
         g.pump(0.1)
         check(rc == 0, f"the guest's checks passed: exit 0 (got {rc}; stderr {g.err[-400:]!r})")
