@@ -362,6 +362,14 @@ void io_loop_timer_set(struct io_loop *loop, int id, uint64_t ns)
 	struct timer *t = &loop->timers[id];
 	if (!ns && !t->armed)
 		return;   /* nothing to cancel: no system call (device resets run this often) */
+	pthread_mutex_lock(&loop->lock);
+	bool gone = loop->running && loop->exited;
+	pthread_mutex_unlock(&loop->lock);
+	if (gone) {
+		/* Nothing polls any more; and the caller's thread (a vCPU, the API) may not make this call. */
+		t->armed = false;
+		return;
+	}
 	if (ns) {
 		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
 		its.it_value.tv_nsec = (long)(ns % 1000000000ULL);

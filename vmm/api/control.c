@@ -34,6 +34,15 @@ static void disk_name(char *buf, size_t len, int i)
 	snprintf(buf, len, "vd%c", 'a' + i);
 }
 
+/* A configured limit in the command line's syntax, null without one (GET /vm). */
+static void limit_str(json_object *o, const char *key, const struct tb_config *c)
+{
+	char spec[80];
+
+	format_limit(c, spec, sizeof(spec));
+	json_object_object_add(o, key, c->size ? json_object_new_string(spec) : NULL);
+}
+
 /* One bucket: null without a limit, else its configuration and its level now. */
 static json_object *bucket_json(const struct token_bucket *b)
 {
@@ -110,6 +119,8 @@ static json_object *config_json(const struct vmm *vmm)
 		json_object_object_add(d, "ro", json_object_new_boolean(v->cfg->ro));
 		json_object_object_add(d, "direct", json_object_new_boolean(v->cfg->direct));
 		put_u64(d, "size", v->size);
+		limit_str(d, "bw", &v->cfg->limit.bytes);
+		limit_str(d, "iops", &v->cfg->limit.ops);
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -123,6 +134,10 @@ static json_object *config_json(const struct vmm *vmm)
 		json_object_object_add(n, "name", json_object_new_string(name));
 		json_object_object_add(n, "tap", json_object_new_string(v->cfg->tap));
 		json_object_object_add(n, "mac", json_object_new_string(mac));
+		limit_str(n, "rx_bw", &v->cfg->rx.bytes);
+		limit_str(n, "rx_pps", &v->cfg->rx.ops);
+		limit_str(n, "tx_bw", &v->cfg->tx.bytes);
+		limit_str(n, "tx_pps", &v->cfg->tx.ops);
 		json_object_array_add(nets, n);
 	}
 	json_object_object_add(o, "nets", nets);

@@ -233,7 +233,14 @@ Test(control, device_limits)
 	cr_assert_str_eq(str(bw, "limit"), "10485760/1000+1048576");
 	cr_assert_eq(u64(iops, "size"), 500);
 	json_object_put(o);
-	cr_assert_eq(vmm.cfg.disks[0].limit.ops.size, 500, "GET /vm shows the new limits too");
+	cr_assert_eq(vmm.cfg.disks[0].limit.ops.size, 500);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	json_object *d0 = json_object_array_get_idx(member(member(o, "config"), "disks"), 0);
+	cr_assert_str_eq(str(d0, "bw"), "10485760/1000+1048576", "GET /vm shows the new limits too");
+	cr_assert_str_eq(str(d0, "iops"), "500/1000");
+	json_object *n0 = json_object_array_get_idx(member(member(o, "config"), "nets"), 0);
+	cr_assert(json_object_is_type(member(n0, "tx_bw"), json_type_null));
+	json_object_put(o);
 
 	/* Only the keys given change; null lifts a limit. */
 	cr_assert_eq(call("PATCH", "/vm/disks/vda", "{\"iops\": null}", &o, NULL), 200);
