@@ -491,7 +491,8 @@ static int limit_value(json_object *v, const char *key, bool bytes, struct tb_co
 	}
 	if (json_object_is_type(v, json_type_string)) {
 		s = json_object_get_string(v);
-		if (parse_limit(s, strlen(s), bytes, out) == 0)
+		/* A \u0000 inside would cut the C string short: refused, not half-read. */
+		if (strlen(s) == (size_t)json_object_get_string_len(v) && parse_limit(s, strlen(s), bytes, out) == 0)
 			return 0;
 	}
 	snprintf(buf, sizeof(buf), "%s", json_object_get_string(v));

@@ -257,6 +257,7 @@ Test(control, device_limits)
 		{ "{\"rx_bw\": 1}", "unknown key \"rx_bw\" (use bw, iops)" },
 		{ "[1]", "the body must be a JSON object" },
 		{ "{\"bw\": \"1M\", \"iops\": \"x\"}", "\"iops\": bad limit" },
+		{ "{\"bw\": \"1M\\u0000junk\"}", "\"bw\": bad limit" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(call("PATCH", "/vm/disks/vda", bad[i][0], &o, NULL), 400, "%s", bad[i][0]);
