@@ -158,7 +158,8 @@ struct net {
 	char name[48];                  /* for logs */
 	struct io_loop *loop;
 	int watch;
-	int timer;                      /* the rate limiters' wait (io_loop_timer) */
+	int timer;                      /* the rate limiters' wait (io_loop_timer), shared by RX and TX */
+	uint64_t timer_due;             /* I/O thread: when it fires (CLOCK_MONOTONIC ns); 0: not set */
 
 	/*
 	 * I/O thread only. activate and reset reach it through io_loop_call(),
@@ -237,20 +238,30 @@ static uint64_t now_ns(void)
 }
 
 /*
- * (io) May a frame of `bytes` go now through limiter rl? No: the timer is set
- * (the earlier of the two directions' waits wins; the other one re-arms it).
+ * (io) May a frame of `bytes` go now through limiter rl? No: the timer is
+ * set, unless it fires earlier already (for the other direction: when it
+ * does, this one looks again and sets it for what is left of its wait).
  */
 static bool admit(struct net *n, struct rate_limiter *rl, uint64_t bytes)
 {
-	uint64_t wait = 0;
+	uint64_t wait = 0, now = now_ns();
 	bool ok;
 
 	pthread_mutex_lock(&n->stats_lock);
-	ok = !rl_enabled(rl) || rl_try(rl, bytes, now_ns(), &wait);
+	ok = !rl_enabled(rl) || rl_try(rl, bytes, now, &wait);
 	pthread_mutex_unlock(&n->stats_lock);
-	if (!ok)
+	if (!ok && (!n->timer_due || now + wait < n->timer_due)) {
+		n->timer_due = now + wait;
 		io_loop_timer_set(n->loop, n->timer, wait);
+	}
 	return ok;
+}
+
+/* (io) Cancel the limiters' timer. */
+static void timer_cancel(struct net *n)
+{
+	n->timer_due = 0;
+	io_loop_timer_set(n->loop, n->timer, 0);
 }
 
 static void broken(struct net *n, const char *why)
@@ -571,6 +582,7 @@ static void net_timer(void *arg)
 {
 	struct net *n = arg;
 
+	n->timer_due = 0;
 	if (!n->active)
 		return;
 	if (n->tx_throttled) {
@@ -606,7 +618,7 @@ static void forget(struct net *n)
 	n->rx_throttled = n->tx_throttled = n->rx_paid = false;
 	n->rx_len = 0;
 	n->rx_n = 0;
-	io_loop_timer_set(n->loop, n->timer, 0);
+	timer_cancel(n);
 }
 
 static void net_start(void *arg)
@@ -752,7 +764,7 @@ static void set_limits_io(void *arg)
 	rl_init(&n->tx_rl, s->tx, now);
 	pthread_mutex_unlock(&n->stats_lock);
 	if (n->rx_throttled || n->tx_throttled) {
-		io_loop_timer_set(n->loop, n->timer, 0);
+		timer_cancel(n);
 		net_timer(n);
 	}
 }

@@ -999,3 +999,38 @@ static void test_limits(enum io_engine e)
 
 Test(net_limit, uring, .timeout = 30) { test_limits(IO_ENGINE_URING); }
 Test(net_limit, sync, .timeout = 30) { test_limits(IO_ENGINE_SYNC); }
+
+/* One timer serves both directions: a long TX wait must not delay a short RX wait set before it. */
+static void test_limits_share_the_timer(enum io_engine e)
+{
+	struct rig r;
+	uint8_t frame[100];
+	struct virtio_net_hdr_v1 h = mkhdr(0, 0, 0, 0, 0);
+	struct rl_config rx = { .ops = { .size = 1, .refill_ms = 1000 } };
+	struct rl_config tx = { .ops = { .size = 1, .refill_ms = 3600000 } };
+
+	if (!rig_setup(&r, e, 0, BASIC))
+		cr_skip_test("io_uring unavailable here");
+	cr_assert_eq(net_set_limits(r.net, &rx, &tx), 0);
+	for (int i = 0; i < 2; i++)
+		rx_post(&r, 2048);
+	kick(&r, 0);
+	pattern(frame, sizeof(frame), 3);
+	host_send(&r, &h, frame, sizeof(frame));
+	host_send(&r, &h, frame, sizeof(frame));
+	wait_used(&r, 0, 1);
+	/* RX now waits ~1 s; TX's second frame would wait an hour. */
+	double t0 = mono_s();
+	tx_frame(&r, &h, frame, sizeof(frame));
+	tx_frame(&r, &h, frame, sizeof(frame));
+	kick(&r, 1);
+	wait_used(&r, 1, 1);
+	wait_used(&r, 0, 2);
+	cr_assert_lt(mono_s() - t0, 3.0, "the RX frame came after its own wait");
+	settle(&r);
+	cr_assert_eq(used_idx(&r, 1), 1, "the TX frame still waits");
+	rig_teardown(&r);
+}
+
+Test(net_limit, shared_timer_uring, .timeout = 30) { test_limits_share_the_timer(IO_ENGINE_URING); }
+Test(net_limit, shared_timer_sync, .timeout = 30) { test_limits_share_the_timer(IO_ENGINE_SYNC); }
