@@ -30,16 +30,10 @@ static void wr(struct vdrv *d, uint64_t off, uint32_t v)
 	virtio_mmio_io(&d->mmio, off, b, 4, true);
 }
 
-struct kick_arg {
-	struct virtio_mmio *m;
-	uint16_t q;
-};
-static struct kick_arg kick_args[VIRTIO_MAX_QUEUES];
-
 /* (io) A notify eventfd fired: the same forwarding as vmm/devices.c does. */
 static void kicked(void *arg)
 {
-	struct kick_arg *k = arg;
+	struct vdrv_kick *k = arg;
 
 	virtio_mmio_queue_kicked(k->m, k->q);
 }
@@ -55,8 +49,8 @@ int vdrv_init(struct vdrv *d, struct virtio_dev *dev, struct io_loop *loop, uint
 	if ((ret = virtio_mmio_init(&d->mmio, dev, &d->mem)) < 0)
 		return ret;
 	for (uint16_t q = 0; q < dev->ops->num_queues; q++) {
-		kick_args[q] = (struct kick_arg){ .m = &d->mmio, .q = q };
-		if ((ret = io_loop_watch_eventfd(loop, d->mmio.notify_fd[q], kicked, &kick_args[q])) < 0)
+		d->kick[q] = (struct vdrv_kick){ .m = &d->mmio, .q = q };
+		if ((ret = io_loop_watch_eventfd(loop, d->mmio.notify_fd[q], kicked, &d->kick[q])) < 0)
 			return ret;
 	}
 	return 0;

@@ -23,12 +23,19 @@ struct vdrv_q {
 	uint64_t kicks;                 /* notify eventfd writes (the guest's QueueNotify exits) */
 };
 
+/* What a queue's notify eventfd callback needs (per driver: several devices may share a loop). */
+struct vdrv_kick {
+	struct virtio_mmio *m;
+	uint16_t q;
+};
+
 struct vdrv {
 	struct guest_mem mem;
 	struct virtio_mmio mmio;
 	struct vdrv_q q[VIRTIO_MAX_QUEUES];
 	uint64_t irqs;                  /* interrupts raised by the device (irq eventfd counter) */
 	uint64_t irq_waits;             /* times the driver slept for an interrupt */
+	struct vdrv_kick kick[VIRTIO_MAX_QUEUES];
 };
 
 /*

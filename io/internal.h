@@ -27,6 +27,14 @@ struct watch {
 #define WATCH_EVENTS (POLLIN | POLLOUT)
 #define ALWAYS_REPORTED (POLLERR | POLLHUP | POLLNVAL)
 
+struct timer {
+	int fd;                                 /* timerfd */
+	int watch;                              /* its fd watch */
+	bool armed;                             /* set and not yet fired or cancelled (loop thread) */
+	void (*cb)(void *arg);
+	void *arg;
+};
+
 struct call {
 	void (*fn)(void *arg);
 	void *arg;
@@ -45,6 +53,8 @@ struct io_loop {
 	struct watch watch[IO_LOOP_MAX_WATCHES]; /* [0] is the loop's own wake eventfd */
 	int nwatch;
 	int wake_fd;
+	struct timer timers[IO_LOOP_MAX_TIMERS];
+	int ntimers;
 
 	pthread_t thread;
 	bool running;                 /* thread created and not yet joined */

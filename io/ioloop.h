@@ -108,6 +108,24 @@ int io_loop_watch_fd(struct io_loop *loop, int fd, void (*cb)(void *arg, short r
  */
 void io_loop_arm(struct io_loop *loop, int id, short events);
 
+/*
+ * Before io_loop_start(): a one-shot timer (a timerfd on CLOCK_MONOTONIC,
+ * watched like an fd) that calls cb(arg) on the I/O thread. Used by the
+ * rate limiters: a throttled queue waits here, never in a vCPU or another
+ * device. Returns a timer id >= 0, or -errno with err_msg() (EBUSY after the
+ * start, ENOSPC when IO_LOOP_MAX_TIMERS or the watches are taken). Closed by
+ * io_loop_destroy().
+ */
+#define IO_LOOP_MAX_TIMERS 16
+int io_loop_timer(struct io_loop *loop, void (*cb)(void *arg), void *arg);
+
+/*
+ * I/O thread only (or before io_loop_start()): fire timer `id` once, ns
+ * nanoseconds from now (at least 1), replacing an earlier setting; ns 0
+ * cancels it. A bad id is logged and ignored.
+ */
+void io_loop_timer_set(struct io_loop *loop, int id, uint64_t ns);
+
 /* Before io_loop_start(): register a file for requests; returns its index or -errno. fd stays the caller's. */
 int io_loop_register_file(struct io_loop *loop, int fd);
 

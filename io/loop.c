@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 static void (*thread_init)(void);
@@ -316,6 +317,72 @@ void io_loop_arm(struct io_loop *loop, int id, short events)
 		uring_fd_update(loop, id);
 }
 
+/* A timer's fd became readable: read its count (so it is not ready again), then call back. */
+static void timer_fired(void *arg, short revents)
+{
+	struct timer *t = arg;
+	uint64_t n;
+
+	(void)revents;
+	while (read(t->fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+	t->armed = false;
+	t->cb(t->arg);
+}
+
+int io_loop_timer(struct io_loop *loop, void (*cb)(void *arg), void *arg)
+{
+	if (loop->running)
+		return err_set(EBUSY, "I/O loop: timers must be created before the start");
+	if (loop->ntimers >= IO_LOOP_MAX_TIMERS)
+		return err_set(ENOSPC, "I/O loop: more than %d timers", IO_LOOP_MAX_TIMERS);
+	struct timer *t = &loop->timers[loop->ntimers];
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->fd < 0)
+		return err_set(errno, "I/O loop: timerfd_create: %s", strerror(errno));
+	t->cb = cb;
+	t->arg = arg;
+	int w = io_loop_watch_fd(loop, t->fd, timer_fired, t);
+	if (w < 0) {
+		close(t->fd);
+		return w;
+	}
+	t->watch = w;
+	return loop->ntimers++;
+}
+
+void io_loop_timer_set(struct io_loop *loop, int id, uint64_t ns)
+{
+	struct itimerspec its = { 0 };
+
+	if (id < 0 || id >= loop->ntimers) {
+		log_error("I/O loop: setting timer %d, which does not exist", id);
+		return;
+	}
+	struct timer *t = &loop->timers[id];
+	if (!ns && !t->armed)
+		return;   /* nothing to cancel: no system call (device resets run this often) */
+	pthread_mutex_lock(&loop->lock);
+	bool gone = loop->running && loop->exited;
+	pthread_mutex_unlock(&loop->lock);
+	if (gone) {
+		/* Nothing polls any more; and the caller's thread (a vCPU, the API) may not make this call. */
+		t->armed = false;
+		return;
+	}
+	if (ns) {
+		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
+	}
+	if (timerfd_settime(t->fd, 0, &its, NULL) < 0) {
+		log_error("I/O loop: timerfd_settime: %s", strerror(errno));
+		return;
+	}
+	/* timerfd_settime() clears an expiry not yet read, so nothing stale fires. */
+	t->armed = ns != 0;
+	io_loop_arm(loop, t->watch, ns ? POLLIN : 0);
+}
+
 int io_loop_register_file(struct io_loop *loop, int fd)
 {
 	if (loop->running)
@@ -423,6 +490,8 @@ void io_loop_destroy(struct io_loop *loop)
 			uring_release(loop);
 		io_uring_queue_exit(&loop->ring);
 	}
+	for (int i = 0; i < loop->ntimers; i++)
+		close(loop->timers[i].fd);
 	if (loop->wake_fd >= 0)
 		close(loop->wake_fd);
 	pthread_cond_destroy(&loop->work_cond);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,8 +70,98 @@ int parse_timeout(const char *s, uint64_t *ms)
 	return 0;
 }
 
+/* A number of tokens: parse_size() for bytes, else digits only. */
+static int parse_tokens(const char *s, size_t len, bool bytes, uint64_t *out)
+{
+	char buf[32];
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (bytes)
+		return parse_size(buf, out);
+	if (strspn(buf, "0123456789") != len)
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(buf, NULL, 10);
+	return errno ? -ERANGE : 0;
+}
+
+int parse_limit(const char *s, size_t len, bool bytes, struct tb_config *out)
+{
+	const char *end = s + len;
+	const char *slash = memchr(s, '/', len);
+	const char *plus = memchr(s, '+', len);
+	struct tb_config c = { .refill_ms = TB_DEFAULT_REFILL_MS };
+
+	if ((slash && plus && plus < slash))
+		return -EINVAL;
+	const char *size_end = slash ? slash : plus ? plus : end;
+	if (parse_tokens(s, (size_t)(size_end - s), bytes, &c.size) < 0)
+		return -EINVAL;
+	if (slash) {
+		const char *ms_end = plus ? plus : end;
+		if (parse_tokens(slash + 1, (size_t)(ms_end - slash - 1), false, &c.refill_ms) < 0)
+			return -EINVAL;
+	}
+	if (plus && parse_tokens(plus + 1, (size_t)(end - plus - 1), bytes, &c.burst) < 0)
+		return -EINVAL;
+	if (c.size == 0) {
+		/* "0" alone: no limit; a refill time or burst on it means a mistake. */
+		if (slash || plus)
+			return -EINVAL;
+		c.refill_ms = 0;
+	}
+	if (!tb_config_valid(&c))
+		return -EINVAL;
+	*out = c;
+	return 0;
+}
+
+void format_limit(const struct tb_config *c, char *buf, size_t size)
+{
+	if (!c->size)
+		snprintf(buf, size, "0");
+	else if (c->burst)
+		snprintf(buf, size, "%llu/%llu+%llu", (unsigned long long)c->size,
+			 (unsigned long long)c->refill_ms, (unsigned long long)c->burst);
+	else
+		snprintf(buf, size, "%llu/%llu", (unsigned long long)c->size, (unsigned long long)c->refill_ms);
+}
+
+/* "NAME=" at opt (n bytes long): the value's offset, else 0. */
+static size_t opt_is(const char *opt, size_t n, const char *name)
+{
+	size_t l = strlen(name);
+
+	return n > l && !strncmp(opt, name, l) && opt[l] == '=' ? l + 1 : 0;
+}
+
+/*
+ * If opt is one of the limits names[i]=LIMIT, parse it into *dst[i]: 1 when
+ * done, 0 when opt is none of them, -EINVAL with err_msg() on a bad value.
+ */
+static int limit_opt(const char *flag, const char *val, const char *opt, size_t n,
+		     const char *const *names, struct tb_config *const *dst, const bool *bytes)
+{
+	for (int i = 0; names[i]; i++) {
+		size_t off = opt_is(opt, n, names[i]);
+		if (!off)
+			continue;
+		if (parse_limit(opt + off, n - off, bytes[i], dst[i]) < 0)
+			return err_set(EINVAL, "%s %s: bad %s= '%.*s' (%s%s)", flag, val, names[i],
+				       (int)(n - off), opt + off, LIMIT_SYNTAX,
+				       bytes[i] ? "" : "; plain numbers, no suffix");
+		return 1;
+	}
+	return 0;
+}
+
 int parse_disk(const char *val, struct disk_config *d)
 {
+	static const char *const lnames[] = { "bw", "iops", NULL };
+	static const bool lbytes[] = { true, false };
 	const char *comma = strchr(val, ',');
 	size_t plen = comma ? (size_t)(comma - val) : strlen(val);
 
@@ -86,7 +177,14 @@ int parse_disk(const char *val, struct disk_config *d)
 		comma = strchr(opt, ',');
 		size_t n = comma ? (size_t)(comma - opt) : strlen(opt);
 
-		if (n == 2 && !strncmp(opt, "ro", 2)) {
+		struct tb_config *const ldst[] = { &d->limit.bytes, &d->limit.ops };
+		int l = limit_opt("--disk", val, opt, n, lnames, ldst, lbytes);
+
+		if (l < 0)
+			return l;
+		if (l > 0) {
+			continue;
+		} else if (n == 2 && !strncmp(opt, "ro", 2)) {
 			d->ro = true;
 		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
 			d->direct = true;
@@ -114,7 +212,7 @@ int parse_disk(const char *val, struct disk_config *d)
 			memcpy(d->id, opt + 3, n - 3);
 			d->id[n - 3] = '\0';
 		} else {
-			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME, overlay[=FILE])",
+			return err_set(EINVAL, "--disk %s: unknown option '%.*s' (use ro, direct, id=NAME, overlay[=FILE], bw=LIMIT, iops=LIMIT)",
 				       val, (int)n, opt);
 		}
 	}
@@ -163,6 +261,8 @@ static bool ifname_char_ok(char c)
 
 int parse_net(const char *val, struct net_config *n)
 {
+	static const char *const lnames[] = { "rx_bw", "rx_pps", "tx_bw", "tx_pps", NULL };
+	static const bool lbytes[] = { true, false, true, false };
 	bool have_tap = false, have_mac = false;
 	const char *opt = val;
 
@@ -172,8 +272,14 @@ int parse_net(const char *val, struct net_config *n)
 	for (;;) {
 		const char *comma = strchr(opt, ',');
 		size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+		struct tb_config *const ldst[] = { &n->rx.bytes, &n->rx.ops, &n->tx.bytes, &n->tx.ops };
+		int l = limit_opt("--net", val, opt, len, lnames, ldst, lbytes);
 
-		if (len >= 4 && !strncmp(opt, "tap=", 4)) {
+		if (l < 0)
+			return l;
+		if (l > 0) {
+			/* parsed */
+		} else if (len >= 4 && !strncmp(opt, "tap=", 4)) {
 			const char *name = opt + 4;
 			size_t nlen = len - 4;
 			if (have_tap)
@@ -217,8 +323,8 @@ int parse_net(const char *val, struct net_config *n)
 				n->has_mac = true;
 			}
 		} else {
-			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s)", val, (int)len, opt,
-				       NET_USE);
+			return err_set(EINVAL, "--net %s: unknown option '%.*s' (%s, limits rx_bw=, rx_pps=, tx_bw=, tx_pps=)",
+				       val, (int)len, opt, NET_USE);
 		}
 		if (!comma)
 			break;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/ratelimit.h"
 #include "io/ioloop.h"
 #include "vmm/sandbox/cgroup.h"
 
@@ -18,7 +19,7 @@
 #define CFG_TAP_NAME_MAX 15    /* IFNAMSIZ - 1 */
 #define CFG_MAX_OWNED 10       /* kernel, initrd, cmdline, run, user, api_sock, restore, jail, netns from a --config file */
 
-/* One --disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]. */
+/* One --disk PATH[,ro][,direct][,id=NAME][,overlay[=FILE]][,bw=LIMIT][,iops=LIMIT]. */
 struct disk_config {
 	char path[PATH_MAX];
 	bool ro;               /* opened read-only, advertised VIRTIO_BLK_F_RO */
@@ -29,14 +30,16 @@ struct disk_config {
 	bool has_overlay_src;  /* --restore: the new overlay starts as a copy of overlay_src_fd */
 	int overlay_src_fd;    /* the snapshot's saved layer (owned by the snapshot) */
 	char id[CFG_DISK_ID_MAX + 1]; /* "" : derived from the file name */
+	struct rl_config limit; /* bw= (bytes of reads and writes), iops= (requests); zero: no limit */
 };
 
-/* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]. */
+/* One --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random][,rx_bw=|rx_pps=|tx_bw=|tx_pps=LIMIT]. */
 struct net_config {
 	char tap[CFG_TAP_NAME_MAX + 1]; /* host interface name */
 	bool has_mac;          /* mac= given: use mac[] */
 	bool random_mac;       /* mac=random: a fresh locally administered unicast MAC */
 	uint8_t mac[6];        /* valid with has_mac: unicast, not all zero */
+	struct rl_config rx, tx; /* rx_bw=/rx_pps=, tx_bw=/tx_pps=: bytes and frames; zero: no limit */
 };
 
 /* --stats: what microvm prints to stderr at exit. */
@@ -118,21 +121,36 @@ int config_check(const struct vmm_config *cfg);
 void config_free(struct vmm_config *cfg);
 
 /*
- * Parse a --disk value "PATH[,ro][,direct][,id=NAME][,overlay[=FILE]]" into d
- * (overlay refused with ro or direct). Returns 0 or
+ * Parse a --disk value "PATH[,ro][,direct][,id=NAME][,overlay[=FILE]][,bw=LIMIT][,iops=LIMIT]"
+ * into d (overlay refused with ro or direct; LIMIT: parse_limit()). Returns 0 or
  * -EINVAL with err_msg() (empty path, unknown option, id empty, longer than
  * 20 bytes or not printable ASCII, path too long).
  */
 int parse_disk(const char *val, struct disk_config *d);
 
 /*
- * Parse a --net value "tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]" (options
- * in any order) into n. Returns 0 or -EINVAL with err_msg() (tap= missing,
+ * Parse a --net value "tap=NAME[,mac=XX:XX:XX:XX:XX:XX|mac=random]" plus
+ * rate limits rx_bw=, rx_pps=, tx_bw=, tx_pps= (parse_limit(); options in any
+ * order) into n. Returns 0 or -EINVAL with err_msg() (tap= missing,
  * name empty, longer than 15 bytes or with characters other than letters,
  * digits, '-', '_', '.'; bad MAC syntax, a multicast or all-zero MAC; an
  * unknown or repeated option). Duplicates across flags are cli_parse()'s.
  */
 int parse_net(const char *val, struct net_config *n);
+
+/*
+ * Parse a rate limit (base/ratelimit.h), s[0..len): "SIZE[/MS][+BURST]" -
+ * a bucket of SIZE tokens refilled in MS milliseconds (default 1000, so
+ * SIZE alone is a rate per second, 1 to 3600000) plus a one-time BURST.
+ * bytes: SIZE and BURST take the K, M, G, T suffixes of parse_size();
+ * otherwise (operations, frames) plain numbers. "0": no limit. Sizes up
+ * to TB_MAX_TOKENS. Returns 0 or -EINVAL; no message (LIMIT_SYNTAX is the hint).
+ */
+int parse_limit(const char *s, size_t len, bool bytes, struct tb_config *out);
+#define LIMIT_SYNTAX "SIZE[/MS][+BURST], e.g. 10M, 1M/100, 10M+100M, 1000; 0 = no limit"
+
+/* Write c in the syntax parse_limit() reads ("0" for no limit). */
+void format_limit(const struct tb_config *c, char *buf, size_t size);
 
 /*
  * Parse "XX:XX:XX:XX:XX:XX" (hex, either case, exactly two digits per

@@ -203,7 +203,7 @@ static int create_disk(struct vdevs *d, struct vdisk *v, const struct machine *m
 			return ret;
 		overlay_attach(v->ovl, d->loop, v->file, ret);
 	}
-	if ((ret = blk_create(&v->blk, &bd, &be)) < 0)
+	if ((ret = blk_create(&v->blk, &bd, &be)) < 0 || (ret = blk_set_limits(v->blk, &v->cfg->limit)) < 0)
 		return ret;
 	if ((ret = wire_virtio(d, &v->wire, blk_virtio_dev(v->blk), md, vm, mmio, mem)) < 0)
 		return ret;
@@ -228,7 +228,7 @@ static int create_nic(struct vdevs *d, struct vnet *v, const struct machine *m, 
 	int ret;
 
 	memcpy(be.mac, v->mac, sizeof(be.mac));
-	if ((ret = net_create(&v->net, &be, d->loop)) < 0)
+	if ((ret = net_create(&v->net, &be, d->loop)) < 0 || (ret = net_set_limits(v->net, &v->cfg->rx, &v->cfg->tx)) < 0)
 		return ret;
 	if ((ret = wire_virtio(d, &v->wire, net_virtio_dev(v->net), md, vm, mmio, mem)) < 0)
 		return ret;

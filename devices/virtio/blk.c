@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- pure parts: features, config, parsing ---- */
 
@@ -197,6 +198,8 @@ struct blk {
 	uint16_t pool_size;
 	struct blk_req *free;
 	bool stalled;                   /* the pool ran dry with requests left in the ring */
+	bool throttled;                 /* the rate limiter holds the queue until the timer fires */
+	int timer;                      /* the limiter's wait (io_loop_timer) */
 	unsigned long host_errors;
 
 	pthread_mutex_t lock;           /* inflight, for reset; stats */
@@ -206,6 +209,7 @@ struct blk {
 	bool freeze_flush_busy;
 	int64_t freeze_flush_res;
 	struct blk_stats stats;
+	struct rate_limiter rl;         /* bytes (read/write data) and requests; changed on the I/O thread */
 
 	bool fail_set;                  /* test-only error injection: eio:SECTOR */
 	uint64_t fail_sector;
@@ -299,8 +303,39 @@ static void req_done(struct io_request *io, int64_t res)
 	}
 }
 
-/* (io) Handle one chain. Returns true if it was answered at once (used ring changed). */
-static bool handle_chain(struct blk *b, struct blk_req *r)
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * (io) May a request with a host operation go now? Every such request is one
+ * operation; reads and writes also cost their data bytes. No: the limiter
+ * timer is set and the queue waits for it.
+ */
+static bool admit(struct blk *b, const struct blk_parsed *p)
+{
+	uint64_t wait = 0;
+	bool ok;
+
+	pthread_mutex_lock(&b->lock);
+	ok = !rl_enabled(&b->rl) ||
+	     rl_try(&b->rl, p->op == IO_OP_READ || p->op == IO_OP_WRITE ? p->len : 0, now_ns(), &wait);
+	pthread_mutex_unlock(&b->lock);
+	if (!ok) {
+		b->throttled = true;
+		io_loop_timer_set(b->loop, b->timer, wait);
+	}
+	return ok;
+}
+
+enum chain_outcome { CHAIN_ANSWERED, CHAIN_SUBMITTED, CHAIN_THROTTLED };
+
+/* (io) Handle one chain: answered at once (used ring changed), submitted, or left in the ring (throttled). */
+static enum chain_outcome handle_chain(struct blk *b, struct blk_req *r)
 {
 	struct blk_parsed p;
 	const struct virtq_chain *c = &b->chain;
@@ -310,7 +345,13 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 		log_debug("virtio-blk: request without a status byte");
 		virtq_push(&b->dev.vq[0], c->head, 0);
 		req_free(b, r);
-		return true;
+		return CHAIN_ANSWERED;
+	}
+	if (p.status == VIRTIO_BLK_S_OK && p.needs_io && !admit(b, &p)) {
+		/* Back into the ring, untouched: order is kept and a snapshot holds nothing half-taken. */
+		virtq_unpop(&b->dev.vq[0]);
+		req_free(b, r);
+		return CHAIN_THROTTLED;
 	}
 	if (p.status == VIRTIO_BLK_S_OK && p.type == VIRTIO_BLK_T_GET_ID)
 		virtq_chain_write(c, 0, b->disk.id, p.written - 1);
@@ -321,7 +362,7 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 		pthread_mutex_unlock(&b->lock);
 		finish(b, c->head, p.status_ptr, p.status, p.written);
 		req_free(b, r);
-		return true;
+		return CHAIN_ANSWERED;
 	}
 	r->head = c->head;
 	r->type = p.type;
@@ -346,9 +387,9 @@ static bool handle_chain(struct blk *b, struct blk_req *r)
 		pthread_mutex_unlock(&b->lock);
 		finish(b, c->head, p.status_ptr, VIRTIO_BLK_S_IOERR, 1);
 		req_free(b, r);
-		return true;
+		return CHAIN_ANSWERED;
 	}
-	return false;
+	return CHAIN_SUBMITTED;
 }
 
 /* (io) Take every available request and submit it; stop when the ring is empty or the pool is. */
@@ -357,7 +398,7 @@ static void blk_process(struct blk *b)
 	struct virtq *vq = &b->dev.vq[0];
 	bool pushed = false;
 
-	if (!atomic_load(&b->active) || atomic_load(&b->frozen) || !vq->ready)
+	if (!atomic_load(&b->active) || atomic_load(&b->frozen) || !vq->ready || b->throttled)
 		return;
 	virtq_enable_notify(vq, false);
 	for (;;) {
@@ -380,7 +421,10 @@ static void blk_process(struct blk *b)
 		}
 		struct blk_req *r = b->free;
 		b->free = r->next_free;
-		pushed |= handle_chain(b, r);
+		enum chain_outcome o = handle_chain(b, r);
+		pushed |= o == CHAIN_ANSWERED;
+		if (o == CHAIN_THROTTLED)
+			break;  /* kicks meanwhile are not needed: the timer brings us back */
 	}
 	if (pushed)
 		b->dev.notify_used(&b->dev, 0);
@@ -442,6 +486,8 @@ static void blk_quiesce(void *arg)
 
 	atomic_store(&b->active, false);
 	b->stalled = false;
+	b->throttled = false;
+	io_loop_timer_set(b->loop, b->timer, 0);
 }
 
 static void blk_reset(struct virtio_dev *dev)
@@ -537,6 +583,50 @@ static void blk_thaw(struct virtio_dev *dev)
 	io_loop_call(b->loop, blk_thaw_io, b);
 }
 
+/* (io) The limiter's wait is over: take requests again. */
+static void blk_timer(void *arg)
+{
+	struct blk *b = arg;
+
+	b->throttled = false;
+	blk_process(b);
+}
+
+struct set_limits {
+	struct blk *b;
+	const struct rl_config *c;
+};
+
+/* (io) Through io_loop_call(): new limits (full buckets), and a throttled queue looks again at once. */
+static void set_limits_io(void *arg)
+{
+	struct set_limits *s = arg;
+	struct blk *b = s->b;
+
+	pthread_mutex_lock(&b->lock);
+	rl_init(&b->rl, s->c, now_ns());
+	pthread_mutex_unlock(&b->lock);
+	if (b->throttled) {
+		io_loop_timer_set(b->loop, b->timer, 0);
+		blk_timer(b);
+	}
+}
+
+int blk_set_limits(struct blk *b, const struct rl_config *c)
+{
+	if (!tb_config_valid(&c->bytes) || !tb_config_valid(&c->ops))
+		return err_set(EINVAL, "virtio-blk %.20s: rate limit out of range", b->disk.id);
+	io_loop_call(b->loop, set_limits_io, &(struct set_limits){ .b = b, .c = c });
+	return 0;
+}
+
+void blk_get_limits(struct blk *b, struct rate_limiter *out)
+{
+	pthread_mutex_lock(&b->lock);
+	rl_peek(&b->rl, now_ns(), out);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -596,6 +686,13 @@ int blk_create(struct blk **out, const struct blk_disk *d, const struct disk_bac
 	b->dev.priv = b;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
+	int ret = io_loop_timer(b->loop, blk_timer, b);
+	if (ret < 0) {
+		err_prefix(-ret, "virtio-blk");
+		blk_destroy(b);
+		return ret;
+	}
+	b->timer = ret;
 	fail_from_env(b);
 	*out = b;
 	return 0;

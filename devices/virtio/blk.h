@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "base/ratelimit.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtqueue.h"
 #include "io/disk.h"
@@ -139,7 +140,8 @@ struct blk_stats {
 /*
  * The device model. Create it for disk d; requests go to the back end be
  * (its loop and file registered by the caller, or an overlay attached to
- * the loop: io/disk.h). Reads BLK_FAIL_ENV (test only, below).
+ * the loop: io/disk.h). Takes one I/O-loop timer (io_loop_timer), so before
+ * io_loop_start(). Reads BLK_FAIL_ENV (test only, below).
  * Returns 0 or -errno with err_msg().
  */
 struct blk;
@@ -151,6 +153,20 @@ void blk_get_stats(struct blk *b, struct blk_stats *out);
 
 /* The virtio device to hand to a transport (ops, priv and queues set). */
 struct virtio_dev *blk_virtio_dev(struct blk *b);
+
+/*
+ * Rate limits (base/ratelimit.h), any thread, at any time: bytes counts the
+ * data of reads and writes, ops every request with a host operation (read,
+ * write, flush, discard, write-zeroes). Both buckets restart full. A request
+ * over the limit stays in the virtqueue (virtq_unpop) and the queue waits on
+ * an I/O-loop timer, so requests keep their order (a flush never passes the
+ * writes before it, nor a write the flush) and vCPUs and other devices never
+ * wait. All zero: no limit (the default). Returns 0 or -EINVAL (out of range).
+ */
+int blk_set_limits(struct blk *b, const struct rl_config *c);
+
+/* The limiter as it stands now (configuration, levels, throttled count). */
+void blk_get_limits(struct blk *b, struct rate_limiter *out);
 
 /*
  * TEST ONLY: when the environment variable MICROVM_TEST_BLK_FAIL is

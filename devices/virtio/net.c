@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BIT(b) (1ULL << (b))
@@ -157,6 +158,8 @@ struct net {
 	char name[48];                  /* for logs */
 	struct io_loop *loop;
 	int watch;
+	int timer;                      /* the rate limiters' wait (io_loop_timer), shared by RX and TX */
+	uint64_t timer_due;             /* I/O thread: when it fires (CLOCK_MONOTONIC ns); 0: not set */
 
 	/*
 	 * I/O thread only. activate and reset reach it through io_loop_call(),
@@ -170,6 +173,9 @@ struct net {
 	bool tx_have;                   /* tx_chain was popped and is not answered yet */
 	bool tx_blocked;                /* the host said EAGAIN: tx_chain waits for POLLOUT */
 	bool tx_more;                   /* a TX round hit its cap: go on at the next POLLOUT */
+	bool rx_throttled;              /* the pending frame waits for the RX limiter's timer: no POLLIN */
+	bool rx_paid;                   /* the pending frame's tokens are taken */
+	bool tx_throttled;              /* the next TX chain (left in the ring) waits for the timer */
 	uint32_t rx_len;                /* bytes in rx_buf (header + frame); 0: none pending */
 	int rx_n;                       /* chains held for the pending frame: rx_first, then rx_cur ones */
 	uint16_t rx_head[VIRTQ_MAX_SIZE];
@@ -182,8 +188,9 @@ struct net {
 	struct iovec tx_iov[VIRTQ_MAX_SIZE + 1];
 	uint8_t rx_buf[NET_HDR_LEN + NET_MAX_FRAME];
 
-	pthread_mutex_t stats_lock;
+	pthread_mutex_t stats_lock;     /* stats, and the limiters (changed on the I/O thread) */
 	struct net_stats stats;
+	struct rate_limiter rx_rl, tx_rl; /* frame bytes (without the vnet header) and frames */
 };
 
 #define STAT_ADD(n, field, v)                                                                      \
@@ -213,13 +220,48 @@ static void update_watch(struct net *n)
 	short want = 0;
 
 	if (n->active) {
-		if (!n->rx_wait && !n->rx_dead)
+		if (!n->rx_wait && !n->rx_dead && !n->rx_throttled)
 			want |= POLLIN;
 		if (n->tx_blocked || n->tx_more)
 			want |= POLLOUT;
 	}
 	/* The loop disarms the watch before each callback: always say it again (cheap). */
 	io_loop_arm(n->loop, n->watch, want);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * (io) May a frame of `bytes` go now through limiter rl? No: the timer is
+ * set, unless it fires earlier already (for the other direction: when it
+ * does, this one looks again and sets it for what is left of its wait).
+ */
+static bool admit(struct net *n, struct rate_limiter *rl, uint64_t bytes)
+{
+	uint64_t wait = 0, now = now_ns();
+	bool ok;
+
+	pthread_mutex_lock(&n->stats_lock);
+	ok = !rl_enabled(rl) || rl_try(rl, bytes, now, &wait);
+	pthread_mutex_unlock(&n->stats_lock);
+	if (!ok && (!n->timer_due || now + wait < n->timer_due)) {
+		n->timer_due = now + wait;
+		io_loop_timer_set(n->loop, n->timer, wait);
+	}
+	return ok;
+}
+
+/* (io) Cancel the limiters' timer. */
+static void timer_cancel(struct net *n)
+{
+	n->timer_due = 0;
+	io_loop_timer_set(n->loop, n->timer, 0);
 }
 
 static void broken(struct net *n, const char *why)
@@ -271,6 +313,7 @@ static bool rx_read(struct net *n)
 		return false;
 	}
 	n->rx_len = (uint32_t)r;
+	n->rx_paid = false;
 	if (r < NET_HDR_LEN) {
 		n->rx_len = NET_HDR_LEN; /* for the log line: a frame of 0 bytes */
 		rx_drop(n, "shorter than the vnet header");
@@ -373,13 +416,21 @@ static void rx_process(struct net *n)
 	bool pushed = false;
 	int frames = 0;
 
-	while (n->active && !n->rx_wait) {
+	while (n->active && !n->rx_wait && !n->rx_throttled) {
 		if (!n->rx_len) {
 			if (n->rx_dead || frames >= NET_RX_BATCH || !rx_read(n))
 				break; /* POLLIN stays armed: a capped round goes on next time */
 			frames++;
 			if (!n->rx_len)
 				continue;
+		}
+		if (!n->rx_paid) {
+			/* Read already (its size is known only now): it waits in rx_buf, the tap keeps the rest. */
+			if (!admit(n, &n->rx_rl, n->rx_len - NET_HDR_LEN)) {
+				n->rx_throttled = true;
+				break;
+			}
+			n->rx_paid = true;
 		}
 		int r = rx_deliver(n, &pushed);
 		if (r < 0)
@@ -467,9 +518,9 @@ static void tx_process(struct net *n)
 
 	n->tx_more = false;
 	/* While blocked, the held chain goes first: kicks wait for POLLOUT. */
-	if (n->active && !n->tx_blocked)
+	if (n->active && !n->tx_blocked && !n->tx_throttled)
 		virtq_enable_notify(vq, false);
-	while (n->active && !n->tx_blocked) {
+	while (n->active && !n->tx_blocked && !n->tx_throttled) {
 		if (!n->tx_have) {
 			if (done >= NET_TX_BATCH) {
 				/* Let RX and other devices run; POLLOUT on a writable fd brings us back at once. */
@@ -486,6 +537,13 @@ static void tx_process(struct net *n)
 					break;
 				virtq_enable_notify(vq, false);
 				continue;
+			}
+			uint64_t len = n->tx_chain.readable_len;
+			if (!admit(n, &n->tx_rl, len > NET_HDR_LEN ? len - NET_HDR_LEN : 0)) {
+				/* Back into the ring: order kept, nothing held at a snapshot; kicks not needed. */
+				virtq_unpop(vq);
+				n->tx_throttled = true;
+				break;
 			}
 			n->tx_have = true;
 		}
@@ -519,6 +577,25 @@ static void net_fd_ready(void *arg, short revents)
 	update_watch(n);
 }
 
+/* (io) A limiter's wait is over: go on in both directions (each one re-arms the timer if it must wait again). */
+static void net_timer(void *arg)
+{
+	struct net *n = arg;
+
+	n->timer_due = 0;
+	if (!n->active)
+		return;
+	if (n->tx_throttled) {
+		n->tx_throttled = false;
+		tx_process(n);
+	}
+	if (n->rx_throttled) {
+		n->rx_throttled = false;
+		rx_process(n);
+	}
+	update_watch(n);
+}
+
 static void net_queue_notify(struct virtio_dev *dev, uint16_t q)
 {
 	struct net *n = dev->priv;
@@ -538,8 +615,10 @@ static void net_queue_notify(struct virtio_dev *dev, uint16_t q)
 static void forget(struct net *n)
 {
 	n->rx_wait = n->tx_have = n->tx_blocked = n->tx_more = false;
+	n->rx_throttled = n->tx_throttled = n->rx_paid = false;
 	n->rx_len = 0;
 	n->rx_n = 0;
+	timer_cancel(n);
 }
 
 static void net_start(void *arg)
@@ -668,6 +747,47 @@ static const struct virtio_dev_ops net_ops = {
 	.thaw = net_thaw,
 };
 
+struct set_limits {
+	struct net *n;
+	const struct rl_config *rx, *tx;
+};
+
+/* (io) Through io_loop_call(): new limits (full buckets); a throttled direction looks again at once. */
+static void set_limits_io(void *arg)
+{
+	struct set_limits *s = arg;
+	struct net *n = s->n;
+	uint64_t now = now_ns();
+
+	pthread_mutex_lock(&n->stats_lock);
+	rl_init(&n->rx_rl, s->rx, now);
+	rl_init(&n->tx_rl, s->tx, now);
+	pthread_mutex_unlock(&n->stats_lock);
+	if (n->rx_throttled || n->tx_throttled) {
+		timer_cancel(n);
+		net_timer(n);
+	}
+}
+
+int net_set_limits(struct net *n, const struct rl_config *rx, const struct rl_config *tx)
+{
+	if (!tb_config_valid(&rx->bytes) || !tb_config_valid(&rx->ops) || !tb_config_valid(&tx->bytes) ||
+	    !tb_config_valid(&tx->ops))
+		return err_set(EINVAL, "%s: rate limit out of range", n->name);
+	io_loop_call(n->loop, set_limits_io, &(struct set_limits){ .n = n, .rx = rx, .tx = tx });
+	return 0;
+}
+
+void net_get_limits(struct net *n, struct rate_limiter *rx, struct rate_limiter *tx)
+{
+	uint64_t now = now_ns();
+
+	pthread_mutex_lock(&n->stats_lock);
+	rl_peek(&n->rx_rl, now, rx);
+	rl_peek(&n->tx_rl, now, tx);
+	pthread_mutex_unlock(&n->stats_lock);
+}
+
 int net_create(struct net **out, const struct net_backend *be, struct io_loop *loop)
 {
 	struct net *n = calloc(1, sizeof(*n));
@@ -691,6 +811,13 @@ int net_create(struct net **out, const struct net_backend *be, struct io_loop *l
 		return ret;
 	}
 	n->watch = ret;
+	ret = io_loop_timer(loop, net_timer, n);
+	if (ret < 0) {
+		err_prefix(-ret, "%s", n->name);
+		net_destroy(n);
+		return ret;
+	}
+	n->timer = ret;
 	*out = n;
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/ratelimit.h"
 #include "devices/virtio/virtio.h"
 #include "io/ioloop.h"
 
@@ -158,7 +159,7 @@ int net_rx_hdr_check(struct virtio_net_hdr_v1 *h, uint64_t features);
 int net_rx_account(uint64_t frame_len, const uint32_t *wlen, int n, bool mergeable, uint32_t *take);
 
 /*
- * Create the device on loop: registers its fd watch on the loop (so before
+ * Create the device on loop: registers its fd watch and a timer on the loop (so before
  * io_loop_start()). be->fd stays the caller's. Returns 0 or -errno with
  * err_msg(). net_destroy() only after io_loop_destroy() (or if the loop never
  * started): the loop may still call into the device until then.
@@ -172,5 +173,19 @@ struct virtio_dev *net_virtio_dev(struct net *n);
 
 /* A consistent copy of the counters (any thread). */
 void net_get_stats(struct net *n, struct net_stats *out);
+
+/*
+ * Rate limits per direction (base/ratelimit.h), any thread, at any time:
+ * bytes counts frame bytes without the vnet header, ops frames. Both
+ * directions restart with full buckets. TX: a chain over the limit stays in
+ * the ring (virtq_unpop). RX: a frame over the limit waits, read, in the
+ * device; the tap is not read meanwhile (its queue fills and drops, as on a
+ * slow link). Either way the wait is an I/O-loop timer: no vCPU and no other
+ * device waits. All zero: no limit (the default). Returns 0 or -EINVAL.
+ */
+int net_set_limits(struct net *n, const struct rl_config *rx, const struct rl_config *tx);
+
+/* The limiters as they stand now. */
+void net_get_limits(struct net *n, struct rate_limiter *rx, struct rate_limiter *tx);
 
 #endif

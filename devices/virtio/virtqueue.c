@@ -248,6 +248,15 @@ bool virtq_should_notify(struct virtq *q)
 	return vring_need_event(event, q->used_idx, old);
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	struct rings r;
+
+	q->last_avail--;
+	if (q->event_idx && map_rings(q, &r))
+		st16(avail_event(&r, q->size), q->last_avail, __ATOMIC_RELAXED);
+}
+
 bool virtq_enable_notify(struct virtq *q, bool enable)
 {
 	struct rings r;

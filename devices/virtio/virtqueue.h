@@ -91,6 +91,14 @@ int virtq_validate(const struct virtq *q);
  */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
+/*
+ * Give back the chain virtq_pop() just returned, unanswered: the next pop
+ * returns the same avail entry again (read afresh from the ring). A rate
+ * limiter uses it so a throttled request stays in the guest's ring, in order,
+ * and a snapshot meanwhile holds nothing half-taken.
+ */
+void virtq_unpop(struct virtq *q);
+
 /* Return a chain to the driver with `written` bytes written into its writable buffers. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 

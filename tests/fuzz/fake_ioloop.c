@@ -100,3 +100,27 @@ void fake_loop_fd_ready(struct io_loop *loop)
 	loop->armed = 0;
 	loop->fd_cb(loop->fd_arg, revents);
 }
+
+int io_loop_timer(struct io_loop *loop, void (*cb)(void *arg), void *arg)
+{
+	FZ_CHECK(!loop->has_timer);
+	loop->has_timer = true;
+	loop->timer_cb = cb;
+	loop->timer_arg = arg;
+	loop->timer_ns = 0;
+	return 0;
+}
+
+void io_loop_timer_set(struct io_loop *loop, int id, uint64_t ns)
+{
+	FZ_CHECK(loop->has_timer && id == 0);
+	loop->timer_ns = ns;
+}
+
+void fake_loop_fire_timer(struct io_loop *loop)
+{
+	if (!loop->has_timer || !loop->timer_ns)
+		return;
+	loop->timer_ns = 0;
+	loop->timer_cb(loop->timer_arg);
+}

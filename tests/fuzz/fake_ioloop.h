@@ -11,7 +11,7 @@
 
 /*
  * Implements the part of io/ioloop.h the devices use (io_loop_submit,
- * io_loop_call, io_loop_watch_fd, io_loop_arm); a harness links this file
+ * io_loop_call, io_loop_watch_fd, io_loop_arm, io_loop_timer, io_loop_timer_set); a harness links this file
  * instead of io/loop.c. Nothing happens behind the harness's back:
  *   - io_loop_submit() queues the request; fake_loop_complete() finishes it;
  *   - io_loop_call() runs fn at once, then completes every queued request
@@ -31,6 +31,11 @@ struct io_loop {
 	void (*fd_cb)(void *arg, short revents);
 	void *fd_arg;
 	short armed;
+	/* The timer (one at most): set by io_loop_timer_set(), fires only from fake_loop_fire_timer(). */
+	bool has_timer;
+	void (*timer_cb)(void *arg);
+	void *timer_arg;
+	uint64_t timer_ns;              /* 0: not set */
 };
 
 /* A zeroed loop with perform() set; fake_loop_free() completes what is still queued. */
@@ -44,6 +49,9 @@ void fake_loop_free(struct io_loop *loop);
  */
 void fake_loop_complete(struct io_loop *loop, int i, int64_t override);
 void fake_loop_complete_all(struct io_loop *loop);
+
+/* If the timer is set, clear it and call back (as if its time had come). */
+void fake_loop_fire_timer(struct io_loop *loop);
 
 /* Poll the watched fd for the armed events; if any is ready, disarm and call back as the loop does. */
 void fake_loop_fd_ready(struct io_loop *loop);

@@ -34,6 +34,8 @@ enum op {
 	OP_ACTIVATE,      /* DRIVER_OK again after a reset */
 	OP_SUBMIT_FAIL,   /* u8 bit 0: io_loop_submit() fails from now on */
 	OP_CONFIG_READ,   /* u8 offset, u8 len */
+	OP_LIMIT,         /* 2 x (u8 size, u8 burst): bytes (x512) and requests limits (PATCH /vm/disks/ID) */
+	OP_TIMER,         /* the limiter's timer fires */
 	OP_COUNT
 };
 
@@ -98,6 +100,19 @@ static int64_t perform(struct io_loop *loop, struct io_request *req)
 	}
 	FZ_CHECK(!"unknown op");
 	return -EINVAL;
+}
+
+/*
+ * Rate limits from the input: tiny buckets that never refill within a run (one-hour refill), so what
+ * passes depends on the input alone; size 0 lifts a limit.
+ */
+static struct tb_config fz_limit(struct fz *f)
+{
+	uint8_t size = fz_u8(f), burst = fz_u8(f);
+
+	if (size % 4 == 0)
+		return (struct tb_config){ 0 };
+	return (struct tb_config){ .size = size, .refill_ms = TB_MAX_REFILL_MS, .burst = burst };
 }
 
 static void setup_queue(struct rig *r)
@@ -199,6 +214,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case OP_SUBMIT_FAIL:
 			loop->fail_submit = fz_u8(&f) & 1;
+			break;
+		case OP_LIMIT: {
+			struct rl_config c = { .bytes = fz_limit(&f), .ops = fz_limit(&f) };
+
+			c.bytes.size *= 512;
+			c.bytes.burst *= 512;
+			FZ_CHECK(blk_set_limits(b, &c) == 0);
+			break;
+		}
+		case OP_TIMER:
+			fake_loop_fire_timer(loop);
 			break;
 		case OP_CONFIG_READ: {
 			uint8_t off = fz_u8(&f);

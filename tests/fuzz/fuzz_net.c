@@ -42,6 +42,8 @@ enum op {
 	OP_RESET,         /* the driver resets the device */
 	OP_ACTIVATE,      /* u64 features: DRIVER_OK again after a reset */
 	OP_PURE,          /* the pure helpers on values from the input */
+	OP_LIMIT,         /* 4 x (u8 size, u8 burst): rx bytes, rx frames, tx bytes, tx frames (PATCH /vm/nets/ID) */
+	OP_TIMER,         /* the limiters' timer fires */
 	OP_COUNT
 };
 
@@ -164,6 +166,19 @@ static void pure_checks(struct fz *f)
 	}
 }
 
+/*
+ * Rate limits from the input: tiny buckets that never refill within a run (one-hour refill), so what
+ * passes depends on the input alone; size 0 lifts a limit.
+ */
+static struct tb_config fz_limit(struct fz *f)
+{
+	uint8_t size = fz_u8(f), burst = fz_u8(f);
+
+	if (size % 4 == 0)
+		return (struct tb_config){ 0 };
+	return (struct tb_config){ .size = size, .refill_ms = TB_MAX_REFILL_MS, .burst = burst };
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const gpa_t starts[2] = { 0, REGION_SIZE };
@@ -275,6 +290,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case OP_PURE:
 			pure_checks(&f);
+			break;
+		case OP_LIMIT: {
+			struct rl_config rx = { .bytes = fz_limit(&f), .ops = fz_limit(&f) };
+			struct rl_config tx = { .bytes = fz_limit(&f), .ops = fz_limit(&f) };
+
+			FZ_CHECK(net_set_limits(n, &rx, &tx) == 0);
+			break;
+		}
+		case OP_TIMER:
+			fake_loop_fire_timer(loop);
 			break;
 		}
 	}

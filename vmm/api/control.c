@@ -34,6 +34,69 @@ static void disk_name(char *buf, size_t len, int i)
 	snprintf(buf, len, "vd%c", 'a' + i);
 }
 
+/* A configured limit in the command line's syntax, null without one (GET /vm). */
+static void limit_str(json_object *o, const char *key, const struct tb_config *c)
+{
+	char spec[80];
+
+	format_limit(c, spec, sizeof(spec));
+	json_object_object_add(o, key, c->size ? json_object_new_string(spec) : NULL);
+}
+
+/* One bucket: null without a limit, else its configuration and its level now. */
+static json_object *bucket_json(const struct token_bucket *b)
+{
+	if (!b->cfg.size)
+		return NULL;
+	json_object *o = json_object_new_object();
+	char spec[80];
+	format_limit(&b->cfg, spec, sizeof(spec));
+	json_object_object_add(o, "limit", json_object_new_string(spec));
+	put_u64(o, "size", b->cfg.size);
+	put_u64(o, "refill_ms", b->cfg.refill_ms);
+	put_u64(o, "burst", b->cfg.burst);
+	put_u64(o, "level", b->level);
+	put_u64(o, "burst_left", b->burst_left);
+	return o;
+}
+
+/* The limits of disk i (GET/PATCH /vm/disks/vdX, /metrics). */
+static json_object *disk_limits_json(struct vmm *vmm, int i)
+{
+	struct rate_limiter rl = { 0 };
+	json_object *o = json_object_new_object();
+	char name[16];
+
+	if (vmm->vdevs.disks[i].blk)
+		blk_get_limits(vmm->vdevs.disks[i].blk, &rl);
+	disk_name(name, sizeof(name), i);
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "bw", bucket_json(&rl.bytes));
+	json_object_object_add(o, "iops", bucket_json(&rl.ops));
+	put_u64(o, "throttled", rl.throttled);
+	return o;
+}
+
+/* The limits of NIC i (GET/PATCH /vm/nets/ethN, /metrics). */
+static json_object *net_limits_json(struct vmm *vmm, int i)
+{
+	struct rate_limiter rx = { 0 }, tx = { 0 };
+	json_object *o = json_object_new_object();
+	char name[16];
+
+	if (vmm->vdevs.nics[i].net)
+		net_get_limits(vmm->vdevs.nics[i].net, &rx, &tx);
+	snprintf(name, sizeof(name), "eth%d", i);
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "rx_bw", bucket_json(&rx.bytes));
+	json_object_object_add(o, "rx_pps", bucket_json(&rx.ops));
+	json_object_object_add(o, "tx_bw", bucket_json(&tx.bytes));
+	json_object_object_add(o, "tx_pps", bucket_json(&tx.ops));
+	put_u64(o, "rx_throttled", rx.throttled);
+	put_u64(o, "tx_throttled", tx.throttled);
+	return o;
+}
+
 static json_object *config_json(const struct vmm *vmm)
 {
 	const struct vmm_config *c = &vmm->cfg;
@@ -56,6 +119,8 @@ static json_object *config_json(const struct vmm *vmm)
 		json_object_object_add(d, "ro", json_object_new_boolean(v->cfg->ro));
 		json_object_object_add(d, "direct", json_object_new_boolean(v->cfg->direct));
 		put_u64(d, "size", v->size);
+		limit_str(d, "bw", &v->cfg->limit.bytes);
+		limit_str(d, "iops", &v->cfg->limit.ops);
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -69,6 +134,10 @@ static json_object *config_json(const struct vmm *vmm)
 		json_object_object_add(n, "name", json_object_new_string(name));
 		json_object_object_add(n, "tap", json_object_new_string(v->cfg->tap));
 		json_object_object_add(n, "mac", json_object_new_string(mac));
+		limit_str(n, "rx_bw", &v->cfg->rx.bytes);
+		limit_str(n, "rx_pps", &v->cfg->rx.ops);
+		limit_str(n, "tx_bw", &v->cfg->tx.bytes);
+		limit_str(n, "tx_pps", &v->cfg->tx.ops);
 		json_object_array_add(nets, n);
 	}
 	json_object_object_add(o, "nets", nets);
@@ -126,6 +195,7 @@ static char *metrics_body(struct control *ctl)
 		put_u64(d, "write_bytes", st.write_bytes);
 		put_u64(d, "flushes", st.flushes);
 		put_u64(d, "errors", st.errors);
+		json_object_object_add(d, "limits", disk_limits_json(vmm, i));
 		json_object_object_add(devs, name, d);
 	}
 	for (int i = 0; i < vmm->vdevs.nr_nics; i++) {
@@ -141,6 +211,7 @@ static char *metrics_body(struct control *ctl)
 		put_u64(n, "tx_frames", st.tx_frames);
 		put_u64(n, "tx_bytes", st.tx_bytes);
 		put_u64(n, "tx_dropped", st.tx_dropped);
+		json_object_object_add(n, "limits", net_limits_json(vmm, i));
 		json_object_object_add(devs, name, n);
 	}
 	json_object_object_add(o, "devices", devs);
@@ -393,6 +464,154 @@ static void post_working_set(struct control *ctl, const struct api_request *req,
 	resp->body = take_json(o);
 }
 
+/*
+ * One limit of a PATCH body: a string in the command line's syntax
+ * (parse_limit), a whole number (per second), or null / 0 (no limit).
+ * Returns 0, or -EINVAL with the reason in why[].
+ */
+static int limit_value(json_object *v, const char *key, bool bytes, struct tb_config *out, char *why,
+		       size_t why_len)
+{
+	char buf[64];
+	const char *s;
+
+	if (!v || json_object_is_type(v, json_type_null)) {
+		*out = (struct tb_config){ 0 };
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+		if (n < 0 || (uint64_t)n > TB_MAX_TOKENS) {
+			snprintf(why, why_len, "\"%s\" must be 0 to %llu per second, a string (%s) or null", key,
+				 TB_MAX_TOKENS, LIMIT_SYNTAX);
+			return -EINVAL;
+		}
+		*out = (struct tb_config){ .size = (uint64_t)n, .refill_ms = n ? TB_DEFAULT_REFILL_MS : 0 };
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		/* A \u0000 inside would cut the C string short: refused, not half-read. */
+		if (strlen(s) == (size_t)json_object_get_string_len(v) && parse_limit(s, strlen(s), bytes, out) == 0)
+			return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", json_object_get_string(v));
+	snprintf(why, why_len, "\"%s\": bad limit '%s' (%s%s, or null)", key, buf, LIMIT_SYNTAX,
+		 bytes ? "" : "; plain numbers, no suffix");
+	return -EINVAL;
+}
+
+/* What a PATCH may set on a device: the keys, whether each counts bytes, where it goes. */
+struct limit_keys {
+	const char *const *names;
+	const bool *bytes;
+	struct tb_config *const *dst;
+	int n;
+};
+
+/*
+ * Apply the body's keys (each one of lk's names) over the current limits in
+ * *dst. 0, or -EINVAL with a 400 in resp.
+ */
+static int patch_limits(const struct api_request *req, const char *route, const struct limit_keys *lk,
+			struct api_response *resp)
+{
+	char why[300] = "";
+	json_object *o = object_body(req, route, "{\"bw\": \"10M\"}", resp);
+
+	if (!o)
+		return -EINVAL;
+	json_object_object_foreach(o, key, val) {
+		int i;
+		for (i = 0; i < lk->n && strcmp(lk->names[i], key); i++)
+			;
+		if (i == lk->n) {
+			snprintf(why, sizeof(why), "unknown key \"%s\" (use %s%s%s%s%s%s%s)", key, lk->names[0],
+				 lk->n > 1 ? ", " : "", lk->n > 1 ? lk->names[1] : "", lk->n > 2 ? ", " : "",
+				 lk->n > 2 ? lk->names[2] : "", lk->n > 3 ? ", " : "", lk->n > 3 ? lk->names[3] : "");
+			break;
+		}
+		if (limit_value(val, key, lk->bytes[i], lk->dst[i], why, sizeof(why)) < 0)
+			break;
+	}
+	json_object_put(o);
+	if (why[0]) {
+		resp->status = 400;
+		resp->body = api_error_body("%s: %s", route, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* GET or PATCH /vm/disks/vdX and /vm/nets/ethN: a device's rate limits. */
+static void device_limits(struct control *ctl, const struct api_request *req, struct api_response *resp)
+{
+	struct vmm *vmm = ctl->vmm;
+	bool disk = !strncmp(req->path, "/vm/disks/", 10);
+	const char *id = req->path + (disk ? 10 : 9);
+	int count = disk ? vmm->vdevs.nr_disks : vmm->vdevs.nr_nics, idx = -1;
+	char route[64], name[16];
+
+	for (int i = 0; i < count; i++) {
+		if (disk)
+			disk_name(name, sizeof(name), i);
+		else
+			snprintf(name, sizeof(name), "eth%d", i);
+		if (!strcmp(name, id))
+			idx = i;
+	}
+	if (idx < 0) {
+		resp->status = 404;
+		resp->body = api_error_body("%s: no such %s (%s)", req->path, disk ? "disk" : "NIC",
+					    disk ? "disks are vda, vdb, ... in --disk order" : "NICs are eth0, eth1, ... in --net order");
+		return;
+	}
+	if (strcmp(req->method, "GET") && strcmp(req->method, "PATCH")) {
+		resp->status = 405;
+		resp->allow = "GET, PATCH";
+		resp->body = api_error_body("%s %s: method not allowed (use GET or PATCH)", req->method, req->path);
+		return;
+	}
+	snprintf(route, sizeof(route), "PATCH %s", req->path);
+	if (!strcmp(req->method, "PATCH")) {
+		int ret;
+		if (disk) {
+			struct disk_config *dc = &vmm->cfg.disks[idx];
+			struct rl_config c = dc->limit;
+			static const char *const names[] = { "bw", "iops" };
+			static const bool bytes[] = { true, false };
+			struct tb_config *const dst[] = { &c.bytes, &c.ops };
+			struct limit_keys lk = { names, bytes, dst, 2 };
+			if (patch_limits(req, route, &lk, resp) < 0)
+				return;
+			ret = vmm->vdevs.disks[idx].blk ? blk_set_limits(vmm->vdevs.disks[idx].blk, &c) : 0;
+			if (ret == 0)
+				dc->limit = c;
+		} else {
+			struct net_config *nc = &vmm->cfg.nics[idx];
+			struct rl_config rx = nc->rx, tx = nc->tx;
+			static const char *const names[] = { "rx_bw", "rx_pps", "tx_bw", "tx_pps" };
+			static const bool bytes[] = { true, false, true, false };
+			struct tb_config *const dst[] = { &rx.bytes, &rx.ops, &tx.bytes, &tx.ops };
+			struct limit_keys lk = { names, bytes, dst, 4 };
+			if (patch_limits(req, route, &lk, resp) < 0)
+				return;
+			ret = vmm->vdevs.nics[idx].net ? net_set_limits(vmm->vdevs.nics[idx].net, &rx, &tx) : 0;
+			if (ret == 0) {
+				nc->rx = rx;
+				nc->tx = tx;
+			}
+		}
+		if (ret < 0) {
+			resp->status = 400;
+			resp->body = api_error_body("%s: %s", route, err_msg());
+			return;
+		}
+	}
+	resp->status = 200;
+	resp->body = take_json(disk ? disk_limits_json(vmm, idx) : net_limits_json(vmm, idx));
+}
+
 static const struct route routes[] = {
 	{ "/vm", "GET", get_vm },
 	{ "/metrics", "GET", get_metrics },
@@ -408,6 +627,10 @@ void control_handle(void *ctx, const struct api_request *req, struct api_respons
 {
 	struct control *ctl = ctx;
 
+	if (!strncmp(req->path, "/vm/disks/", 10) || !strncmp(req->path, "/vm/nets/", 9)) {
+		device_limits(ctl, req, resp);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, req->path))
 			continue;

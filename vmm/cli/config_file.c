@@ -123,8 +123,9 @@ static int add_opt(const char *name, const char *key, char *buf, size_t size, co
 static int list_entry(const char *name, const char *key, struct json_object *o, bool disk, char *buf,
 		      size_t size)
 {
-	static const char *const disk_keys[] = { "path", "ro", "direct", "id", "overlay", NULL };
-	static const char *const net_keys[] = { "tap", "mac", NULL };
+	/* The rate limits last: from index 5 (disks) and 2 (NICs). */
+	static const char *const disk_keys[] = { "path", "ro", "direct", "id", "overlay", "bw", "iops", NULL };
+	static const char *const net_keys[] = { "tap", "mac", "rx_bw", "rx_pps", "tx_bw", "tx_pps", NULL };
 	const char *const *keys = disk ? disk_keys : net_keys;
 	char sub[64];
 	const char *s;
@@ -148,7 +149,8 @@ static int list_entry(const char *name, const char *key, struct json_object *o, 
 			;
 		if (!keys[i])
 			return err_set(EINVAL, "%s: %s: unknown key '%s' (%s)", name, key, k,
-				       disk ? "path, ro, direct, id, overlay" : "tap, mac");
+				       disk ? "path, ro, direct, id, overlay, bw, iops"
+					    : "tap, mac, rx_bw, rx_pps, tx_bw, tx_pps");
 		(void)v;
 	}
 	/* In the order of the command line: the path or tap first. */
@@ -172,6 +174,17 @@ static int list_entry(const char *name, const char *key, struct json_object *o, 
 			if (!json_object_is_type(val, json_type_boolean))
 				return wrong_type(name, sub, val, "true, false or a file name");
 			if (json_object_get_boolean(val) && (ret = add_opt(name, sub, buf, size, keys[i], NULL)) < 0)
+				return ret;
+			continue;
+		}
+		/* A rate limit may also be a number: that many per second (0: no limit). */
+		if (json_object_is_type(val, json_type_int) && i >= (disk ? 5 : 2)) {
+			char num[24];
+			int64_t per_s = json_object_get_int64(val);
+			if (per_s < 0)
+				return wrong_type(name, sub, val, "a limit (\"" LIMIT_SYNTAX "\") or a number per second");
+			snprintf(num, sizeof(num), "%lld", (long long)per_s);
+			if ((ret = add_opt(name, sub, buf, size, keys[i], num)) < 0)
 				return ret;
 			continue;
 		}

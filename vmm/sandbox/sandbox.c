@@ -96,6 +96,7 @@ static const int io_extra[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(io_uring_enter), SCMP_SYS(preadv), SCMP_SYS(pwritev),
 	SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(fdatasync), SCMP_SYS(fsync),
 	SCMP_SYS(fallocate), SCMP_SYS(close),
+	SCMP_SYS(timerfd_settime),      /* a rate limiter's wait (io/ioloop.h io_loop_timer_set) */
 };
 static const int console_extra[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };
 

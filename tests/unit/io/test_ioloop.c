@@ -617,3 +617,81 @@ Test(ioloop_uring, no_lockdown_no_uring)
 	unsetenv(IO_LOOP_TEST_NO_LOCKDOWN_ENV);
 }
 #endif
+
+/* ---- timers (io_loop_timer): one shot, replaced, cancelled, on the I/O thread ---- */
+
+struct timer_ctx {
+	struct io_loop *loop;
+	int id[2];
+	atomic_int fired[2];
+	atomic_bool on_loop_thread;
+	uint64_t set_ns[2];
+};
+
+static void timer_cb0(void *arg)
+{
+	struct timer_ctx *t = arg;
+	/* io_loop_call() from the callback runs at once only on the I/O thread itself. */
+	atomic_store(&t->on_loop_thread, true);
+	atomic_fetch_add(&t->fired[0], 1);
+}
+
+static void timer_cb1(void *arg)
+{
+	struct timer_ctx *t = arg;
+	atomic_fetch_add(&t->fired[1], 1);
+}
+
+/* (io) Set both timers; UINT64_MAX leaves one as it is. */
+static void timer_set_both(void *arg)
+{
+	struct timer_ctx *t = arg;
+	for (int i = 0; i < 2; i++)
+		if (t->set_ns[i] != UINT64_MAX)
+			io_loop_timer_set(t->loop, t->id[i], t->set_ns[i]);
+}
+
+static void test_timers(enum io_engine e)
+{
+	static struct timer_ctx t;
+
+	memset(&t, 0, sizeof(t));
+	if (io_loop_create(&t.loop, e) < 0)
+		cr_skip_test("io_uring unavailable here");
+	cr_assert_eq(t.id[0] = io_loop_timer(t.loop, timer_cb0, &t), 0);
+	cr_assert_eq(t.id[1] = io_loop_timer(t.loop, timer_cb1, &t), 1);
+	cr_assert_eq(io_loop_start(t.loop), 0);
+	cr_assert_eq(io_loop_timer(t.loop, timer_cb0, &t), -EBUSY, "timers are made before the start");
+
+	/* Timer 0 in 30 ms; timer 1 set to 20 ms, then cancelled: only timer 0 fires, once. */
+	t.set_ns[0] = 30000000;
+	t.set_ns[1] = 20000000;
+	io_loop_call(t.loop, timer_set_both, &t);
+	t.set_ns[0] = 30000000;
+	t.set_ns[1] = 0;
+	io_loop_call(t.loop, timer_set_both, &t);
+	for (int i = 0; i < 2000 && !atomic_load(&t.fired[0]); i++)
+		usleep(1000);
+	usleep(100000);
+	cr_assert_eq(atomic_load(&t.fired[0]), 1, "one shot");
+	cr_assert_eq(atomic_load(&t.fired[1]), 0, "a cancelled timer never fires");
+	cr_assert(atomic_load(&t.on_loop_thread));
+
+	/* Re-set: a later time replaces an earlier one; it fires again. */
+	t.set_ns[0] = 1000000;
+	t.set_ns[1] = 1;
+	io_loop_call(t.loop, timer_set_both, &t);
+	t.set_ns[0] = 80000000;
+	t.set_ns[1] = UINT64_MAX;
+	io_loop_call(t.loop, timer_set_both, &t);
+	usleep(40000);
+	cr_assert_eq(atomic_load(&t.fired[0]), 1, "the 1 ms setting was replaced by 80 ms");
+	for (int i = 0; i < 2000 && atomic_load(&t.fired[0]) < 2; i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&t.fired[0]), 2);
+	cr_assert_eq(atomic_load(&t.fired[1]), 1, "1 ns: fires at once");
+	io_loop_destroy(t.loop);
+}
+
+Test(ioloop_uring, timers, .timeout = 20) { test_timers(IO_ENGINE_URING); }
+Test(ioloop_sync, timers, .timeout = 20) { test_timers(IO_ENGINE_SYNC); }

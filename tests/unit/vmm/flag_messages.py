@@ -70,13 +70,20 @@ def main(argv):
             (["--kernel", good, "--disk", f"{big},overlay={link}"],
              f"--disk {big},overlay={link}: the overlay is a symbolic link (refused)"),
         ]
-        for args, want in cases:
+        # Bad option values are usage errors: exit status 2, as for any bad option.
+        cases = [(args, want, 1) for args, want in cases] + [
+            (["--kernel", good, "--disk", f"{big},bw=fast"],
+             f"--disk {big},bw=fast: bad bw= 'fast' (SIZE[/MS][+BURST]", 2),
+            (["--kernel", good, "--disk", f"{big},iops=1K"], f"--disk {big},iops=1K: bad iops= '1K'", 2),
+            (["--kernel", good, "--net", "tap=t0,rx_bw=1M/0"], "--net tap=t0,rx_bw=1M/0: bad rx_bw= '1M/0'", 2),
+        ]
+        for args, want, status in cases:
             p = subprocess.run([microvm] + args, capture_output=True, text=True, timeout=60)
             errors = [line[len("microvm: error: "):] for line in p.stderr.splitlines()
                       if line.startswith("microvm: error: ")]
             shown = " ".join(a if len(a) < 40 else a[:20] + "..." for a in args)
-            if p.returncode != 1 or len(errors) != 1 or not errors[0].startswith(want):
-                print(f"FAIL: microvm {shown}: exit {p.returncode}, want 1 and an error line "
+            if p.returncode != status or len(errors) != 1 or not errors[0].startswith(want):
+                print(f"FAIL: microvm {shown}: exit {p.returncode}, want {status} and an error line "
                       f"starting '{want}'; stderr:\n{p.stderr}")
                 failed += 1
             else:

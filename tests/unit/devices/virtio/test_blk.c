@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "devices/virtio/blk.h"
 #include "base/err.h"
@@ -846,3 +847,104 @@ static void test_soak(enum io_engine e)
 Test(blk_soak, uring, .timeout = 120) { test_soak(IO_ENGINE_URING); }
 Test(blk_soak, sync, .timeout = 120) { test_soak(IO_ENGINE_SYNC); }
 #endif
+
+/* ---- rate limits: requests wait in the ring, in order, on the I/O thread's timer ---- */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint16_t used_id(struct rig *r, int i)
+{
+	uint32_t id;
+	memcpy(&id, r->ram + USED_GPA + 4 + 8 * (i % QSIZE), 4);
+	return (uint16_t)id;
+}
+
+static void test_throttle_order(enum io_engine e)
+{
+	struct rig r;
+	struct rl_config one = { .ops = { .size = 1, .refill_ms = 100 } };
+
+	if (!rig_setup(&r, e, false))
+		cr_skip_test("io_uring unavailable here");
+	cr_assert_eq(blk_set_limits(r.blk, &one), 0);
+	/* write, write, flush, write: one request each 100 ms, answered in ring order. */
+	double t0 = mono_s();
+	add_req(&r, 0, VIRTIO_BLK_T_OUT, 0, 4096);
+	add_req(&r, 1, VIRTIO_BLK_T_OUT, 8, 4096);
+	add_req(&r, 2, VIRTIO_BLK_T_FLUSH, 0, 0);
+	add_req(&r, 3, VIRTIO_BLK_T_OUT, 16, 4096);
+	kick_and_wait(&r, 4);
+	double took = mono_s() - t0;
+	cr_assert_geq(took, 0.29, "three waits of 100 ms: took %.3f s", took);
+	for (int k = 0; k < 4; k++) {
+		cr_assert_eq(r.ram[STATUS_GPA + k], VIRTIO_BLK_S_OK);
+		cr_assert_eq(used_id(&r, k), 3 * k, "used entry %d is request %d", k, used_id(&r, k) / 3);
+	}
+	struct rate_limiter rl;
+	blk_get_limits(r.blk, &rl);
+	cr_assert_geq(rl.throttled, 3);
+	cr_assert_eq(rl.ops.cfg.size, 1);
+
+	/* Bytes: 8 KiB a second with 4 KiB requests: the third waits ~1/2 s; lifting the limit frees it at once. */
+	struct rl_config bytes = { .bytes = { .size = 8192, .refill_ms = 1000 } };
+	cr_assert_eq(blk_set_limits(r.blk, &bytes), 0);
+	for (int k = 0; k < 3; k++)
+		add_req(&r, k, VIRTIO_BLK_T_IN, 0, 4096);
+	io_loop_call(r.loop, kick_fn, &r);
+	for (int i = 0; i < 200 && used_idx(&r) != 6; i++)
+		usleep(1000);
+	usleep(50000);
+	cr_assert_eq(used_idx(&r), 6, "two reads fit the bucket, the third waits");
+	struct rl_config none = { 0 };
+	t0 = mono_s();
+	cr_assert_eq(blk_set_limits(r.blk, &none), 0, "as PATCH does");
+	for (int i = 0; i < 5000 && used_idx(&r) != 7; i++)
+		usleep(100);
+	cr_assert_eq(used_idx(&r), 7);
+	cr_assert_lt(mono_s() - t0, 0.3, "no limit: no wait");
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}
+
+Test(blk_limit_uring, order_and_flush, .timeout = 30) { test_throttle_order(IO_ENGINE_URING); }
+Test(blk_limit_sync, order_and_flush, .timeout = 30) { test_throttle_order(IO_ENGINE_SYNC); }
+
+/* A snapshot while requests wait: nothing is in flight, nothing is lost or answered twice. */
+static void test_throttle_freeze(enum io_engine e)
+{
+	struct rig r;
+	struct rl_config slow = { .ops = { .size = 1, .refill_ms = 3600000 } };
+
+	if (!rig_setup(&r, e, false))
+		cr_skip_test("io_uring unavailable here");
+	cr_assert_eq(blk_set_limits(r.blk, &slow), 0);
+	for (int k = 0; k < 3; k++)
+		add_req(&r, k, VIRTIO_BLK_T_OUT, (uint64_t)8 * k, 4096);
+	kick_and_wait(&r, 1);
+	cr_assert_eq(r.dev->ops->freeze(r.dev), 0);
+	cr_assert_eq(used_idx(&r), 1);
+	cr_assert_eq(r.dev->vq[0].last_avail, 1, "the waiting requests are still the guest's");
+	cr_assert_eq(r.ram[STATUS_GPA + 1], 0xff);
+	r.dev->ops->thaw(r.dev);
+	usleep(50000);
+	cr_assert_eq(used_idx(&r), 1, "still throttled after the thaw");
+	struct rl_config none = { 0 };
+	cr_assert_eq(blk_set_limits(r.blk, &none), 0);
+	for (int i = 0; i < 5000 && used_idx(&r) != 3; i++)
+		usleep(1000);
+	cr_assert_eq(used_idx(&r), 3);
+	for (int k = 0; k < 3; k++)
+		cr_assert_eq(used_id(&r, k), 3 * k);
+	struct blk_stats st;
+	blk_get_stats(r.blk, &st);
+	cr_assert_eq(st.writes, 3, "each request once");
+	rig_teardown(&r);
+}
+
+Test(blk_limit_uring, freeze_while_throttled, .timeout = 30) { test_throttle_freeze(IO_ENGINE_URING); }
+Test(blk_limit_sync, freeze_while_throttled, .timeout = 30) { test_throttle_freeze(IO_ENGINE_SYNC); }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio/net.h"
@@ -930,3 +931,106 @@ Test(net_device, host_hangup)
 	cr_assert_eq(used_idx(&r, 0), 0);
 	rig_teardown(&r);
 }
+
+/* ---- rate limits ---- */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void test_limits(enum io_engine e)
+{
+	struct rig r;
+	uint8_t frame[100], got[2000];
+	struct virtio_net_hdr_v1 h = mkhdr(0, 0, 0, 0, 0);
+	struct rl_config none = { 0 }, tx = { .ops = { .size = 2, .refill_ms = 200 } };
+
+	if (!rig_setup(&r, e, 0, BASIC))
+		cr_skip_test("io_uring unavailable here");
+	/* TX: two frames at once (the full bucket), then one per 100 ms, in order. */
+	cr_assert_eq(net_set_limits(r.net, &none, &tx), 0);
+	for (int i = 0; i < 5; i++) {
+		pattern(frame, sizeof(frame), (uint8_t)i);
+		tx_frame(&r, &h, frame, sizeof(frame));
+	}
+	double t0 = mono_s();
+	kick(&r, 1);
+	settle(&r);
+	cr_assert_eq(used_idx(&r, 1), 2, "the bucket's two frames, the rest wait in the ring");
+	wait_used(&r, 1, 5);
+	double took = mono_s() - t0;
+	cr_assert_geq(took, 0.29, "three frames at 10 a second: %.3f s", took);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(host_recv(&r, got, sizeof(got)), 12 + 100);
+		pattern(frame, sizeof(frame), (uint8_t)i);
+		cr_assert_eq(memcmp(got + 12, frame, 100), 0, "frame %d in order", i);
+	}
+	struct rate_limiter rrx, rtx;
+	net_get_limits(r.net, &rrx, &rtx);
+	cr_assert_geq(rtx.throttled, 3);
+	cr_assert_eq(rrx.throttled, 0);
+
+	/* RX: 100 bytes a second, 100-byte frames: one at once, the next waits; lifting the limit delivers it. */
+	struct rl_config rx = { .bytes = { .size = 100, .refill_ms = 1000 } };
+	cr_assert_eq(net_set_limits(r.net, &rx, &none), 0);
+	for (int i = 0; i < 3; i++)
+		rx_post(&r, 2048);
+	kick(&r, 0);
+	pattern(frame, sizeof(frame), 7);
+	host_send(&r, &h, frame, sizeof(frame));
+	host_send(&r, &h, frame, sizeof(frame));
+	wait_used(&r, 0, 1);
+	settle(&r);
+	cr_assert_eq(used_idx(&r, 0), 1, "the second frame waits for tokens");
+	cr_assert_eq(net_set_limits(r.net, &none, &none), 0, "as PATCH does");
+	wait_used(&r, 0, 2);
+	net_get_limits(r.net, &rrx, &rtx);
+	cr_assert_eq(rrx.bytes.cfg.size, 0);
+	struct net_stats st;
+	net_get_stats(r.net, &st);
+	cr_assert_eq(st.rx_frames, 2);
+	cr_assert_eq(st.rx_dropped, 0);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}
+
+Test(net_limit, uring, .timeout = 30) { test_limits(IO_ENGINE_URING); }
+Test(net_limit, sync, .timeout = 30) { test_limits(IO_ENGINE_SYNC); }
+
+/* One timer serves both directions: a long TX wait must not delay a short RX wait set before it. */
+static void test_limits_share_the_timer(enum io_engine e)
+{
+	struct rig r;
+	uint8_t frame[100];
+	struct virtio_net_hdr_v1 h = mkhdr(0, 0, 0, 0, 0);
+	struct rl_config rx = { .ops = { .size = 1, .refill_ms = 1000 } };
+	struct rl_config tx = { .ops = { .size = 1, .refill_ms = 3600000 } };
+
+	if (!rig_setup(&r, e, 0, BASIC))
+		cr_skip_test("io_uring unavailable here");
+	cr_assert_eq(net_set_limits(r.net, &rx, &tx), 0);
+	for (int i = 0; i < 2; i++)
+		rx_post(&r, 2048);
+	kick(&r, 0);
+	pattern(frame, sizeof(frame), 3);
+	host_send(&r, &h, frame, sizeof(frame));
+	host_send(&r, &h, frame, sizeof(frame));
+	wait_used(&r, 0, 1);
+	/* RX now waits ~1 s; TX's second frame would wait an hour. */
+	double t0 = mono_s();
+	tx_frame(&r, &h, frame, sizeof(frame));
+	tx_frame(&r, &h, frame, sizeof(frame));
+	kick(&r, 1);
+	wait_used(&r, 1, 1);
+	wait_used(&r, 0, 2);
+	cr_assert_lt(mono_s() - t0, 3.0, "the RX frame came after its own wait");
+	settle(&r);
+	cr_assert_eq(used_idx(&r, 1), 1, "the TX frame still waits");
+	rig_teardown(&r);
+}
+
+Test(net_limit, shared_timer_uring, .timeout = 30) { test_limits_share_the_timer(IO_ENGINE_URING); }
+Test(net_limit, shared_timer_sync, .timeout = 30) { test_limits_share_the_timer(IO_ENGINE_SYNC); }

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "vmm/api/control.h"
 #include "base/exit_codes.h"
@@ -178,4 +180,119 @@ Test(control, snapshot_body_and_state)
 	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
 	cr_assert_str_eq(str(o, "state"), "paused");
 	json_object_put(o);
+}
+
+/* ---- GET/PATCH /vm/disks/ID and /vm/nets/ID: rate limits on real devices (an I/O loop not started) ---- */
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+	cr_assert(json_object_object_get_ex(o, key, &v), "no '%s' in %s", key, json_object_to_json_string(o));
+	return v;
+}
+
+static uint64_t u64(json_object *o, const char *key)
+{
+	return (uint64_t)json_object_get_int64(member(o, key));
+}
+
+Test(control, device_limits)
+{
+	struct io_loop *loop;
+	char tmpl[] = "/tmp/microvm-ctl-XXXXXX";
+	int fd = mkstemp(tmpl), sv[2];
+	json_object *o;
+	const char *allow = NULL;
+
+	cr_assert_geq(fd, 0);
+	unlink(tmpl);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+	cr_assert_eq(io_loop_create(&loop, IO_ENGINE_SYNC), 0);
+	struct blk_disk bd = { .sectors = 2048, .id = "d" };
+	int file = io_loop_register_file(loop, fd);
+	cr_assert_eq(blk_create(&vmm.vdevs.disks[0].blk, &bd, &(struct disk_backend){ .loop = loop, .file = file }), 0);
+	vmm.vdevs.disks[0].cfg = &vmm.cfg.disks[0];
+	vmm.cfg.nr_disks = vmm.vdevs.nr_disks = 1;
+	struct net_backend be = { .fd = sv[0], .name = "t" };
+	cr_assert_eq(net_create(&vmm.vdevs.nics[0].net, &be, loop), 0);
+	vmm.vdevs.nics[0].cfg = &vmm.cfg.nics[0];
+	vmm.cfg.nr_nics = vmm.vdevs.nr_nics = 1;
+
+	cr_assert_eq(call("GET", "/vm/disks/vda", NULL, &o, NULL), 200);
+	cr_assert_str_eq(str(o, "name"), "vda");
+	cr_assert(json_object_is_type(member(o, "bw"), json_type_null), "no limit by default");
+	json_object_put(o);
+
+	cr_assert_eq(call("PATCH", "/vm/disks/vda", "{\"bw\": \"10M+1M\", \"iops\": 500}", &o, NULL), 200);
+	json_object *bw = member(o, "bw"), *iops = member(o, "iops");
+	cr_assert_eq(u64(bw, "size"), 10 << 20);
+	cr_assert_eq(u64(bw, "refill_ms"), 1000);
+	cr_assert_eq(u64(bw, "burst"), 1 << 20);
+	cr_assert_eq(u64(bw, "level"), 10 << 20, "a new limit starts full");
+	cr_assert_str_eq(str(bw, "limit"), "10485760/1000+1048576");
+	cr_assert_eq(u64(iops, "size"), 500);
+	json_object_put(o);
+	cr_assert_eq(vmm.cfg.disks[0].limit.ops.size, 500);
+	cr_assert_eq(call("GET", "/vm", NULL, &o, NULL), 200);
+	json_object *d0 = json_object_array_get_idx(member(member(o, "config"), "disks"), 0);
+	cr_assert_str_eq(str(d0, "bw"), "10485760/1000+1048576", "GET /vm shows the new limits too");
+	cr_assert_str_eq(str(d0, "iops"), "500/1000");
+	json_object *n0 = json_object_array_get_idx(member(member(o, "config"), "nets"), 0);
+	cr_assert(json_object_is_type(member(n0, "tx_bw"), json_type_null));
+	json_object_put(o);
+
+	/* Only the keys given change; null lifts a limit. */
+	cr_assert_eq(call("PATCH", "/vm/disks/vda", "{\"iops\": null}", &o, NULL), 200);
+	cr_assert(json_object_is_type(member(o, "iops"), json_type_null));
+	cr_assert_eq(u64(member(o, "bw"), "size"), 10 << 20);
+	json_object_put(o);
+
+	/* Bad bodies change nothing. */
+	static const char *const bad[][2] = {
+		{ "{\"bw\": \"fast\"}", "bad limit 'fast'" },
+		{ "{\"bw\": -5}", "must be 0 to" },
+		{ "{\"iops\": \"1K\"}", "plain numbers" },
+		{ "{\"bw\": true}", "bad limit 'true'" },
+		{ "{\"rx_bw\": 1}", "unknown key \"rx_bw\" (use bw, iops)" },
+		{ "[1]", "the body must be a JSON object" },
+		{ "{\"bw\": \"1M\", \"iops\": \"x\"}", "\"iops\": bad limit" },
+		{ "{\"bw\": \"1M\\u0000junk\"}", "\"bw\": bad limit" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(call("PATCH", "/vm/disks/vda", bad[i][0], &o, NULL), 400, "%s", bad[i][0]);
+		cr_assert(strstr(str(o, "error"), bad[i][1]), "%s: %s", bad[i][0], str(o, "error"));
+		json_object_put(o);
+	}
+	cr_assert_eq(vmm.cfg.disks[0].limit.bytes.size, 10 << 20);
+	cr_assert_eq(vmm.cfg.disks[0].limit.ops.size, 0);
+
+	cr_assert_eq(call("PATCH", "/vm/nets/eth0", "{\"tx_bw\": \"1M/100\", \"rx_pps\": 1000}", &o, NULL), 200);
+	cr_assert_eq(u64(member(o, "tx_bw"), "refill_ms"), 100);
+	cr_assert_eq(u64(member(o, "rx_pps"), "size"), 1000);
+	cr_assert(json_object_is_type(member(o, "tx_pps"), json_type_null));
+	cr_assert_eq(u64(o, "rx_throttled"), 0);
+	json_object_put(o);
+
+	cr_assert_eq(call("GET", "/metrics", NULL, &o, NULL), 200);
+	json_object *devs = member(o, "devices");
+	cr_assert_eq(u64(member(member(member(devs, "vda"), "limits"), "bw"), "size"), 10 << 20);
+	cr_assert_eq(u64(member(member(member(devs, "eth0"), "limits"), "rx_pps"), "size"), 1000);
+	json_object_put(o);
+
+	cr_assert_eq(call("GET", "/vm/disks/vdb", NULL, &o, NULL), 404);
+	cr_assert(strstr(str(o, "error"), "no such disk"));
+	json_object_put(o);
+	cr_assert_eq(call("PATCH", "/vm/nets/eth1", "{}", &o, NULL), 404);
+	json_object_put(o);
+	cr_assert_eq(call("POST", "/vm/disks/vda", "{}", &o, &allow), 405);
+	cr_assert_str_eq(allow, "GET, PATCH");
+	json_object_put(o);
+
+	io_loop_destroy(loop);
+	blk_destroy(vmm.vdevs.disks[0].blk);
+	net_destroy(vmm.vdevs.nics[0].net);
+	close(fd);
+	close(sv[0]);
+	close(sv[1]);
 }

@@ -617,3 +617,83 @@ Test(cli_host, kernel_still_required_otherwise)
 
 	cr_assert_lt(cli_parse(2, argv, &cfg, stdout), 0);
 }
+
+Test(cli, rate_limits)
+{
+	struct disk_config d;
+	struct net_config n;
+
+	cr_assert_eq(parse_disk("a.img,bw=10M,iops=1000/500+200", &d), 0, "%s", err_msg());
+	cr_assert_eq(d.limit.bytes.size, 10ULL << 20);
+	cr_assert_eq(d.limit.bytes.refill_ms, 1000);
+	cr_assert_eq(d.limit.bytes.burst, 0);
+	cr_assert_eq(d.limit.ops.size, 1000);
+	cr_assert_eq(d.limit.ops.refill_ms, 500);
+	cr_assert_eq(d.limit.ops.burst, 200);
+	cr_assert_eq(parse_disk("a.img,bw=1M/100+50M,ro", &d), 0, "%s", err_msg());
+	cr_assert_eq(d.limit.bytes.size, 1ULL << 20);
+	cr_assert_eq(d.limit.bytes.refill_ms, 100);
+	cr_assert_eq(d.limit.bytes.burst, 50ULL << 20);
+	cr_assert(d.ro);
+	cr_assert_eq(parse_disk("a.img,bw=0", &d), 0, "%s", err_msg());
+	cr_assert_eq(d.limit.bytes.size, 0, "0: no limit");
+	cr_assert_eq(parse_disk("a.img", &d), 0);
+	cr_assert_eq(d.limit.bytes.size | d.limit.ops.size, 0, "no limit by default");
+
+	cr_assert_eq(parse_net("rx_bw=2M,tap=t0,tx_pps=5000+1000,rx_pps=10/10,tx_bw=4G", &n), 0, "%s", err_msg());
+	cr_assert_str_eq(n.tap, "t0");
+	cr_assert_eq(n.rx.bytes.size, 2ULL << 20);
+	cr_assert_eq(n.rx.ops.size, 10);
+	cr_assert_eq(n.rx.ops.refill_ms, 10);
+	cr_assert_eq(n.tx.bytes.size, 4ULL << 30);
+	cr_assert_eq(n.tx.ops.size, 5000);
+	cr_assert_eq(n.tx.ops.burst, 1000);
+
+	/* format_limit() writes what parse_limit() reads. */
+	char buf[80];
+	struct tb_config back;
+	format_limit(&d.limit.bytes, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "0");
+	format_limit(&n.tx.ops, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "5000/1000+1000");
+	cr_assert_eq(parse_limit(buf, strlen(buf), false, &back), 0);
+	cr_assert_eq(memcmp(&back, &n.tx.ops, sizeof(back)), 0);
+}
+
+Test(cli, rate_limit_errors)
+{
+	static struct vmm_config cfg;
+	static struct {
+		char *flag, *val;
+		const char *msg;
+	} bad[] = {
+		{ "--disk", "a.img,bw=", "bad bw= ''" },
+		{ "--disk", "a.img,bw=fast", "bad bw= 'fast'" },
+		{ "--disk", "a.img,bw=-1", "bad bw=" },
+		{ "--disk", "a.img,bw=10M/0", "bad bw=" },
+		{ "--disk", "a.img,bw=10M/3600001", "bad bw=" },
+		{ "--disk", "a.img,bw=10M/", "bad bw=" },
+		{ "--disk", "a.img,bw=10M+", "bad bw=" },
+		{ "--disk", "a.img,bw=10M+5M/100", "bad bw=" },
+		{ "--disk", "a.img,bw=0+5M", "bad bw=" },
+		{ "--disk", "a.img,bw=0/100", "bad bw=" },
+		{ "--disk", "a.img,bw=99999999999999999999", "bad bw=" },
+		{ "--disk", "a.img,bw=5000000T", "bad bw=" },
+		{ "--disk", "a.img,bw=1M+5000000T", "bad bw=" },
+		{ "--disk", "a.img,bw=4611686018427387905", "bad bw=" },
+		{ "--disk", "a.img,iops=10K", "plain numbers, no suffix" },
+		{ "--disk", "a.img,iops=1.5", "bad iops=" },
+		{ "--disk", "a.img,bandwidth=1M", "unknown option 'bandwidth=1M'" },
+		{ "--net", "tap=t,rx_bw=1X", "bad rx_bw= '1X'" },
+		{ "--net", "tap=t,tx_pps=1M", "plain numbers, no suffix" },
+		{ "--net", "tap=t,rx-bw=1M", "unknown option 'rx-bw=1M'" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "microvm", "--kernel", "k", bad[i].flag, bad[i].val, NULL };
+		cr_assert_eq(parse(&cfg, 5, argv), -EINVAL, "%s '%s' accepted", bad[i].flag, bad[i].val);
+		cr_assert_not_null(strstr(err_msg(), bad[i].msg), "%s '%s': got '%s', want '%s'", bad[i].flag,
+				   bad[i].val, err_msg(), bad[i].msg);
+		cr_assert_null(strchr(err_msg(), '\n'), "one line: %s", err_msg());
+	}
+}

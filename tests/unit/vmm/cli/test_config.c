@@ -403,9 +403,9 @@ Test(config, unknown_keys)
 	REFUSED("vm.json: unknown key 'config'", "{\"kernel\": \"k\", \"config\": \"x.json\"}");
 	REFUSED("vm.json: unknown key 'io-engine'", "{\"kernel\": \"k\", \"io-engine\": \"sync\"}");
 	REFUSED("vm.json: unknown key 'verbose'", "{\"kernel\": \"k\", \"verbose\": true}");
-	REFUSED("vm.json: disks[1]: unknown key 'readonly' (path, ro, direct, id, overlay)",
+	REFUSED("vm.json: disks[1]: unknown key 'readonly' (path, ro, direct, id, overlay, bw, iops)",
 		"{\"kernel\": \"k\", \"disks\": [\"/a\", {\"path\": \"b\", \"readonly\": true}]}");
-	REFUSED("vm.json: nets[0]: unknown key 'name' (tap, mac)", "{\"kernel\": \"k\", \"nets\": [{\"name\": \"t\"}]}");
+	REFUSED("vm.json: nets[0]: unknown key 'name' (tap, mac, rx_bw, rx_pps, tx_bw, tx_pps)", "{\"kernel\": \"k\", \"nets\": [{\"name\": \"t\"}]}");
 }
 
 Test(config, wrong_types)
@@ -579,4 +579,26 @@ Test(config, strings_outlive_the_parse)
 	cr_assert_eq(c->nr_owned, 0);
 	config_free(c);   /* twice is harmless */
 	free(c);
+}
+
+Test(config, rate_limits)
+{
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/d\", \"bw\": \"10M+5M\", \"iops\": 300}],"
+			   " \"nets\": [{\"tap\": \"t\", \"rx_bw\": 1000000, \"tx_pps\": \"100/10\"}]}"), 0, "%s", err_msg());
+	cr_assert_eq(cfg.disks[0].limit.bytes.size, 10ULL << 20);
+	cr_assert_eq(cfg.disks[0].limit.bytes.burst, 5ULL << 20);
+	cr_assert_eq(cfg.disks[0].limit.ops.size, 300);
+	cr_assert_eq(cfg.disks[0].limit.ops.refill_ms, 1000);
+	cr_assert_eq(cfg.nics[0].rx.bytes.size, 1000000);
+	cr_assert_eq(cfg.nics[0].tx.ops.size, 100);
+	cr_assert_eq(cfg.nics[0].tx.ops.refill_ms, 10);
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"disks\": [\"/d,bw=1M\"]}"), 0, "%s", err_msg());
+	cr_assert_eq(cfg.disks[0].limit.bytes.size, 1ULL << 20);
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/d\", \"iops\": -1}]}"), -EINVAL);
+	cr_assert(strstr(err_msg(), "disks[0].iops: must be a limit"), "%s", err_msg());
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"disks\": [{\"path\": \"/d\", \"iops\": true}]}"), -EINVAL);
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"nets\": [{\"tap\": \"t\", \"tx_bw\": \"lots\"}]}"), -EINVAL);
+	cr_assert(strstr(err_msg(), "bad tx_bw= 'lots'"), "%s", err_msg());
+	cr_assert_eq(parse("{\"kernel\": \"/k\", \"nets\": [{\"tap\": \"t\", \"tx_bandwidth\": 1}]}"), -EINVAL);
+	cr_assert(strstr(err_msg(), "rx_bw, rx_pps, tx_bw, tx_pps"), "%s", err_msg());
 }
