@@ -250,8 +250,10 @@ static bool admit(struct net *n, struct rate_limiter *rl, uint64_t bytes)
 	pthread_mutex_lock(&n->stats_lock);
 	ok = !rl_enabled(rl) || rl_try(rl, bytes, now, &wait);
 	pthread_mutex_unlock(&n->stats_lock);
-	if (!ok && (!n->timer_due || now + wait < n->timer_due)) {
-		n->timer_due = now + wait;
+	/* Saturated: a tiny bucket with a long refill can ask for more than UINT64_MAX - now. */
+	uint64_t due = wait > UINT64_MAX - now ? UINT64_MAX : now + wait;
+	if (!ok && (!n->timer_due || due < n->timer_due)) {
+		n->timer_due = due;
 		io_loop_timer_set(n->loop, n->timer, wait);
 	}
 	return ok;

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -79,6 +81,19 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	/* --jail: what cannot work is refused before anything starts (docs/jail.md). */
 	char api_inside[PATH_MAX] = "";
 	if (cfg->jail) {
+		/*
+		 * Inherited descriptors would follow the VMM into the jail: a directory among them
+		 * would be a way out (openat "../.."). microvm takes none from its caller.
+		 */
+		if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
+		if (cfg->no_seccomp && !cfg->user) {
+			log_error("--jail %s with --no-seccomp and no --user: the VMM would be root with every "
+				  "system call inside the jail (able to mount its way out); add --user or drop "
+				  "--no-seccomp", cfg->jail);
+			return MV_EXIT_USAGE;
+		}
 		if (geteuid() != 0) {
 			log_error("--jail %s: needs root (new namespaces and pivot_root need CAP_SYS_ADMIN); "
 				  "--user drops root once the VMM is in the jail", cfg->jail);
@@ -140,10 +155,21 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	run_remove_image(&run);
 	if (ret == 0 && cfg->run)
 		ret = check_run_host();
-	/* The API socket (owner-only) belongs to the user microvm becomes, who must answer on it. */
-	if (ret == 0 && cfg->user && cfg->api_sock && chown(cfg->api_sock, user.uid, user.gid) < 0)
-		ret = err_set(errno, "--api-sock %s: cannot give it to --user %s: %s", cfg->api_sock, cfg->user,
-			      strerror(errno));
+	/*
+	 * The API socket (owner-only) belongs to the user microvm becomes, who must answer on it.
+	 * By path, in a directory that user may own (the jail's): only a socket microvm's user
+	 * owns is given away, and never through a symbolic link (lchown), so swapping the name
+	 * for a link to another file between the bind and here gains nothing.
+	 */
+	if (ret == 0 && cfg->user && cfg->api_sock) {
+		struct stat st;
+		if (lstat(cfg->api_sock, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+			ret = err_set(EPERM, "--api-sock %s: no longer the socket microvm made (replaced meanwhile)",
+				      cfg->api_sock);
+		else if (lchown(cfg->api_sock, user.uid, user.gid) < 0)
+			ret = err_set(errno, "--api-sock %s: cannot give it to --user %s: %s", cfg->api_sock, cfg->user,
+				      strerror(errno));
+	}
 	/* Everything that needs a path or a privilege is open: /dev/kvm, the disks, the taps. */
 	if (ret == 0 && cfg->jail && (ret = jail_enter(cfg->jail, vmm.cfg.cpus)) == 0) {
 		/* The same socket, seen from inside: its removal at exit. */

@@ -22,9 +22,13 @@
 #include <termios.h>
 #include <unistd.h>
 
+/* The directory jail_check_dir() accepted, checked again by jail_enter() once inside it. */
+static dev_t jail_dev;
+static ino_t jail_ino;
+
 int jail_check_dir(const char *dir, bool has_user, uid_t user_uid)
 {
-	char real[PATH_MAX];
+	char real[PATH_MAX], up[PATH_MAX];
 	struct stat st;
 
 	if (dir[0] != '/')
@@ -47,6 +51,31 @@ int jail_check_dir(const char *dir, bool has_user, uid_t user_uid)
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		return err_set(EPERM, "--jail %s: writable by %s (mode %04o): no one but its owner may write to it",
 			       dir, st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+	jail_dev = st.st_dev;
+	jail_ino = st.st_ino;
+	/*
+	 * Every directory above it must be root's and writable by no one else (or sticky):
+	 * otherwise its owner could replace DIR's path with a link to / between this check and
+	 * the jail. jail_enter() also checks that it entered the directory checked here, which
+	 * catches DIR's own owner renaming it away.
+	 */
+	snprintf(up, sizeof(up), "%s", real);
+	for (char *slash = strrchr(up, '/'); slash; slash = strrchr(up, '/')) {
+		if (slash == up)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		struct stat a;
+		if (lstat(up, &a) < 0)
+			return err_set(errno, "--jail %s: %s: %s", dir, up, strerror(errno));
+		/* A sticky directory (/tmp) is fine: no one may replace another's entry in it. */
+		if (a.st_uid != 0 || ((a.st_mode & (S_IWGRP | S_IWOTH)) && !(a.st_mode & S_ISVTX)))
+			return err_set(EPERM, "--jail %s: the directory %s above it is %s: each directory above the "
+				       "jail must belong to root and be writable by no one else (or sticky, as /tmp)",
+				       dir, up, a.st_uid != 0 ? "not root's" : "writable by others");
+		if (slash == up)
+			break;
+	}
 	return 0;
 }
 
@@ -171,6 +200,9 @@ int jail_enter(const char *dir, int cpus)
 		return err_set(errno, "--jail %s: cannot bind-mount it on itself: %s", dir, strerror(errno));
 	if (chdir(dir) < 0)
 		return err_set(errno, "--jail %s: chdir: %s", dir, strerror(errno));
+	struct stat here;
+	if (stat(".", &here) < 0 || here.st_dev != jail_dev || here.st_ino != jail_ino)
+		return err_set(EPERM, "--jail %s: it is no longer the directory checked at start (replaced meanwhile)", dir);
 	/* The old root goes on top of the new one, then is detached: nothing of it stays reachable. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return err_set(errno, "--jail %s: pivot_root: %s", dir, strerror(errno));
