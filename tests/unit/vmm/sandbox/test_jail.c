@@ -177,6 +177,20 @@ Test(jail, check_dir, .init = mkbase, .fini = rmbase)
 		cr_assert_not_null(strstr(err_msg(), "owned by uid 64123"), "%s", err_msg());
 		cr_assert_eq(jail_check_dir(d, true, 64124), -EPERM);
 		cr_assert_eq(jail_check_dir(d, true, 64123), 0, "%s", err_msg());
+
+		/* A directory above DIR that another user owns, or that others may write to: its
+		 * owner could swap DIR's path for a link between the check and the jail. */
+		char inner[160];
+		snprintf(inner, sizeof(inner), "%s/inner", d);
+		cr_assert_eq(mkdir(inner, 0700), 0);
+		cr_assert_eq(jail_check_dir(inner, false, 0), -EPERM);
+		cr_assert_not_null(strstr(err_msg(), "above it is not root's"), "%s", err_msg());
+		cr_assert_eq(chown(d, 0, 0), 0);
+		cr_assert_eq(chmod(d, 0777), 0);
+		cr_assert_eq(jail_check_dir(inner, false, 0), -EPERM);
+		cr_assert_not_null(strstr(err_msg(), "above it is writable by others"), "%s", err_msg());
+		cr_assert_eq(chmod(d, 01777), 0);   /* sticky, as /tmp: accepted */
+		cr_assert_eq(jail_check_dir(inner, false, 0), 0, "%s", err_msg());
 	}
 }
 
