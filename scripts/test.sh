@@ -6,7 +6,7 @@
 # First it makes the Linux guests for the 'linux' suite: the project's minimal kernel and
 # busybox images with scripts/guest-image (kernel built once, ~8-16 min on 2 cores, then
 # cached; the root images take seconds), Debian's kernel and systemd image with
-# scripts/debian-guest (~2.5 min once, then cached).
+# scripts/debian-guest (~3 min once, then cached).
 # Without /dev/kvm, the KVM suites then run in a nested KVM (scripts/nested-kvm; see below).
 # Usage: scripts/setup.sh && scripts/test.sh
 set -eu
@@ -22,7 +22,7 @@ fi
 MICROVM_LINUX_GUEST=$(pwd)/build/linux-guest
 export MICROVM_LINUX_GUEST
 # Debian's cloud kernel and a Debian 12 systemd image for the debian-* tests of the 'linux'
-# suite (debootstrap, ~2.5 min the first time, then cached; docs/debian-guest.md).
+# suite (debootstrap, ~3 min the first time, then cached; docs/debian-guest.md).
 echo "=== Debian guest (scripts/debian-guest) ==="
 if ! sh scripts/debian-guest --out build/debian-guest; then
 	echo "test.sh: scripts/debian-guest failed; the debian-* tests will fail" >&2
