@@ -938,8 +938,11 @@ static void test_throttle_freeze(enum io_engine e)
 	for (int i = 0; i < 5000 && used_idx(&r) != 3; i++)
 		usleep(1000);
 	cr_assert_eq(used_idx(&r), 3);
-	for (int k = 0; k < 3; k++)
-		cr_assert_eq(used_id(&r, k), 3 * k);
+	/* The first was answered before the freeze; the two released together may complete in
+	 * either order (independent writes on an engine with several requests in flight). */
+	cr_assert_eq(used_id(&r, 0), 0);
+	cr_assert((used_id(&r, 1) == 3 && used_id(&r, 2) == 6) || (used_id(&r, 1) == 6 && used_id(&r, 2) == 3),
+		  "used ids %u, %u: each waiting request answered once", used_id(&r, 1), used_id(&r, 2));
 	struct blk_stats st;
 	blk_get_stats(r.blk, &st);
 	cr_assert_eq(st.writes, 3, "each request once");
