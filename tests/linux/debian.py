@@ -48,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from e2e import (Boot, Checks, GUEST_IP, HOST_IP, NetNs, SKIP, TAP, api_call, debugfs, kvm_usable,  # noqa: E402
-                 netns_missing, ping_guest, send, user_syscalls)
+                 netns_missing, ping_guest, report, send, user_syscalls)
 
 HOSTNAME = "e2e-debian"
 PROMPT = re.compile(rb"root@" + HOSTNAME.encode() + rb":[^#\n]*# $")
@@ -368,23 +368,7 @@ def main(argv):
         subprocess.run(["rm", "-rf", tmp], check=False)
     if c is None:
         return SKIP
-    print(f"checks ({time.monotonic() - start:.1f} s in all):")
-    c.report()
-    if boot:
-        print("---- microvm log (stderr) ----")
-        print(boot.log())
-        print("---- guest serial, with the host's arrival time ----")
-        with boot.cond:
-            for t, ln in boot.out:
-                print(f"{t:7.2f} {ln}")
-    bad = c.failed()
-    if bad:
-        print(f"FAILED: {len(bad)} of {len(c.results)} checks:")
-        for _, what, _ in bad:
-            print(f"  {what}")
-        return 1
-    print(f"ok: {len(c.results)} checks")
-    return 0
+    return report(c, boot, start)
 
 
 if __name__ == "__main__":

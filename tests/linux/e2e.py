@@ -1081,6 +1081,28 @@ TESTS = {"disk": test_disk, "net-smp": test_net_smp, "snapshot": test_snapshot,
          "clones": test_clones}
 
 
+def report(c, boot, start):
+    """A test's end: its checks, microvm's log and the guest's serial lines; 0 if every check
+    passed, else 1 (tests/linux/debian.py ends the same way)."""
+    print(f"checks ({time.monotonic() - start:.1f} s in all):")
+    c.report()
+    if boot:
+        print("---- microvm log (stderr) ----")
+        print(boot.log())
+        print("---- guest serial, with the host's arrival time ----")
+        with boot.cond:
+            for t, ln in boot.out:
+                print(f"{t:7.2f} {ln}")
+    bad = c.failed()
+    if bad:
+        print(f"FAILED: {len(bad)} of {len(c.results)} checks:")
+        for _, what, _ in bad:
+            print(f"  {what}")
+        return 1
+    print(f"ok: {len(c.results)} checks")
+    return 0
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--microvm", required=True)
@@ -1121,23 +1143,7 @@ def main(argv):
         shutil.rmtree(tmp, ignore_errors=True)
     if c is None:
         return SKIP
-    print(f"checks ({time.monotonic() - start:.1f} s in all):")
-    c.report()
-    if boot:
-        print("---- microvm log (stderr) ----")
-        print(boot.log())
-        print("---- guest serial (kernel log), with the host's arrival time ----")
-        with boot.cond:
-            for t, ln in boot.out:
-                print(f"{t:7.2f} {ln}")
-    bad = c.failed()
-    if bad:
-        print(f"FAILED: {len(bad)} of {len(c.results)} checks:")
-        for _, what, _ in bad:
-            print(f"  {what}")
-        return 1
-    print(f"ok: {len(c.results)} checks")
-    return 0
+    return report(c, boot, start)
 
 
 if __name__ == "__main__":
