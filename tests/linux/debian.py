@@ -72,6 +72,15 @@ def sparse_copy(src, dst):
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
 
 
+def root_and_data(image, tmp):
+    """A test's two disks in tmp: a sparse copy of the root image, and an empty 16 MiB data disk."""
+    root, data = os.path.join(tmp, "root.img"), os.path.join(tmp, "data.img")
+    sparse_copy(image, root)
+    with open(data, "wb") as f:
+        f.truncate(16 << 20)
+    return root, data
+
+
 class Console:
     """Commands typed into the guest's serial console (a root shell), one at a time. Each is
     framed by two markers the typed line cannot contain ($((6*7)) expands to 42 only in the
@@ -148,10 +157,7 @@ def test_initramfs(opt, tmp, generic=False):
     rootfs = os.path.join(images, "rootfs.ext4")
     if not os.path.isfile(rootfs):
         raise RuntimeError(f"{rootfs} is missing: make it with sh scripts/guest-image --out {images}")
-    root, data = os.path.join(tmp, "root.img"), os.path.join(tmp, "data.img")
-    sparse_copy(rootfs, root)
-    with open(data, "wb") as f:
-        f.truncate(16 << 20)
+    root, data = root_and_data(rootfs, tmp)
     script = os.path.join(tmp, "check.sh")
     with open(script, "w") as f:
         f.write(f"""set -e
@@ -225,10 +231,7 @@ def test_systemd(opt, tmp):
     if why:
         print(f"SKIP: {why}; this test runs microvm in a network namespace")
         return None, None
-    root, data = os.path.join(tmp, "root.img"), os.path.join(tmp, "data.img")
-    sparse_copy(os.path.join(deb, "debian.ext4"), root)
-    with open(data, "wb") as f:
-        f.truncate(16 << 20)
+    root, data = root_and_data(os.path.join(deb, "debian.ext4"), tmp)
     netns = NetNs()
     boot = None
     c = Checks()
