@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 # busybox-static: scripts/nested-kvm, where /dev/kvm is missing (docs/nested-kvm.md).
 # debootstrap: the Debian guest (scripts/debian-guest, docs/debian-guest.md).
 # dmsetup, e2fsprogs: the power-cut test (dm-log-writes, mke2fs/debugfs/e2fsck; docs/powercut.md).
+# scdoc: the man page (man/microvm.1.scd); bash-completion: where its completions go (pkg-config);
+# debhelper, lintian, man-db: the Debian package and its test (debian/, scripts/deb-test).
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
   libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev libhttp-parser-dev \
   acpica-tools gzip lz4 zstd xz-utils iproute2 \
   fio \
   debootstrap dmsetup e2fsprogs \
+  scdoc bash-completion debhelper lintian man-db \
   qemu-system-x86 cpio kmod busybox-static \
   clang libclang-rt-14-dev"   # clang + libFuzzer runtime: scripts/fuzz.sh (docs/fuzzing.md)
 

@@ -2,6 +2,7 @@
 #include "vmm/cli/cli.h"
 #include "firmware/machine.h"
 #include "vmm/cli/config_file.h"
+#include "vmm/cli/version.h"
 #include "base/err.h"
 
 #include <ctype.h>
@@ -115,7 +116,7 @@ void cli_usage(FILE *out)
 		"  -q, --quiet      only print warnings and errors from microvm itself\n"
 		"  -v, --verbose    print debug messages\n"
 		"  -h, --help       print this help and exit\n"
-		"  -V, --version    print the version and exit\n"
+		"  -V, --version    print the version and the git revision, and exit\n"
 		"\n"
 		"Console: the guest's COM1 is connected to stdin/stdout. On a terminal,\n"
 		"type Ctrl-A x to quit, Ctrl-A Ctrl-A to send Ctrl-A.\n"
@@ -242,7 +243,7 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			cli_usage(out);
 			return 1;
 		case F_VERSION:
-			fprintf(out, "microvm %s\n", MICROVM_VERSION);
+			fprintf(out, "microvm %s (git %s)\n", MICROVM_VERSION, MICROVM_GIT_REVISION);
 			return 1;
 		case F_QUIET:
 			cfg->verbosity = -1;

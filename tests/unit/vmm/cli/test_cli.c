@@ -95,6 +95,18 @@ Test(cli, help_and_version)
 
 	cr_assert_eq(parse(&cfg, 2, h), 1);
 	cr_assert_eq(parse(&cfg, 2, v), 1);
+
+	/* --version: "microvm VERSION (git REVISION)", one line (tests/docs/check-docs checks the
+	 * revision against git). */
+	char buf[256] = { 0 };
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+	cr_assert_eq(cli_parse(2, v, &cfg, f), 1);
+	fclose(f);
+	const char *want = "microvm " MICROVM_VERSION " (git ";
+	cr_assert_eq(strncmp(buf, want, strlen(want)), 0, "--version printed '%s'", buf);
+	size_t n = strlen(buf);
+	cr_assert(n > strlen(want) + 2 && !strcmp(buf + n - 2, ")\n") && !strchr(buf, '\n')[1],
+		  "--version printed '%s'", buf);
 }
 
 Test(cli, help_mentions_every_flag)
