@@ -8,6 +8,7 @@
 # cached; the root images take seconds), Debian's kernel and systemd image with
 # scripts/debian-guest (~3 min once, then cached).
 # Without /dev/kvm, the KVM suites then run in a nested KVM (scripts/nested-kvm; see below).
+# Before them, the Debian package is built, checked, installed and run (scripts/deb-test).
 # Usage: scripts/setup.sh && scripts/test.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -65,6 +66,13 @@ done
 # (docs/nested-kvm.md): a VM that printed nothing for 7 minutes is stopped, and fresh VMs
 # run the tests that have no result yet, within a 48-minute budget that keeps a fresh
 # machine's whole run within CI's 90 minutes.
+# The Debian package (scripts/deb-test, ~3 min: most of it the package build and, without
+# /dev/kvm, one nested KVM boot): built from a copy of the tree (without its tests: they ran
+# above), checked by lintian, installed, and its /usr/bin/microvm boots the test guest.
+# build/deb-test/summary has one result per check.
+echo "=== Debian package (scripts/deb-test) ==="
+sh scripts/deb-test build/deb-test || status=1
+
 rm -f build/meson-logs/nested-*.results build-asan/meson-logs/nested-*.results
 if [ ! -e /dev/kvm ]; then
 	echo "=== no /dev/kvm: the KVM suites in nested KVMs (scripts/nested-suites.py) ==="
@@ -101,6 +109,19 @@ if os.path.exists(fuzz):
             failed += 1
 else:
     failed += 1   # the fuzzers did not get as far as running
+# scripts/deb-test: one line per check of the Debian package, "NAME ok" or "NAME failed".
+deb = os.path.join("build", "deb-test", "summary")
+if os.path.exists(deb):
+    for line in open(deb):
+        name, r = line.split()
+        if r == "ok":
+            passed += 1
+        else:
+            failed += 1
+            print(f"failed: deb-test / {name}")
+else:
+    failed += 1
+    print("failed: deb-test (no build/deb-test/summary)")
 RANK = {"SKIP": 0, "OK": 1, "FAIL": 2}
 results = {}      # (build, test name) -> "OK", "SKIP" or "FAIL", the worst of its runs
 def record(build, name, r):
