@@ -228,7 +228,7 @@ static void disk_metrics(struct prom *p, struct vmm *vmm)
 	int n = vmm->vdevs.nr_disks;
 	struct blk_stats st[CFG_MAX_DISKS] = { 0 };
 	struct rate_limiter rl[CFG_MAX_DISKS] = { 0 };
-	char name[CFG_MAX_DISKS][8];
+	char name[CFG_MAX_DISKS][16];
 
 	for (int i = 0; i < n; i++) {
 		snprintf(name[i], sizeof(name[i]), "vd%c", 'a' + i);
@@ -277,7 +277,7 @@ static void net_metrics(struct prom *p, struct vmm *vmm)
 	int n = vmm->vdevs.nr_nics;
 	struct net_stats st[CFG_MAX_NICS] = { 0 };
 	struct rate_limiter rx[CFG_MAX_NICS] = { 0 }, tx[CFG_MAX_NICS] = { 0 };
-	char name[CFG_MAX_NICS][8], mac[CFG_MAX_NICS][18];
+	char name[CFG_MAX_NICS][16], mac[CFG_MAX_NICS][18];
 
 	for (int i = 0; i < n; i++) {
 		const uint8_t *m = vmm->vdevs.nics[i].mac;
