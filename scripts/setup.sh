@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 # dmsetup, e2fsprogs: the power-cut test (dm-log-writes, mke2fs/debugfs/e2fsck; docs/powercut.md).
 # scdoc: the man page (man/microvm.1.scd); bash-completion: where its completions go (pkg-config);
 # debhelper, lintian, man-db: the Debian package and its test (debian/, scripts/deb-test).
+# systemd: systemd-analyze for the unit's test (systemd/test_unit.py; it need not be PID 1). promtool
+# (package prometheus, 330 MB) is left out: tests/unit/vmm/api/test_prom.c reads the exposition
+# with its own strict parser, and with promtool too where it is installed.
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
   libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev libhttp-parser-dev \
   acpica-tools gzip lz4 zstd xz-utils iproute2 \
   fio \
   debootstrap dmsetup e2fsprogs \
-  scdoc bash-completion debhelper lintian man-db \
+  scdoc bash-completion debhelper lintian man-db systemd \
   qemu-system-x86 cpio kmod busybox-static \
   clang libclang-rt-14-dev"   # clang + libFuzzer runtime: scripts/fuzz.sh (docs/fuzzing.md)
 

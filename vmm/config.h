@@ -69,6 +69,7 @@ struct vmm_config {
 	char run_dev[16];      /* --run: the script's disk, "/dev/vdX" (run_prepare()); "": none */
 	const char *user;      /* --user USER[:GROUP] (vmm/sandbox/privdrop.h), NULL: stay who we are */
 	const char *api_sock;  /* --api-sock PATH (vmm/api/control.h), NULL: no control API */
+	const char *shutdown_sock; /* --shutdown SOCKET: be a client of that VM's API (vmm/api/client.h), not a VMM */
 	uint64_t start_ns;     /* when microvm started (CLOCK_MONOTONIC ns); 0: when vmm_build() began */
 	const char *config;    /* --config FILE (vmm/cli/config_file.h), NULL: none */
 	const char *restore;   /* --restore DIR (vmm/snapshot.h), NULL: boot --kernel */

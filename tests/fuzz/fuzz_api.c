@@ -9,14 +9,18 @@
 
 #include "fuzz.h"
 #include "vmm/api/http.h"
+#include "vmm/api/prom.h"
 
 /*
  * Input: the bytes a client sends on one connection, then end of file. The
  * server adopts one end of a socket pair and is pumped until it lets the
  * connection go (bounded). The handler checks what the transport hands it
  * (a method, a path starting with '/' and within API_MAX_URL, a body within
- * API_MAX_BODY and NUL-terminated at body_len) and answers with a status
- * picked from the path. Whatever came back must be one well-formed answer:
+ * API_MAX_BODY and NUL-terminated at body_len, a query within API_MAX_URL,
+ * an Accept value within API_MAX_ACCEPT) and answers with a status picked
+ * from the path; GET /metrics goes through metrics_format() (prom.h: the
+ * query and the Accept header), and a Prometheus answer is an exposition
+ * whose label values are the request's path and Accept (escaped). Whatever came back must be one well-formed answer:
  * a status line with a known status, a Content-Length equal to the body's
  * length, nothing after it; or nothing at all (the client went away before
  * a whole request).
@@ -34,8 +38,29 @@ static void handler(void *ctx, const struct api_request *req, struct api_respons
 
 	(void)ctx;
 	if (!req->method || !*req->method || req->path[0] != '/' || plen > API_MAX_URL ||
-	    req->body_len > API_MAX_BODY || strlen(req->body) > req->body_len || req->body[req->body_len] != '\0')
+	    req->body_len > API_MAX_BODY || strlen(req->body) > req->body_len || req->body[req->body_len] != '\0' ||
+	    !req->query || strlen(req->query) > API_MAX_URL || !req->accept || strlen(req->accept) > API_MAX_ACCEPT)
 		abort();
+	if (!strcmp(req->path, "/metrics")) {
+		enum metrics_format f;
+		char why[160];
+		struct prom p;
+		if (metrics_format(req->query, req->accept, &f, why, sizeof(why)) < 0) {
+			if (!memchr(why, '\0', sizeof(why)))
+				abort();
+			resp->status = 400;
+			resp->body = api_error_body("%s", why);
+			return;
+		}
+		if (f == METRICS_PROMETHEUS && prom_open(&p) == 0) {
+			prom_family(&p, "microvm_fuzz_total", "counter", req->accept);
+			prom_u64(&p, (const char *const[]){ "path", req->path, "accept", req->accept, NULL }, plen);
+			resp->status = 200;
+			resp->body = prom_close(&p);
+			resp->content_type = PROM_CONTENT_TYPE;
+			return;
+		}
+	}
 	resp->status = statuses[(plen + req->body_len) % (sizeof(statuses) / sizeof(statuses[0]))];
 	if (resp->status == 405)
 		resp->allow = "GET";

@@ -10,7 +10,9 @@ deadline: exit 124).
 Exit 77 (skip) without /dev/kvm. Stdlib only."""
 import json
 import os
+import re
 import select
+import shutil
 import socket
 import stat
 import subprocess
@@ -146,6 +148,7 @@ def main():
         check(m["devices"]["vda"]["errors"] == 0 and "read_bytes" in m["devices"]["vda"],
               "GET /metrics: the disk's counters")
         check(m["api"]["requests"] >= 25, "GET /metrics: the API's own counters")
+        prometheus(sock, m)
 
         # Errors, from a raw client: the VM is not disturbed.
         check(call(sock, "GET", "/nowhere")[0] == 404, "unknown route: 404")
@@ -195,6 +198,51 @@ def main():
     shutdown_ignored(microvm, guest, tmp)
     os.rmdir(tmp)
     return 0
+
+
+def prom_samples(text):
+    """{(name, labels): value} of a Prometheus text exposition (its lines checked by promtool when present)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-z_]+)(?:\{(.*)\})? (\S+)', line)
+        assert m, f"not a sample line: {line!r}"
+        labels = tuple(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def prometheus(sock, m):
+    """GET /metrics in the Prometheus text format: by query and by Accept, the same counters as the JSON."""
+    status, headers, body = raw(sock, b"GET /metrics?format=prometheus HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(status == 200 and headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8",
+          f"GET /metrics?format=prometheus: text 0.0.4 ({status} {headers.get('content-type')})")
+    text = body.decode()
+    s = prom_samples(text)
+    check(s[("microvm_vm_exits_total", (("kind", "io"),))] >= m["vm_exits"]["io"] > 0,
+          "microvm_vm_exits_total{kind=\"io\"}: at least the JSON's count a moment before")
+    check(s[("microvm_disk_read_bytes_total", (("disk", "vda"),))] >= m["devices"]["vda"]["read_bytes"],
+          "microvm_disk_read_bytes_total{disk=\"vda\"}: at least the JSON's")
+    check(s[("microvm_vm_state", (("state", "running"),))] == 1 and s[("microvm_uptime_seconds", ())] > 0,
+          "microvm_vm_state and microvm_uptime_seconds")
+    promtool = shutil.which("promtool")
+    if promtool:
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+        check(r.returncode == 0, f"promtool check metrics: clean ({r.stdout!r} {r.stderr!r})")
+    else:
+        print("note: no promtool (Debian package prometheus): the exposition was checked by the unit "
+              "test's parser (tests/unit/vmm/api/test_prom.c) only")
+    # What Prometheus itself sends: OpenMetrics first, text/plain 0.0.4 as a fallback.
+    status, headers, body = raw(sock, b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;"
+                                b"version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                                b"text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\r\n")
+    check(status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+          and body.startswith(b"# HELP microvm_"), "Prometheus's own Accept header: the text format")
+    status, headers, body = raw(sock, b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n")
+    check(status == 200 and headers["content-type"] == "application/json", "Accept: */* (curl): JSON")
+    status, headers, body = raw(sock, b"GET /metrics?format=xml HTTP/1.1\r\n\r\n")
+    check(status == 400 and b"format=xml" in body, f"?format=xml: 400 ({body!r})")
 
 
 def run_guest(microvm, guest, sock, action, ready):

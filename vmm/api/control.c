@@ -1,5 +1,6 @@
 /* control.c - the control API's routes (see control.h and docs/api.md). */
 #include "vmm/api/control.h"
+#include "vmm/api/prom.h"
 #include "base/err.h"
 #include "base/exit_codes.h"
 #include "vmm/stats.h"
@@ -244,11 +245,29 @@ static void get_vm(struct control *ctl, const struct api_request *req, struct ap
 	resp->body = info_body(vmm);
 }
 
+/* JSON, or the Prometheus text format when the query or the Accept header asks for it (prom.h). */
 static void get_metrics(struct control *ctl, const struct api_request *req, struct api_response *resp)
 {
-	(void)req;
+	enum metrics_format fmt;
+	char why[160];
+
+	if (metrics_format(req->query ? req->query : "", req->accept ? req->accept : "", &fmt, why, sizeof(why)) < 0) {
+		resp->status = 400;
+		resp->body = api_error_body("GET /metrics: %s", why);
+		return;
+	}
 	resp->status = 200;
-	resp->body = metrics_body(ctl);
+	if (fmt == METRICS_PROMETHEUS) {
+		resp->body = prom_metrics_body(ctl);
+		resp->content_type = PROM_CONTENT_TYPE;
+	} else {
+		resp->body = metrics_body(ctl);
+	}
+	if (!resp->body) {
+		resp->status = 500;
+		resp->content_type = NULL;
+		resp->body = api_error_body("GET /metrics: out of memory");
+	}
 }
 
 static void post_pause(struct control *ctl, const struct api_request *req, struct api_response *resp)

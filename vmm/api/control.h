@@ -4,7 +4,8 @@
  * main thread, inside its poll loop, so no route blocks a vCPU.
  *
  *   GET  /vm          state, uptime, configuration, I/O engine
- *   GET  /metrics     VM exits by kind, per-device counters, I/O engine
+ *   GET  /metrics     VM exits by kind, per-device counters, I/O engine; JSON, or the
+ *                     Prometheus text format (?format=prometheus, Accept: text/plain: prom.h)
  *   POST /vm/pause    stop every vCPU (idempotent)
  *   POST /vm/resume   let them run again (idempotent)
  *   POST /vm/shutdown press the guest's ACPI power button; stop it (exit status 124) if it

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,7 +65,7 @@ static void client_free(struct api_client *c)
 }
 
 /* Queue the answer (takes body); the connection then only writes, and closes once it is sent. */
-static void client_answer(struct api_client *c, int status, char *body, const char *allow)
+static void client_answer(struct api_client *c, int status, char *body, const char *allow, const char *ctype)
 {
 	char head[256];
 	int n;
@@ -74,8 +75,9 @@ static void client_answer(struct api_client *c, int status, char *body, const ch
 		body = NULL;
 	}
 	size_t blen = body ? strlen(body) : 0;
-	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s%s%sConnection: close\r\n\r\n",
-		     status, api_reason(status), body ? "Content-Type: application/json\r\n" : "", blen,
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s%s%sConnection: close\r\n\r\n",
+		     status, api_reason(status), body ? "Content-Type: " : "",
+		     body ? (ctype ? ctype : "application/json") : "", body ? "\r\n" : "", blen,
 		     allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "");
 	free(c->out);
 	c->out = malloc((size_t)n + blen + 1);
@@ -115,6 +117,43 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/*
+ * Headers arrive in pieces: a name (perhaps in several calls), then its value
+ * (the same). Only Accept is kept; several Accept headers are one list.
+ */
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct api_client *c = p->data;
+
+	if (c->in_value) {
+		c->in_value = false;
+		c->field_len = 0;
+		c->field[0] = '\0';
+		c->field_long = false;
+	}
+	if (!c->field_long && !append(c->field, &c->field_len, sizeof(c->field) - 1, at, len))
+		c->field_long = true;
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct api_client *c = p->data;
+
+	if (!c->in_value) {
+		c->in_value = true;
+		c->in_accept = !c->field_long && !strcasecmp(c->field, "accept");
+		if (c->in_accept && c->accept_len && !append(c->accept, &c->accept_len, API_MAX_ACCEPT, ", ", 2))
+			goto too_long;
+	}
+	if (c->in_accept && !append(c->accept, &c->accept_len, API_MAX_ACCEPT, at, len))
+		goto too_long;
+	return 0;
+too_long:
+	c->error = 431;
+	return 1;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct api_client *c = p->data;
@@ -147,6 +186,8 @@ static int on_message_complete(http_parser *p)
 
 static const http_parser_settings settings = {
 	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
@@ -155,31 +196,37 @@ static const http_parser_settings settings = {
 static void client_dispatch(struct api_server *s, struct api_client *c)
 {
 	struct http_parser_url u;
-	char path[API_MAX_URL + 1];
+	char path[API_MAX_URL + 1], query[API_MAX_URL + 1] = "";
 
 	if (c->parser.http_major != 1) {
-		client_answer(c, 400, api_error_body("not an HTTP/1.x request"), NULL);
+		client_answer(c, 400, api_error_body("not an HTTP/1.x request"), NULL, NULL);
 		return;
 	}
 	http_parser_url_init(&u);
 	if (http_parser_parse_url(c->url, c->url_len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)) ||
 	    c->url[u.field_data[UF_PATH].off] != '/') {
-		client_answer(c, 400, api_error_body("malformed request target '%s'", c->url), NULL);
+		client_answer(c, 400, api_error_body("malformed request target '%s'", c->url), NULL, NULL);
 		return;
 	}
 	memcpy(path, c->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
 	path[u.field_data[UF_PATH].len] = '\0';
+	if (u.field_set & (1 << UF_QUERY)) {
+		memcpy(query, c->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+		query[u.field_data[UF_QUERY].len] = '\0';
+	}
 
 	struct api_request req = {
 		.method = http_method_str((enum http_method)c->parser.method),
 		.path = path,
+		.query = query,
+		.accept = c->accept,
 		.body = c->body,
 		.body_len = c->body_len,
 	};
 	struct api_response resp = { .status = 500 };
 	s->handler(s->ctx, &req, &resp);
 	s->requests++;
-	client_answer(c, resp.status, resp.body, resp.allow);
+	client_answer(c, resp.status, resp.body, resp.allow, resp.content_type);
 }
 
 /* Read what the client sent and parse it; answer once the request is whole or wrong. */
@@ -211,15 +258,15 @@ static void client_read(struct api_server *s, struct api_client *c)
 		if (c->error) {
 			client_answer(c, c->error, api_error_body("%s", c->error == 413 ? "request body over 4096 bytes" :
 								   c->error == 414 ? "request target over 256 bytes" :
-								   "request head too large"), NULL);
+								   "Accept header over 512 bytes"), NULL, NULL);
 			return;
 		}
 		if (e == HPE_HEADER_OVERFLOW || (c->head_len != SIZE_MAX && c->head_len > API_MAX_HEAD)) {
-			client_answer(c, 431, api_error_body("request head over %d bytes", API_MAX_HEAD), NULL);
+			client_answer(c, 431, api_error_body("request head over %d bytes", API_MAX_HEAD), NULL, NULL);
 			return;
 		}
 		if (e != HPE_OK || done != (size_t)n) {
-			client_answer(c, 400, api_error_body("malformed HTTP request: %s", http_errno_description(e)), NULL);
+			client_answer(c, 400, api_error_body("malformed HTTP request: %s", http_errno_description(e)), NULL, NULL);
 			return;
 		}
 	}
@@ -398,7 +445,7 @@ void api_process(struct api_server *s, const struct pollfd *p, int n, uint64_t n
 		if (c->fd < 0 || now_ns < c->deadline_ns)
 			continue;
 		if (!c->complete) {
-			client_answer(c, 408, api_error_body("request not complete within %d ms", API_DEADLINE_MS), NULL);
+			client_answer(c, 408, api_error_body("request not complete within %d ms", API_DEADLINE_MS), NULL, NULL);
 			c->out_off = 0;
 			(void)!send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		}

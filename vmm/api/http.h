@@ -23,18 +23,22 @@
 #define API_MAX_BODY 4096          /* request body: 413 beyond */
 #define API_MAX_URL 256            /* 414 beyond */
 #define API_DEADLINE_MS 5000       /* from accept to the last byte of the answer: else 408 / dropped */
+#define API_MAX_ACCEPT 512         /* the Accept header's value(s), joined: 431 beyond */
 
 struct api_request {
 	const char *method;            /* "GET", "PUT", ... */
 	const char *path;              /* the URL's path, without query ("/vm") */
+	const char *query;             /* the URL's query without '?' ("format=prometheus"), "" when none */
+	const char *accept;            /* the Accept header (several joined with ", "), "" when none */
 	const char *body;              /* NUL-terminated; "" when none */
 	size_t body_len;
 };
 
 struct api_response {
 	int status;                    /* 200, 204, 400, ... */
-	char *body;                    /* malloc'd JSON text (the server frees it), or NULL */
+	char *body;                    /* malloc'd text, JSON unless content_type says otherwise (the server frees it), or NULL */
 	const char *allow;             /* with 405: the Allow header's value */
+	const char *content_type;      /* the body's media type; NULL: application/json */
 };
 
 /* Answer one complete request; must not block. */
@@ -48,6 +52,13 @@ struct api_client {
 	char url[API_MAX_URL + 1];
 	size_t url_len;
 	char body[API_MAX_BODY + 1];
+	char field[16];                /* the header name being read (only Accept is kept) */
+	size_t field_len;
+	bool field_long;               /* longer than field[]: not Accept */
+	bool in_value;                 /* the parser is in a header value (a new field starts a new header) */
+	bool in_accept;                /* ... of an Accept header */
+	char accept[API_MAX_ACCEPT + 1];
+	size_t accept_len;
 	int error;                     /* an HTTP status decided while parsing (413, 414, 431), else 0 */
 	bool complete;                 /* a whole request arrived */
 	char *out;                     /* the answer being sent */

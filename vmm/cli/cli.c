@@ -2,6 +2,7 @@
 #include "vmm/cli/cli.h"
 #include "firmware/machine.h"
 #include "vmm/cli/config_file.h"
+#include "vmm/api/client.h"
 #include "vmm/cli/version.h"
 #include "base/err.h"
 
@@ -110,6 +111,12 @@ void cli_usage(FILE *out)
 		"                   (created if missing, removed at exit if microvm made\n"
 		"                   it), with these limits; guest RAM counts against\n"
 		"                   memory.max; a VM over it is killed: exit status 125\n"
+		"  --shutdown SOCKET\n"
+		"                   instead of running a VM: press the ACPI power button of\n"
+		"                   the VM whose --api-sock is SOCKET and wait for it to\n"
+		"                   exit, at most --timeout SECS (default 30, at most\n"
+		"                   3600); exit 0 once it has, 124 if it still runs, 1 if\n"
+		"                   nothing answers on SOCKET or the VM refuses (paused)\n"
 		"  --no-seccomp     run without the seccomp filters that limit each thread\n"
 		"                   to the system calls it needs (for debugging; see\n"
 		"                   docs/seccomp.md)\n"
@@ -137,7 +144,7 @@ void cli_usage(FILE *out)
 
 /* The flags: a name, then what it does (a setting with a value, or one of the switches). */
 enum flag_kind { F_SET, F_HELP, F_VERSION, F_QUIET, F_VERBOSE, F_CMDLINE_DEVICES, F_HOST_INFO,
-		 F_NO_HOST_QUIRKS, F_NO_SECCOMP, F_STATS, F_CONFIG, F_SWITCH };
+		 F_NO_HOST_QUIRKS, F_NO_SECCOMP, F_STATS, F_CONFIG, F_SWITCH, F_SHUTDOWN };
 
 static const struct flag {
 	const char *name, *alias;
@@ -174,6 +181,7 @@ static const struct flag {
 	{ "--jail", NULL, F_SET, CFG_JAIL },
 	{ "--netns", NULL, F_SET, CFG_NETNS },
 	{ "--cgroup", NULL, F_SET, CFG_CGROUP },
+	{ "--shutdown", NULL, F_SHUTDOWN, 0 },
 };
 
 /*
@@ -186,7 +194,7 @@ static int next_flag(int argc, char *const argv[], int *i, const struct flag **f
 
 	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
 		size_t n = strlen(flags[k].name);
-		bool takes_value = flags[k].kind == F_SET || flags[k].kind == F_CONFIG;
+		bool takes_value = flags[k].kind == F_SET || flags[k].kind == F_CONFIG || flags[k].kind == F_SHUTDOWN;
 
 		if (flags[k].alias && !strcmp(a, flags[k].alias)) {
 			*f = &flags[k], *val = NULL;
@@ -212,6 +220,7 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 {
 	const struct flag *f;
 	const char *val;
+	const char *other = NULL;  /* a flag that does not go with --shutdown */
 	int ret;
 
 	config_defaults(cfg);
@@ -238,6 +247,9 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 	for (int i = 1; i < argc; i++) {
 		if ((ret = next_flag(argc, argv, &i, &f, &val)) < 0)
 			return ret;
+		if (!other && f->kind != F_SHUTDOWN && f->kind != F_QUIET && f->kind != F_VERBOSE &&
+		    f->kind != F_HELP && f->kind != F_VERSION && !(f->kind == F_SET && f->key == CFG_TIMEOUT))
+			other = f->name;
 		switch (f->kind) {
 		case F_HELP:
 			cli_usage(out);
@@ -269,6 +281,11 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 			break;
 		case F_CONFIG:
 			break;   /* loaded above */
+		case F_SHUTDOWN:
+			if (!*val)
+				return err_set(EINVAL, "--shutdown: empty socket path");
+			cfg->shutdown_sock = val;
+			break;
 		case F_SWITCH:
 			if ((ret = config_set(cfg, f->key, f->name, "true")) < 0)
 				return ret;
@@ -278,6 +295,15 @@ int cli_parse(int argc, char *const argv[], struct vmm_config *cfg, FILE *out)
 				return ret;
 			break;
 		}
+	}
+	if (cfg->shutdown_sock) {
+		if (other)
+			return err_set(EINVAL, "--shutdown %s: a client of another microvm's API: only --timeout, -q "
+				       "and -v go with it, not %s", cfg->shutdown_sock, other);
+		if (cfg->timeout_ms > API_CLIENT_SHUTDOWN_MAX_MS)
+			return err_set(EINVAL, "--shutdown %s: --timeout at most 3600 seconds (the API's longest "
+				       "shutdown deadline)", cfg->shutdown_sock);
+		return 0;
 	}
 	return config_check(cfg);
 }

@@ -8,6 +8,7 @@
 #include "vmm/quirks.h"
 #include "vmm/cli/run.h"
 #include "vmm/stats.h"
+#include "vmm/api/client.h"
 #include "vmm/api/control.h"
 #include "vmm/vm.h"
 
@@ -197,6 +198,21 @@ static int run_config(struct vmm_config *cfg, uint64_t start_ns)
 	return ret;
 }
 
+/* --shutdown SOCKET: 0 once that VM has exited, 124 if it still runs at --timeout, 1 otherwise. */
+static int shutdown_client(const struct vmm_config *cfg)
+{
+	if (cfg->verbosity < 0)
+		log_set_level(LOG_WARN);
+	int ret = api_client_shutdown(cfg->shutdown_sock, cfg->timeout_ms ? cfg->timeout_ms
+									   : API_CLIENT_SHUTDOWN_DEFAULT_MS);
+	if (ret == 0) {
+		log_info("--shutdown %s: the VM powered off", cfg->shutdown_sock);
+		return 0;
+	}
+	log_error("%s", err_msg());
+	return ret == -ETIMEDOUT ? MV_EXIT_TIMEOUT : MV_EXIT_ERROR;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t start_ns = stats_now_ns();
@@ -208,6 +224,8 @@ int main(int argc, char **argv)
 		ret = 0;
 	else if (ret < 0)
 		log_error("%s", err_msg()), ret = MV_EXIT_USAGE;
+	else if (cfg.shutdown_sock)
+		ret = shutdown_client(&cfg);
 	else
 		ret = run_config(&cfg, start_ns);
 	config_free(&cfg);

@@ -1,4 +1,4 @@
-/* test_api.c - the control API's HTTP transport with raw socket clients: answers, every error status, slow and greedy clients, the socket file. */
+/* test_api.c - the control API's HTTP transport with raw socket clients: answers, the query and Accept a route gets, every error status, slow and greedy clients, the socket file. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +47,13 @@ static void handler(void *ctx, const struct api_request *req, struct api_respons
 		resp->body = malloc(1 << 20);
 		memset(resp->body, 'x', (1 << 20) - 1);
 		resp->body[(1 << 20) - 1] = '\0';
+		resp->status = 200;
+	} else if (strcmp(req->path, "/hdr") == 0) {
+		/* What the transport hands a route besides the path: the query and the Accept header. */
+		size_t n = strlen(req->query) + strlen(req->accept) + 16;
+		resp->body = malloc(n);
+		snprintf(resp->body, n, "q=%s|a=%s", req->query, req->accept);
+		resp->content_type = "text/plain";
 		resp->status = 200;
 	} else if (strcmp(req->path, "/empty") == 0) {
 		resp->status = 204;
@@ -168,6 +175,37 @@ Test(api, post_body_and_query_string)
 	char *a = EXCHANGE("POST /echo?verbose=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"a\": true}");
 	cr_assert_eq(status_of(a), 200);
 	cr_assert(strstr(a, "{\"m\":\"POST\",\"p\":\"/echo\",\"b\":\"{\"a\": true}\",\"n\":11}"), "%s", a);
+}
+
+Test(api, query_accept_and_content_type)
+{
+	char *a = EXCHANGE("GET /hdr?format=prometheus HTTP/1.1\r\nAccept: text/plain;q=0.5\r\nX-Accept: no\r\n"
+			   "Acceptable: no\r\naccept: */*\r\n\r\n");
+	cr_assert_eq(status_of(a), 200);
+	cr_assert(strstr(a, "\r\nContent-Type: text/plain\r\n"), "%s", a);
+	cr_assert_str_eq(strstr(a, "\r\n\r\n") + 4, "q=format=prometheus|a=text/plain;q=0.5, */*",
+			 "only Accept headers, joined in order");
+	a = EXCHANGE("GET /hdr HTTP/1.1\r\n\r\n");
+	cr_assert_str_eq(strstr(a, "\r\n\r\n") + 4, "q=|a=");
+
+	/* A header name and value in pieces: one byte per read. */
+	static const char req[] = "GET /hdr?x HTTP/1.1\r\nACCEPT: application/json\r\n\r\n";
+	int fd = client();
+	for (size_t i = 0; i < sizeof(req) - 1; i++) {
+		cr_assert_eq(write(fd, req + i, 1), 1);
+		pump_at(now_ns(), 0);
+	}
+	a = answer(fd);
+	cr_assert_str_eq(strstr(a, "\r\n\r\n") + 4, "q=x|a=application/json", "%s", a);
+
+	/* Accept headers over 512 bytes together: 431, the route not called. */
+	char big[1200];
+	int n = snprintf(big, sizeof(big), "GET /hdr HTTP/1.1\r\nAccept: %0300d\r\nAccept: %0300d\r\n\r\n", 0, 0);
+	int before = handled;
+	a = exchange(big, (size_t)n);
+	cr_assert_eq(status_of(a), 431, "%s", a);
+	cr_assert(strstr(a, "Accept header over 512 bytes"), "%s", a);
+	cr_assert_eq(handled, before);
 }
 
 Test(api, chunked_body)

@@ -709,3 +709,39 @@ Test(cli, rate_limit_errors)
 		cr_assert_null(strchr(err_msg(), '\n'), "one line: %s", err_msg());
 	}
 }
+
+Test(cli, shutdown_client)
+{
+	struct vmm_config cfg;
+
+	char *ok[] = { "microvm", "--shutdown", "/run/microvm/vm1.sock", "--timeout", "2.5", "-q" };
+	cr_assert_eq(parse(&cfg, 6, ok), 0, "no --kernel needed: %s", err_msg());
+	cr_assert_str_eq(cfg.shutdown_sock, "/run/microvm/vm1.sock");
+	cr_assert_eq(cfg.timeout_ms, 2500);
+	config_free(&cfg);
+
+	char *other[] = { "microvm", "--shutdown=/s.sock", "--kernel", "k" };
+	cr_assert_eq(parse(&cfg, 4, other), -EINVAL);
+	cr_assert_str_eq(err_msg(), "--shutdown /s.sock: a client of another microvm's API: only --timeout, -q and "
+				    "-v go with it, not --kernel");
+	config_free(&cfg);
+
+	char *cfgfile[] = { "microvm", "--config", "/nonexistent.json", "--shutdown", "/s.sock" };
+	cr_assert_lt(parse(&cfg, 5, cfgfile), 0, "a --config file is never a --shutdown's");
+	config_free(&cfg);
+
+	char *longer[] = { "microvm", "--shutdown", "/s.sock", "--timeout", "3601" };
+	cr_assert_eq(parse(&cfg, 5, longer), -EINVAL);
+	cr_assert(strstr(err_msg(), "--timeout at most 3600 seconds"), "%s", err_msg());
+	config_free(&cfg);
+
+	char *empty[] = { "microvm", "--shutdown=" };
+	cr_assert_eq(parse(&cfg, 2, empty), -EINVAL);
+	cr_assert_str_eq(err_msg(), "--shutdown: empty socket path");
+	config_free(&cfg);
+
+	char *novalue[] = { "microvm", "--shutdown" };
+	cr_assert_eq(parse(&cfg, 2, novalue), -EINVAL);
+	cr_assert(strstr(err_msg(), "--shutdown needs a value"), "%s", err_msg());
+	config_free(&cfg);
+}
