@@ -7,7 +7,7 @@ _microvm()
 	local flags="--config --kernel --initrd --cmdline --mem --cpus --disk --net --io-engine
 		--cmdline-devices --host-info --no-host-quirks --no-seccomp --run --timeout --stats
 		--user --api-sock --restore --verify-memory --paused --record-working-set
-		--no-working-set --jail --netns --cgroup -q --quiet -v --verbose -h --help -V --version"
+		--no-working-set --jail --netns --cgroup --shutdown -q --quiet -v --verbose -h --help -V --version"
 
 	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
 	# "--flag=VALUE": bash splits the word at '=' (COMP_WORDBREAKS): the flag is one or two
@@ -25,7 +25,7 @@ _microvm()
 	fi
 
 	case $prev in
-	--config | --kernel | --initrd | --run | --api-sock | --netns)
+	--config | --kernel | --initrd | --run | --api-sock | --netns | --shutdown)
 		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return ;;
