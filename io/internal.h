@@ -67,6 +67,7 @@ struct io_loop {
 
 	uint64_t inflight;            /* loop thread: submitted, done() not yet called */
 	struct req_list pending;      /* loop thread: waiting for a submission slot */
+	struct io_deferred *deferred; /* loop thread: io_loop_defer() calls for the end of this batch */
 
 	/* io_uring engine */
 	struct io_uring ring;
@@ -74,6 +75,7 @@ struct io_loop {
 	bool lockdown_failed;           /* io_uring works but cannot be restricted (uring_lock_down) */
 	bool files_registered;        /* io_uring_register_files() succeeded */
 	bool ring_live;               /* loop thread: submissions go straight to the ring */
+	bool defer_enable;            /* experiment */
 
 	/* sync engine */
 	pthread_t workers[IO_LOOP_SYNC_WORKERS];
@@ -94,6 +96,7 @@ void io_handle_wake(struct io_loop *loop);
 void io_fire_fd_watch(struct io_loop *loop, int i, short revents);
 void io_fire_watch(struct io_loop *loop, int i);
 bool io_finished(struct io_loop *loop);
+void io_run_deferred(struct io_loop *loop);
 /* What every thread of the loop runs first (io_loop_set_thread_init). */
 void io_thread_init(void);
 

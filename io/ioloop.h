@@ -145,6 +145,32 @@ int io_loop_start(struct io_loop *loop);
 int io_loop_submit(struct io_loop *loop, struct io_request *req);
 
 /*
+ * Work a device wants done once per batch: after the loop has handled every
+ * completion and event that one wake-up brought (all the done() callbacks of
+ * that batch), and before it submits what they queued and sleeps again. A
+ * device batches with it: done() only records its answer and defers; the
+ * deferred call publishes every answer of the batch at once (one used-ring
+ * update, one interrupt). Private fields belong to the loop; zero the whole
+ * struct before the first use.
+ */
+struct io_deferred {
+	void (*fn)(void *arg);
+	void *arg;
+
+	/* Private to the loop. */
+	bool queued_;
+	struct io_deferred *next_;
+};
+
+/*
+ * I/O thread only (a done() callback, an eventfd or fd watch's callback):
+ * have d->fn(d->arg) run once at the end of the current batch. Deferring a d
+ * already queued does nothing; fn may defer again (it then runs in the next
+ * round of the same batch end, before the loop sleeps).
+ */
+void io_loop_defer(struct io_loop *loop, struct io_deferred *d);
+
+/*
  * Run fn(arg) on the I/O thread and wait for it to return. Called from the
  * I/O thread itself, or when the thread is not running, fn runs directly.
  * Used e.g. by a device reset to stop using its queues.

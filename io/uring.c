@@ -14,6 +14,8 @@
 /* user_data of a watch's POLL_ADD: odd (requests are aligned pointers), then the sub-poll, then the index. */
 #define WATCH_TAG(i, sub) (((uint64_t)(i) << 2) | ((uint64_t)(sub) << 1) | 1)
 
+static int uring_register(struct io_loop *loop, unsigned op, void *arg, unsigned nr);
+
 bool uring_prep(struct io_loop *loop, struct io_request *req)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
@@ -98,6 +100,8 @@ void uring_fd_update(struct io_loop *loop, int i)
 
 void uring_run(struct io_loop *loop)
 {
+	if (loop->defer_enable)
+		uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 	loop->ring_live = true;
 	for (int i = 0; i < loop->nwatch; i++) {
 		if (loop->watch[i].fd_cb)
@@ -147,6 +151,7 @@ void uring_run(struct io_loop *loop)
 				io_list_push(&loop->pending, req);
 		}
 		io_uring_cq_advance(&loop->ring, n);
+		io_run_deferred(loop);
 		uring_flush_pending(loop);
 	}
 }
@@ -197,10 +202,26 @@ static int uring_lock_down(struct io_loop *loop)
 
 int uring_create(struct io_loop *loop)
 {
-	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED };
+	unsigned extra = IORING_SETUP_COOP_TASKRUN;
+#ifdef MICROVM_TEST_HOOKS
+	const char *e = getenv("MICROVM_TEST_URING_SETUP");
+	if (e && !strcmp(e, "none"))
+		extra = 0;
+	else if (e && !strcmp(e, "defer"))
+		extra = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	else if (e && !strcmp(e, "coop-flag"))
+		extra = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+	loop->defer_enable = (extra & IORING_SETUP_SINGLE_ISSUER) != 0;
+#endif
+	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | extra };
 	static const int needed[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 				      IORING_OP_FALLOCATE, IORING_OP_POLL_ADD };
 	int ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
+
+	if (ret == -EINVAL && extra) {
+		p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
+		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
+	}
 
 	if (ret == -EINVAL) {
 		loop->lockdown_failed = true;
@@ -241,6 +262,8 @@ int uring_start(struct io_loop *loop)
 	if ((ret = io_uring_register_files(&loop->ring, fds, (unsigned)n)) < 0)
 		return err_set(-ret, "io_uring: registering files: %s", strerror(-ret));
 	loop->files_registered = true;
+	if (loop->defer_enable)
+		return 0;
 	if ((ret = uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
 		return err_set(-ret, "io_uring: enabling the ring: %s", strerror(-ret));
 	return 0;

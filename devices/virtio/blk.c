@@ -176,8 +176,9 @@ void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iov
 struct blk_req {
 	struct io_request io;
 	struct blk *blk;
-	struct blk_req *next_free;
+	struct blk_req *next_free;      /* the free list, or the list of answers to publish */
 	uint16_t head;
+	uint8_t status;                 /* the answer, once the host operation is done */
 	uint32_t type;
 	uint8_t *status_ptr;
 	uint32_t written;
@@ -198,6 +199,8 @@ struct blk {
 	uint16_t pool_size;
 	struct blk_req *free;
 	bool stalled;                   /* the pool ran dry with requests left in the ring */
+	struct blk_req *answered, *answered_tail; /* done, not yet in the used ring (published at the batch end) */
+	struct io_deferred publish;     /* blk_publish() at the end of the I/O loop's batch */
 	bool throttled;                 /* the rate limiter holds the queue until the timer fires */
 	int timer;                      /* the limiter's wait (io_loop_timer) */
 	unsigned long host_errors;
@@ -262,7 +265,55 @@ static bool injected_failure(struct blk *b, const struct blk_req *r)
 	return b->fail_sector >= first && b->fail_sector - first < r->io.len / BLK_SECTOR_SIZE;
 }
 
-/* (io) A host operation finished. */
+/*
+ * (io) The end of the I/O loop's batch: every answer of the batch goes into
+ * the used ring at once (one used-index update) with one notification, which
+ * EVENT_IDX may suppress; then they count as finished. Only then do they
+ * leave `inflight`, so a reset or a freeze that waits for it finds every
+ * answer in the used ring.
+ */
+static void blk_publish(void *arg)
+{
+	struct blk *b = arg;
+	struct blk_req *list = b->answered;
+	uint16_t head[VIRTQ_MAX_SIZE];
+	uint32_t written[VIRTQ_MAX_SIZE];
+	unsigned count = 0;
+	int n = 0;
+
+	b->answered = b->answered_tail = NULL;
+	if (atomic_load(&b->active)) {
+		for (struct blk_req *r = list; r; r = r->next_free) {
+			*r->status_ptr = r->status;
+			head[n] = r->head;
+			written[n] = r->status == VIRTIO_BLK_S_OK ? r->written : 1;
+			/* At most one answer per pool entry, and the pool is at most a queue's size. */
+			if (++n == VIRTQ_MAX_SIZE) {
+				virtq_push_n(&b->dev.vq[0], head, written, n);
+				n = 0;
+			}
+		}
+		virtq_push_n(&b->dev.vq[0], head, written, n);
+		b->dev.notify_used(&b->dev, 0);
+	}
+	pthread_mutex_lock(&b->lock);
+	for (struct blk_req *r = list; r; r = r->next_free, count++)
+		count_locked(b, r->io.op, r->io.len, r->status);
+	b->inflight -= count;
+	if (b->inflight == 0)
+		pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->lock);
+	for (struct blk_req *r = list, *next; r; r = next) {
+		next = r->next_free;
+		req_free(b, r);
+	}
+	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && b->stalled) {
+		b->stalled = false;
+		blk_process(b);
+	}
+}
+
+/* (io) A host operation finished: record the answer; blk_publish() gives it to the driver with the batch. */
 static void req_done(struct io_request *io, int64_t res)
 {
 	struct blk_req *r = io->priv;
@@ -286,21 +337,14 @@ static void req_done(struct io_request *io, int64_t res)
 		else
 			log_debug("virtio-blk: host I/O error: %s", strerror((int)-res));
 	}
-	if (atomic_load(&b->active)) {
-		finish(b, r->head, r->status_ptr, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
-		       r->written);
-		b->dev.notify_used(&b->dev, 0);
-	}
-	req_free(b, r);
-	pthread_mutex_lock(&b->lock);
-	count_locked(b, io->op, io->len, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-	if (--b->inflight == 0)
-		pthread_cond_broadcast(&b->idle);
-	pthread_mutex_unlock(&b->lock);
-	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && b->stalled) {
-		b->stalled = false;
-		blk_process(b);
-	}
+	r->status = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	r->next_free = NULL;
+	if (b->answered_tail)
+		b->answered_tail->next_free = r;
+	else
+		b->answered = r;
+	b->answered_tail = r;
+	io_loop_defer(b->loop, &b->publish);
 }
 
 static uint64_t now_ns(void)
@@ -684,6 +728,7 @@ int blk_create(struct blk **out, const struct blk_disk *d, const struct disk_bac
 	b->be = *be;
 	b->dev.ops = &blk_ops;
 	b->dev.priv = b;
+	b->publish = (struct io_deferred){ .fn = blk_publish, .arg = b };
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
 	int ret = io_loop_timer(b->loop, blk_timer, b);
