@@ -365,9 +365,11 @@ static bool admit(struct blk *b, const struct blk_parsed *p)
 	uint64_t wait = 0;
 	bool ok;
 
+	/* Limits change on this thread only (set_limits_io): no lock needed to see there are none. */
+	if (!rl_enabled(&b->rl))
+		return true;
 	pthread_mutex_lock(&b->lock);
-	ok = !rl_enabled(&b->rl) ||
-	     rl_try(&b->rl, p->op == IO_OP_READ || p->op == IO_OP_WRITE ? p->len : 0, now_ns(), &wait);
+	ok = rl_try(&b->rl, p->op == IO_OP_READ || p->op == IO_OP_WRITE ? p->len : 0, now_ns(), &wait);
 	pthread_mutex_unlock(&b->lock);
 	if (!ok) {
 		b->throttled = true;
