@@ -75,7 +75,6 @@ struct io_loop {
 	bool lockdown_failed;           /* io_uring works but cannot be restricted (uring_lock_down) */
 	bool files_registered;        /* io_uring_register_files() succeeded */
 	bool ring_live;               /* loop thread: submissions go straight to the ring */
-	bool defer_enable;            /* experiment */
 
 	/* sync engine */
 	pthread_t workers[IO_LOOP_SYNC_WORKERS];

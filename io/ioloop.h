@@ -73,6 +73,9 @@ void io_loop_set_thread_init(void (*fn)(void));
 /* Test hook (builds with MICROVM_TEST_HOOKS): set, the ring's lock-down fails as on an old kernel. */
 #define IO_LOOP_TEST_NO_LOCKDOWN_ENV "MICROVM_TEST_URING_NO_LOCKDOWN"
 
+/* Test hook: "none" makes the ring without IORING_SETUP_COOP_TASKRUN (for measuring it, docs/benchmarks.md). */
+#define IO_LOOP_TEST_URING_SETUP_ENV "MICROVM_TEST_URING_SETUP"
+
 /* For --host-info: one line on whether io_uring is usable here, locked down, or why not. */
 const char *io_loop_uring_status(char *buf, size_t len);
 enum io_engine io_loop_engine(const struct io_loop *loop);

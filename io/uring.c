@@ -14,8 +14,6 @@
 /* user_data of a watch's POLL_ADD: odd (requests are aligned pointers), then the sub-poll, then the index. */
 #define WATCH_TAG(i, sub) (((uint64_t)(i) << 2) | ((uint64_t)(sub) << 1) | 1)
 
-static int uring_register(struct io_loop *loop, unsigned op, void *arg, unsigned nr);
-
 bool uring_prep(struct io_loop *loop, struct io_request *req)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
@@ -100,8 +98,6 @@ void uring_fd_update(struct io_loop *loop, int i)
 
 void uring_run(struct io_loop *loop)
 {
-	if (loop->defer_enable)
-		uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 	loop->ring_live = true;
 	for (int i = 0; i < loop->nwatch; i++) {
 		if (loop->watch[i].fd_cb)
@@ -200,29 +196,38 @@ static int uring_lock_down(struct io_loop *loop)
 	return ret;
 }
 
+/*
+ * The ring's setup flags besides R_DISABLED. COOP_TASKRUN (Linux 5.19): the
+ * kernel does not interrupt the I/O thread with an IPI to post completions,
+ * it posts them when the thread next enters the kernel, which this loop does
+ * for every batch anyway (io_uring_submit_and_wait). SINGLE_ISSUER with
+ * DEFER_TASKRUN was measured and not taken (docs/benchmarks.md). A test
+ * hook turns COOP_TASKRUN off, for measuring it.
+ */
+static unsigned setup_flags(void)
+{
+#ifdef MICROVM_TEST_HOOKS
+	const char *e = getenv(IO_LOOP_TEST_URING_SETUP_ENV);
+
+	if (e && !strcmp(e, "none"))
+		return 0;
+#endif
+	return IORING_SETUP_COOP_TASKRUN;
+}
+
 int uring_create(struct io_loop *loop)
 {
-	unsigned extra = IORING_SETUP_COOP_TASKRUN;
-#ifdef MICROVM_TEST_HOOKS
-	const char *e = getenv("MICROVM_TEST_URING_SETUP");
-	if (e && !strcmp(e, "none"))
-		extra = 0;
-	else if (e && !strcmp(e, "defer"))
-		extra = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	else if (e && !strcmp(e, "coop-flag"))
-		extra = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-	loop->defer_enable = (extra & IORING_SETUP_SINGLE_ISSUER) != 0;
-#endif
+	unsigned extra = setup_flags();
 	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | extra };
 	static const int needed[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 				      IORING_OP_FALLOCATE, IORING_OP_POLL_ADD };
 	int ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
 
 	if (ret == -EINVAL && extra) {
+		/* A kernel before 5.19 refuses COOP_TASKRUN: the ring works without it. */
 		p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
 		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
 	}
-
 	if (ret == -EINVAL) {
 		loop->lockdown_failed = true;
 		return err_set(EOPNOTSUPP, "io_uring: the kernel cannot start a ring disabled (Linux 5.10+), "
@@ -262,8 +267,6 @@ int uring_start(struct io_loop *loop)
 	if ((ret = io_uring_register_files(&loop->ring, fds, (unsigned)n)) < 0)
 		return err_set(-ret, "io_uring: registering files: %s", strerror(-ret));
 	loop->files_registered = true;
-	if (loop->defer_enable)
-		return 0;
 	if ((ret = uring_register(loop, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0)
 		return err_set(-ret, "io_uring: enabling the ring: %s", strerror(-ret));
 	return 0;

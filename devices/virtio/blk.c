@@ -173,6 +173,14 @@ void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iov
 
 /* ---- the device ---- */
 
+/*
+ * With at least this many requests in flight, the device asks the driver not
+ * to kick and looks at the ring at each completion batch instead. Below it
+ * (queue depth 1-4, large sequential requests) a new request would wait for
+ * an unrelated completion, so the driver kicks as usual.
+ */
+#define BLK_KICKLESS_DEPTH 8
+
 struct blk_req {
 	struct io_request io;
 	struct blk *blk;
@@ -201,6 +209,8 @@ struct blk {
 	bool stalled;                   /* the pool ran dry with requests left in the ring */
 	struct blk_req *answered, *answered_tail; /* done, not yet in the used ring (published at the batch end) */
 	struct io_deferred publish;     /* blk_publish() at the end of the I/O loop's batch */
+	unsigned busy;                  /* submitted, not yet published (I/O thread's own count) */
+	bool kickless;                  /* kicks suppressed: the next blk_publish() looks at the ring */
 	bool throttled;                 /* the rate limiter holds the queue until the timer fires */
 	int timer;                      /* the limiter's wait (io_loop_timer) */
 	unsigned long host_errors;
@@ -300,6 +310,7 @@ static void blk_publish(void *arg)
 	for (struct blk_req *r = list; r; r = r->next_free, count++)
 		count_locked(b, r->io.op, r->io.len, r->status);
 	b->inflight -= count;
+	b->busy -= count;
 	if (b->inflight == 0)
 		pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
@@ -307,8 +318,9 @@ static void blk_publish(void *arg)
 		next = r->next_free;
 		req_free(b, r);
 	}
-	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && b->stalled) {
-		b->stalled = false;
+	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && (b->stalled || b->kickless)) {
+		/* What the driver queued meanwhile, without the kick it was told not to make. */
+		b->stalled = b->kickless = false;
 		blk_process(b);
 	}
 }
@@ -426,7 +438,9 @@ static enum chain_outcome handle_chain(struct blk *b, struct blk_req *r)
 	pthread_mutex_lock(&b->lock);
 	b->inflight++;
 	pthread_mutex_unlock(&b->lock);
+	b->busy++;
 	if (disk_submit(&b->be, &r->io) < 0) {
+		b->busy--;
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
 		count_locked(b, p.op, 0, VIRTIO_BLK_S_IOERR);
@@ -460,6 +474,16 @@ static void blk_process(struct blk *b)
 			break;
 		}
 		if (ret == 0) {
+			if (b->busy >= BLK_KICKLESS_DEPTH) {
+				/*
+				 * Enough in flight: a completion batch comes soon and looks
+				 * at the ring (blk_publish), so the driver need not kick (a
+				 * kick is a VM exit and a wake-up of this thread).
+				 */
+				virtq_suppress_kicks(vq);
+				b->kickless = true;
+				break;
+			}
 			if (!virtq_enable_notify(vq, true))
 				break;
 			virtq_enable_notify(vq, false);
@@ -532,6 +556,7 @@ static void blk_quiesce(void *arg)
 
 	atomic_store(&b->active, false);
 	b->stalled = false;
+	b->kickless = false;
 	b->throttled = false;
 	io_loop_timer_set(b->loop, b->timer, 0);
 }
@@ -554,6 +579,11 @@ static void blk_stop_taking(void *arg)
 	struct blk *b = arg;
 
 	atomic_store(&b->frozen, true);
+	if (b->kickless) {
+		/* No completion will look at the ring for us now: kicks on, as a snapshot should hold them. */
+		b->kickless = false;
+		virtq_enable_notify(&b->dev.vq[0], true);
+	}
 }
 
 /* (io) The flush a freeze asked for is done. */
