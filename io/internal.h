@@ -67,6 +67,7 @@ struct io_loop {
 
 	uint64_t inflight;            /* loop thread: submitted, done() not yet called */
 	struct req_list pending;      /* loop thread: waiting for a submission slot */
+	struct io_deferred *deferred; /* loop thread: io_loop_defer() calls for the end of this batch */
 
 	/* io_uring engine */
 	struct io_uring ring;
@@ -94,6 +95,7 @@ void io_handle_wake(struct io_loop *loop);
 void io_fire_fd_watch(struct io_loop *loop, int i, short revents);
 void io_fire_watch(struct io_loop *loop, int i);
 bool io_finished(struct io_loop *loop);
+void io_run_deferred(struct io_loop *loop);
 /* What every thread of the loop runs first (io_loop_set_thread_init). */
 void io_thread_init(void);
 

@@ -73,6 +73,9 @@ void io_loop_set_thread_init(void (*fn)(void));
 /* Test hook (builds with MICROVM_TEST_HOOKS): set, the ring's lock-down fails as on an old kernel. */
 #define IO_LOOP_TEST_NO_LOCKDOWN_ENV "MICROVM_TEST_URING_NO_LOCKDOWN"
 
+/* Test hook: "none" makes the ring without IORING_SETUP_COOP_TASKRUN (for measuring it, docs/benchmarks.md). */
+#define IO_LOOP_TEST_URING_SETUP_ENV "MICROVM_TEST_URING_SETUP"
+
 /* For --host-info: one line on whether io_uring is usable here, locked down, or why not. */
 const char *io_loop_uring_status(char *buf, size_t len);
 enum io_engine io_loop_engine(const struct io_loop *loop);
@@ -143,6 +146,32 @@ int io_loop_start(struct io_loop *loop);
  * for a bad file index / op.
  */
 int io_loop_submit(struct io_loop *loop, struct io_request *req);
+
+/*
+ * Work a device wants done once per batch: after the loop has handled every
+ * completion and event that one wake-up brought (all the done() callbacks of
+ * that batch), and before it submits what they queued and sleeps again. A
+ * device batches with it: done() only records its answer and defers; the
+ * deferred call publishes every answer of the batch at once (one used-ring
+ * update, one interrupt). Private fields belong to the loop; zero the whole
+ * struct before the first use.
+ */
+struct io_deferred {
+	void (*fn)(void *arg);
+	void *arg;
+
+	/* Private to the loop. */
+	bool queued_;
+	struct io_deferred *next_;
+};
+
+/*
+ * I/O thread only (a done() callback, an eventfd or fd watch's callback):
+ * have d->fn(d->arg) run once at the end of the current batch. Deferring a d
+ * already queued does nothing; fn may defer again (it then runs in the next
+ * round of the same batch end, before the loop sleeps).
+ */
+void io_loop_defer(struct io_loop *loop, struct io_deferred *d);
 
 /*
  * Run fn(arg) on the I/O thread and wait for it to return. Called from the

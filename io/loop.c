@@ -192,6 +192,28 @@ void io_fire_watch(struct io_loop *loop, int i)
 		loop->watch[i].cb(loop->watch[i].arg);
 }
 
+void io_loop_defer(struct io_loop *loop, struct io_deferred *d)
+{
+	if (d->queued_)
+		return;
+	d->queued_ = true;
+	d->next_ = loop->deferred;
+	loop->deferred = d;
+}
+
+/* The end of a batch: what done() callbacks and watches deferred, until nothing is left. */
+void io_run_deferred(struct io_loop *loop)
+{
+	while (loop->deferred) {
+		struct io_deferred *d = loop->deferred;
+
+		loop->deferred = d->next_;
+		d->next_ = NULL;
+		d->queued_ = false;
+		d->fn(d->arg);
+	}
+}
+
 bool io_finished(struct io_loop *loop)
 {
 	return atomic_load(&loop->stop) && loop->inflight == 0;
@@ -213,6 +235,7 @@ static void *loop_thread(void *arg)
 	loop->exited = true;
 	pthread_mutex_unlock(&loop->lock);
 	io_handle_wake(loop);
+	io_run_deferred(loop);
 	return NULL;
 }
 

@@ -87,5 +87,6 @@ void sync_run(struct io_loop *loop)
 			else if (p[i].revents & (POLLIN | POLLERR | POLLHUP))
 				io_fire_watch(loop, i);
 		}
+		io_run_deferred(loop);
 	}
 }

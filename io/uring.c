@@ -147,6 +147,7 @@ void uring_run(struct io_loop *loop)
 				io_list_push(&loop->pending, req);
 		}
 		io_uring_cq_advance(&loop->ring, n);
+		io_run_deferred(loop);
 		uring_flush_pending(loop);
 	}
 }
@@ -195,13 +196,38 @@ static int uring_lock_down(struct io_loop *loop)
 	return ret;
 }
 
+/*
+ * The ring's setup flags besides R_DISABLED. COOP_TASKRUN (Linux 5.19): the
+ * kernel does not interrupt the I/O thread with an IPI to post completions,
+ * it posts them when the thread next enters the kernel, which this loop does
+ * for every batch anyway (io_uring_submit_and_wait). SINGLE_ISSUER with
+ * DEFER_TASKRUN was measured and not taken (docs/benchmarks.md). A test
+ * hook turns COOP_TASKRUN off, for measuring it.
+ */
+static unsigned setup_flags(void)
+{
+#ifdef MICROVM_TEST_HOOKS
+	const char *e = getenv(IO_LOOP_TEST_URING_SETUP_ENV);
+
+	if (e && !strcmp(e, "none"))
+		return 0;
+#endif
+	return IORING_SETUP_COOP_TASKRUN;
+}
+
 int uring_create(struct io_loop *loop)
 {
-	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED };
+	unsigned extra = setup_flags();
+	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | extra };
 	static const int needed[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 				      IORING_OP_FALLOCATE, IORING_OP_POLL_ADD };
 	int ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
 
+	if (ret == -EINVAL && extra) {
+		/* A kernel before 5.19 refuses COOP_TASKRUN: the ring works without it. */
+		p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
+		ret = io_uring_queue_init_params(RING_ENTRIES, &loop->ring, &p);
+	}
 	if (ret == -EINVAL) {
 		loop->lockdown_failed = true;
 		return err_set(EOPNOTSUPP, "io_uring: the kernel cannot start a ring disabled (Linux 5.10+), "

@@ -173,11 +173,20 @@ void blk_parse(const struct blk_disk *d, const struct virtq_chain *c, struct iov
 
 /* ---- the device ---- */
 
+/*
+ * With at least this many requests in flight, the device asks the driver not
+ * to kick and looks at the ring at each completion batch instead. Below it
+ * (queue depth 1-4, large sequential requests) a new request would wait for
+ * an unrelated completion, so the driver kicks as usual.
+ */
+#define BLK_KICKLESS_DEPTH 8
+
 struct blk_req {
 	struct io_request io;
 	struct blk *blk;
-	struct blk_req *next_free;
+	struct blk_req *next_free;      /* the free list, or the list of answers to publish */
 	uint16_t head;
+	uint8_t status;                 /* the answer, once the host operation is done */
 	uint32_t type;
 	uint8_t *status_ptr;
 	uint32_t written;
@@ -198,6 +207,10 @@ struct blk {
 	uint16_t pool_size;
 	struct blk_req *free;
 	bool stalled;                   /* the pool ran dry with requests left in the ring */
+	struct blk_req *answered, *answered_tail; /* done, not yet in the used ring (published at the batch end) */
+	struct io_deferred publish;     /* blk_publish() at the end of the I/O loop's batch */
+	unsigned busy;                  /* submitted, not yet published (I/O thread's own count) */
+	bool kickless;                  /* kicks suppressed: the next blk_publish() looks at the ring */
 	bool throttled;                 /* the rate limiter holds the queue until the timer fires */
 	int timer;                      /* the limiter's wait (io_loop_timer) */
 	unsigned long host_errors;
@@ -262,7 +275,57 @@ static bool injected_failure(struct blk *b, const struct blk_req *r)
 	return b->fail_sector >= first && b->fail_sector - first < r->io.len / BLK_SECTOR_SIZE;
 }
 
-/* (io) A host operation finished. */
+/*
+ * (io) The end of the I/O loop's batch: every answer of the batch goes into
+ * the used ring at once (one used-index update) with one notification, which
+ * EVENT_IDX may suppress; then they count as finished. Only then do they
+ * leave `inflight`, so a reset or a freeze that waits for it finds every
+ * answer in the used ring.
+ */
+static void blk_publish(void *arg)
+{
+	struct blk *b = arg;
+	struct blk_req *list = b->answered;
+	uint16_t head[VIRTQ_MAX_SIZE];
+	uint32_t written[VIRTQ_MAX_SIZE];
+	unsigned count = 0;
+	int n = 0;
+
+	b->answered = b->answered_tail = NULL;
+	if (atomic_load(&b->active)) {
+		for (struct blk_req *r = list; r; r = r->next_free) {
+			*r->status_ptr = r->status;
+			head[n] = r->head;
+			written[n] = r->status == VIRTIO_BLK_S_OK ? r->written : 1;
+			/* At most one answer per pool entry, and the pool is at most a queue's size. */
+			if (++n == VIRTQ_MAX_SIZE) {
+				virtq_push_n(&b->dev.vq[0], head, written, n);
+				n = 0;
+			}
+		}
+		virtq_push_n(&b->dev.vq[0], head, written, n);
+		b->dev.notify_used(&b->dev, 0);
+	}
+	pthread_mutex_lock(&b->lock);
+	for (struct blk_req *r = list; r; r = r->next_free, count++)
+		count_locked(b, r->io.op, r->io.len, r->status);
+	b->inflight -= count;
+	b->busy -= count;
+	if (b->inflight == 0)
+		pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->lock);
+	for (struct blk_req *r = list, *next; r; r = next) {
+		next = r->next_free;
+		req_free(b, r);
+	}
+	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && (b->stalled || b->kickless)) {
+		/* What the driver queued meanwhile, without the kick it was told not to make. */
+		b->stalled = b->kickless = false;
+		blk_process(b);
+	}
+}
+
+/* (io) A host operation finished: record the answer; blk_publish() gives it to the driver with the batch. */
 static void req_done(struct io_request *io, int64_t res)
 {
 	struct blk_req *r = io->priv;
@@ -286,21 +349,14 @@ static void req_done(struct io_request *io, int64_t res)
 		else
 			log_debug("virtio-blk: host I/O error: %s", strerror((int)-res));
 	}
-	if (atomic_load(&b->active)) {
-		finish(b, r->head, r->status_ptr, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
-		       r->written);
-		b->dev.notify_used(&b->dev, 0);
-	}
-	req_free(b, r);
-	pthread_mutex_lock(&b->lock);
-	count_locked(b, io->op, io->len, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-	if (--b->inflight == 0)
-		pthread_cond_broadcast(&b->idle);
-	pthread_mutex_unlock(&b->lock);
-	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && b->stalled) {
-		b->stalled = false;
-		blk_process(b);
-	}
+	r->status = res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	r->next_free = NULL;
+	if (b->answered_tail)
+		b->answered_tail->next_free = r;
+	else
+		b->answered = r;
+	b->answered_tail = r;
+	io_loop_defer(b->loop, &b->publish);
 }
 
 static uint64_t now_ns(void)
@@ -321,9 +377,11 @@ static bool admit(struct blk *b, const struct blk_parsed *p)
 	uint64_t wait = 0;
 	bool ok;
 
+	/* Limits change on this thread only (set_limits_io): no lock needed to see there are none. */
+	if (!rl_enabled(&b->rl))
+		return true;
 	pthread_mutex_lock(&b->lock);
-	ok = !rl_enabled(&b->rl) ||
-	     rl_try(&b->rl, p->op == IO_OP_READ || p->op == IO_OP_WRITE ? p->len : 0, now_ns(), &wait);
+	ok = rl_try(&b->rl, p->op == IO_OP_READ || p->op == IO_OP_WRITE ? p->len : 0, now_ns(), &wait);
 	pthread_mutex_unlock(&b->lock);
 	if (!ok) {
 		b->throttled = true;
@@ -380,7 +438,9 @@ static enum chain_outcome handle_chain(struct blk *b, struct blk_req *r)
 	pthread_mutex_lock(&b->lock);
 	b->inflight++;
 	pthread_mutex_unlock(&b->lock);
+	b->busy++;
 	if (disk_submit(&b->be, &r->io) < 0) {
+		b->busy--;
 		pthread_mutex_lock(&b->lock);
 		b->inflight--;
 		count_locked(b, p.op, 0, VIRTIO_BLK_S_IOERR);
@@ -414,6 +474,16 @@ static void blk_process(struct blk *b)
 			break;
 		}
 		if (ret == 0) {
+			if (b->busy >= BLK_KICKLESS_DEPTH) {
+				/*
+				 * Enough in flight: a completion batch comes soon and looks
+				 * at the ring (blk_publish), so the driver need not kick (a
+				 * kick is a VM exit and a wake-up of this thread).
+				 */
+				virtq_suppress_kicks(vq);
+				b->kickless = true;
+				break;
+			}
 			if (!virtq_enable_notify(vq, true))
 				break;
 			virtq_enable_notify(vq, false);
@@ -486,6 +556,7 @@ static void blk_quiesce(void *arg)
 
 	atomic_store(&b->active, false);
 	b->stalled = false;
+	b->kickless = false;
 	b->throttled = false;
 	io_loop_timer_set(b->loop, b->timer, 0);
 }
@@ -508,6 +579,11 @@ static void blk_stop_taking(void *arg)
 	struct blk *b = arg;
 
 	atomic_store(&b->frozen, true);
+	if (b->kickless) {
+		/* No completion will look at the ring for us now: kicks on, as a snapshot should hold them. */
+		b->kickless = false;
+		virtq_enable_notify(&b->dev.vq[0], true);
+	}
 }
 
 /* (io) The flush a freeze asked for is done. */
@@ -684,6 +760,7 @@ int blk_create(struct blk **out, const struct blk_disk *d, const struct disk_bac
 	b->be = *be;
 	b->dev.ops = &blk_ops;
 	b->dev.priv = b;
+	b->publish = (struct io_deferred){ .fn = blk_publish, .arg = b };
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->idle, NULL);
 	int ret = io_loop_timer(b->loop, blk_timer, b);

@@ -176,6 +176,7 @@ struct net {
 	bool rx_throttled;              /* the pending frame waits for the RX limiter's timer: no POLLIN */
 	bool rx_paid;                   /* the pending frame's tokens are taken */
 	bool tx_throttled;              /* the next TX chain (left in the ring) waits for the timer */
+	uint64_t tx_round_frames, tx_round_bytes; /* sent in this TX round, added to stats at its end */
 	uint32_t rx_len;                /* bytes in rx_buf (header + frame); 0: none pending */
 	int rx_n;                       /* chains held for the pending frame: rx_first, then rx_cur ones */
 	uint16_t rx_head[VIRTQ_MAX_SIZE];
@@ -244,11 +245,15 @@ static uint64_t now_ns(void)
  */
 static bool admit(struct net *n, struct rate_limiter *rl, uint64_t bytes)
 {
-	uint64_t wait = 0, now = now_ns();
+	uint64_t wait = 0, now;
 	bool ok;
 
+	/* Limits change on this thread only (set_limits_io): no lock needed to see there are none. */
+	if (!rl_enabled(rl))
+		return true;
+	now = now_ns();
 	pthread_mutex_lock(&n->stats_lock);
-	ok = !rl_enabled(rl) || rl_try(rl, bytes, now, &wait);
+	ok = rl_try(rl, bytes, now, &wait);
 	pthread_mutex_unlock(&n->stats_lock);
 	/* Saturated: a tiny bucket with a long refill can ask for more than UINT64_MAX - now. */
 	uint64_t due = wait > UINT64_MAX - now ? UINT64_MAX : now + wait;
@@ -502,10 +507,8 @@ static int tx_send(struct net *n)
 		STAT_ADD(n, tx_dropped, 1);
 		LOG_ONCE(n, tx_err, "%s: sending a frame: %s (dropped)", n->name, strerror(errno));
 	} else {
-		pthread_mutex_lock(&n->stats_lock);
-		n->stats.tx_frames++;
-		n->stats.tx_bytes += frame_len;
-		pthread_mutex_unlock(&n->stats_lock);
+		n->tx_round_frames++;
+		n->tx_round_bytes += frame_len;
 	}
 	virtq_push(vq, c->head, 0);
 	return 0;
@@ -556,6 +559,14 @@ static void tx_process(struct net *n)
 		n->tx_have = false;
 		pushed = true;
 		done++;
+	}
+	if (n->tx_round_frames) {
+		/* The round's frames counted at once: one lock per round, not per frame. */
+		pthread_mutex_lock(&n->stats_lock);
+		n->stats.tx_frames += n->tx_round_frames;
+		n->stats.tx_bytes += n->tx_round_bytes;
+		pthread_mutex_unlock(&n->stats_lock);
+		n->tx_round_frames = n->tx_round_bytes = 0;
 	}
 	if (pushed)
 		n->dev.notify_used(&n->dev, NET_TXQ);

@@ -277,6 +277,18 @@ bool virtq_enable_notify(struct virtq *q, bool enable)
 	return ld16(avail_idx(&r), __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
+void virtq_suppress_kicks(struct virtq *q)
+{
+	struct rings r;
+
+	if (!map_rings(q, &r))
+		return;
+	if (q->event_idx)
+		st16(avail_event(&r, q->size), (uint16_t)(q->last_avail - 1), __ATOMIC_RELAXED);
+	else
+		st16(used_flags(&r), VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
 static uint64_t chain_copy(const struct virtq_chain *c, bool writable, uint64_t offset,
 			   uint8_t *dst, const uint8_t *src, uint64_t len)
 {

@@ -122,6 +122,17 @@ bool virtq_should_notify(struct virtq *q);
 bool virtq_enable_notify(struct virtq *q, bool enable);
 
 /*
+ * Ask the driver not to kick at all, for now: the device promises to look at
+ * the ring again by itself (virtio-blk while requests are in flight: each
+ * completion batch looks). With EVENT_IDX, avail_event goes one behind
+ * last_avail, an index the driver's next publish can never cross (it would
+ * need to add 2^16 entries to a ring of at most 256 the device does not
+ * consume); without it, VIRTQ_USED_F_NO_NOTIFY. virtq_enable_notify(q, true)
+ * undoes it (with EVENT_IDX, so does the next virtq_pop()).
+ */
+void virtq_suppress_kicks(struct virtq *q);
+
+/*
  * Copy helpers across a chain's buffers (scatter/gather). virtq_chain_read
  * reads the driver-readable buffers, taken as one byte stream starting at
  * offset; virtq_chain_write writes the device-writable ones likewise. They

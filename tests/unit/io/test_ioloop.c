@@ -705,3 +705,86 @@ static void test_timers(enum io_engine e)
 
 Test(ioloop_uring, timers, .timeout = 20) { test_timers(IO_ENGINE_URING); }
 Test(ioloop_sync, timers, .timeout = 20) { test_timers(IO_ENGINE_SYNC); }
+
+/* ---- io_loop_defer(): once per batch, after the batch's done() callbacks ---- */
+
+struct dctx {
+	struct ctx c;
+	struct io_deferred d, chained;
+	int uncovered;                  /* done() calls since the last deferred run (loop thread) */
+	int covered;                    /* done() calls a deferred run came after */
+	atomic_int runs, chained_runs;
+	bool off_thread;
+};
+
+static void d_done(struct io_request *r, int64_t res)
+{
+	struct dctx *x = r->priv;
+
+	x->c.result[r - x->c.req] = res;
+	x->uncovered++;
+	/* Twice on purpose: a deferred call already queued runs once. */
+	io_loop_defer(x->c.loop, &x->d);
+	io_loop_defer(x->c.loop, &x->d);
+	atomic_fetch_add(&x->c.done, 1);
+}
+
+static void d_chained(void *arg)
+{
+	struct dctx *x = arg;
+
+	atomic_fetch_add(&x->chained_runs, 1);
+}
+
+static void d_run(void *arg)
+{
+	struct dctx *x = arg;
+
+	if (!pthread_equal(pthread_self(), x->c.loop_thread))
+		x->off_thread = true;
+	cr_assert_gt(x->uncovered, 0, "a deferred call ran without a done() before it");
+	x->covered += x->uncovered;
+	x->uncovered = 0;
+	atomic_fetch_add(&x->runs, 1);
+	/* Deferring from a deferred call: it runs before the loop sleeps. */
+	io_loop_defer(x->c.loop, &x->chained);
+}
+
+static void test_defer(enum io_engine e)
+{
+	static struct dctx x;
+	static uint8_t buf[NREQ][CHUNK];
+	int fd = temp_file(NREQ * CHUNK), idx;
+
+	memset(&x, 0, sizeof(x));
+	if (!setup(&x.c, e, &fd, 1, &idx)) {
+		close(fd);
+		cr_skip_test("io_uring unavailable here");
+	}
+	x.d = (struct io_deferred){ .fn = d_run, .arg = &x };
+	x.chained = (struct io_deferred){ .fn = d_chained, .arg = &x };
+	start(&x.c);
+	for (int i = 0; i < NREQ; i++) {
+		memset(buf[i], i, CHUNK);
+		rw_req(&x.c, i, IO_OP_WRITE, idx, buf[i], CHUNK, (uint64_t)i * CHUNK);
+		x.c.req[i].done = d_done;
+		x.c.req[i].priv = &x;
+	}
+	submit(&x.c, 0, NREQ);
+	wait_done(&x.c, NREQ);
+	/* The last batch's deferred call runs right after its done() calls: wait for it on the loop thread. */
+	io_loop_call(x.c.loop, noop, NULL);
+	for (int i = 0; i < NREQ; i++)
+		cr_assert_eq(x.c.result[i], CHUNK);
+	int runs = atomic_load(&x.runs);
+	cr_assert_eq(x.covered, NREQ, "every done() is followed by a deferred run (%d of %d)", x.covered, NREQ);
+	cr_assert_geq(runs, 1);
+	cr_assert_leq(runs, NREQ);
+	cr_assert_eq(atomic_load(&x.chained_runs), runs);
+	cr_assert(!x.off_thread);
+	io_loop_destroy(x.c.loop);
+	close(fd);
+}
+
+Test(ioloop_uring, defer_once_per_batch) { test_defer(IO_ENGINE_URING); }
+Test(ioloop_sync, defer_once_per_batch) { test_defer(IO_ENGINE_SYNC); }

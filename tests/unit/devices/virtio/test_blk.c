@@ -951,3 +951,134 @@ static void test_throttle_freeze(enum io_engine e)
 
 Test(blk_limit_uring, freeze_while_throttled, .timeout = 30) { test_throttle_freeze(IO_ENGINE_URING); }
 Test(blk_limit_sync, freeze_while_throttled, .timeout = 30) { test_throttle_freeze(IO_ENGINE_SYNC); }
+
+/* ---- completions published in batches: one used-ring update and one notification per batch ---- */
+
+static atomic_int batch_notes, batch_irqs;
+static uint16_t batch_seen[8];
+
+/* The transport's check, as virtio-mmio makes it: does the driver want this interrupt? */
+static void t_notify_evidx(struct virtio_dev *dev, uint16_t q)
+{
+	struct rig *r = dev->transport;
+	int n = atomic_fetch_add(&batch_notes, 1);
+
+	if (n < 8)
+		batch_seen[n] = used_idx(r);
+	if (virtq_should_notify(&dev->vq[q]))
+		atomic_fetch_add(&batch_irqs, 1);
+}
+
+/* On the I/O thread: the kick, then a pause in which the sync workers finish every request of it. */
+static void kick_then_pause(void *arg)
+{
+	struct rig *r = arg;
+
+	r->dev->ops->queue_notify(r->dev, 0);
+	usleep(200 * 1000);
+}
+
+static void set_used_event(struct rig *r, uint16_t v)
+{
+	__atomic_store_n((uint16_t *)(r->ram + AVAIL_GPA + 4 + 2 * QSIZE), v, __ATOMIC_RELEASE);
+}
+
+static void batch_of_five(struct rig *r, uint16_t want_used)
+{
+	for (int k = 0; k < 5; k++)
+		add_req(r, k, VIRTIO_BLK_T_OUT, (uint64_t)8 * k, 4096);
+	io_loop_call(r->loop, kick_then_pause, r);
+	for (int i = 0; i < 5000 && used_idx(r) != want_used; i++)
+		usleep(1000);
+	cr_assert_eq(used_idx(r), want_used);
+	for (int k = 0; k < 5; k++)
+		cr_assert_eq(r->ram[STATUS_GPA + k], VIRTIO_BLK_S_OK);
+}
+
+Test(blk_batch_sync, one_used_update_and_one_interrupt_per_batch, .timeout = 30)
+{
+	struct rig r;
+
+	cr_assert(rig_setup(&r, IO_ENGINE_SYNC, false));
+	atomic_store(&batch_notes, 0);
+	atomic_store(&batch_irqs, 0);
+	r.dev->notify_used = t_notify_evidx;
+	r.dev->vq[0].event_idx = true;
+	/* The driver wants an interrupt once used entry 2 is filled. */
+	set_used_event(&r, 2);
+	batch_of_five(&r, 5);
+	/* Five completions, one batch: the used index went 0 -> 5 in one step, one notification. */
+	cr_assert_eq(atomic_load(&batch_notes), 1);
+	cr_assert_eq(batch_seen[0], 5);
+	cr_assert_eq(atomic_load(&batch_irqs), 1);
+	struct blk_stats st;
+	blk_get_stats(r.blk, &st);
+	cr_assert_eq(st.writes, 5);
+
+	/* used_event still 2, already passed: the next batch raises no interrupt (EVENT_IDX). */
+	batch_of_five(&r, 10);
+	cr_assert_eq(atomic_load(&batch_notes), 2);
+	cr_assert_eq(batch_seen[1], 10);
+	cr_assert_eq(atomic_load(&batch_irqs), 1);
+
+	/* The driver asks again, at entry 12: the batch 10 -> 15 crosses it, one interrupt. */
+	set_used_event(&r, 12);
+	batch_of_five(&r, 15);
+	cr_assert_eq(atomic_load(&batch_notes), 3);
+	cr_assert_eq(batch_seen[2], 15);
+	cr_assert_eq(atomic_load(&batch_irqs), 2);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}
+
+/* ---- no kicks while busy: with 8 or more requests in flight, completions look at the ring ---- */
+
+#define BUSY_QSIZE 64
+static uint16_t busy_avail_event;
+
+static void noop_io(void *arg)
+{
+	(void)arg;
+}
+
+static uint16_t avail_event_of(struct rig *r)
+{
+	return __atomic_load_n((uint16_t *)(r->ram + USED_GPA + 4 + 8 * BUSY_QSIZE), __ATOMIC_ACQUIRE);
+}
+
+/* On the I/O thread: the kick takes 8 flushes; then the driver adds a ninth and, told not to, does not kick. */
+static void kick_busy(void *arg)
+{
+	struct rig *r = arg;
+
+	r->dev->ops->queue_notify(r->dev, 0);
+	busy_avail_event = avail_event_of(r);
+	add_req(r, 8, VIRTIO_BLK_T_FLUSH, 0, 0);
+	usleep(100 * 1000);
+}
+
+Test(blk_batch_sync, no_kicks_while_busy, .timeout = 30)
+{
+	struct rig r;
+
+	cr_assert(rig_setup(&r, IO_ENGINE_SYNC, false));
+	/* A larger ring (the pool of 16 requests made at activation is enough for 9). */
+	r.dev->vq[0].size = BUSY_QSIZE;
+	r.dev->vq[0].event_idx = true;
+	cr_assert_eq(virtq_validate(&r.dev->vq[0]), 0);
+	for (int k = 0; k < 8; k++)
+		add_req(&r, k, VIRTIO_BLK_T_FLUSH, 0, 0);
+	io_loop_call(r.loop, kick_busy, &r);
+	cr_assert_eq(busy_avail_event, 7, "8 in flight: avail_event one behind last_avail (8), no kicks");
+	/* The ninth is served without a kick: a completion batch looked at the ring. */
+	for (int i = 0; i < 5000 && used_idx(&r) != 9; i++)
+		usleep(1000);
+	cr_assert_eq(used_idx(&r), 9);
+	for (int k = 0; k < 9; k++)
+		cr_assert_eq(r.ram[STATUS_GPA + k], VIRTIO_BLK_S_OK);
+	/* All answered: fewer than 8 in flight, so kicks are on again at the ring's end. */
+	io_loop_call(r.loop, noop_io, NULL);
+	cr_assert_eq(avail_event_of(&r), 9);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}

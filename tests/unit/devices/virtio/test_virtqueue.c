@@ -609,3 +609,43 @@ Test(virtq, event_idx_enable_notify_race)
 	offer(0);
 	cr_assert(virtq_enable_notify(&q, true), "the caller must look again");
 }
+
+/* The driver's side of a kick decision (Linux's virtqueue_kick_prepare with EVENT_IDX). */
+static bool driver_would_kick(uint16_t old, uint16_t now)
+{
+	uint16_t event = get16(USED + 4 + 8 * QS);
+	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+}
+
+Test(virtq, suppress_kicks_event_idx)
+{
+	q.event_idx = true;
+	put_desc(DESC, 0, BUF, 16, 0, 0);
+	offer(0);
+	cr_assert_eq(virtq_pop(&q, &chain), 1);
+	cr_assert_not(virtq_enable_notify(&q, true));
+	cr_assert(driver_would_kick(1, 2), "kicks on: the next buffer would be kicked");
+	virtq_suppress_kicks(&q);
+	cr_assert_eq(get16(USED + 4 + 8 * QS), 0, "avail_event one behind last_avail");
+	/* Whatever the driver adds now (up to a full ring), it does not kick. */
+	for (uint16_t n = 1; n <= QS; n++)
+		cr_assert_not(driver_would_kick(1, (uint16_t)(1 + n)), "%u buffers added", n);
+	/* The next pop (the device looking by itself) turns kicks back on after it. */
+	offer(0);
+	cr_assert_eq(virtq_pop(&q, &chain), 1);
+	cr_assert(driver_would_kick(2, 3));
+	virtq_suppress_kicks(&q);
+	cr_assert_not(driver_would_kick(2, 3));
+	cr_assert_not(virtq_enable_notify(&q, true), "ring empty");
+	cr_assert(driver_would_kick(2, 3), "enable undoes it");
+}
+
+Test(virtq, suppress_kicks_flags)
+{
+	cr_assert_not(virtq_enable_notify(&q, true));
+	cr_assert_eq(get16(USED), 0);
+	virtq_suppress_kicks(&q);
+	cr_assert_eq(get16(USED), VIRTQ_USED_F_NO_NOTIFY);
+	cr_assert_not(virtq_enable_notify(&q, true));
+	cr_assert_eq(get16(USED), 0);
+}
