@@ -1,4 +1,4 @@
-/* sandbox.c - per-thread-kind seccomp filters (see sandbox.h and docs/seccomp.md). */
+/* sandbox.c - loads the per-thread-kind seccomp filters built with microvm (see sandbox.h, filters.h). */
 #include "vmm/sandbox/sandbox.h"
 #include "vmm/sandbox/filters.h"
 #include "base/err.h"
