@@ -26,7 +26,8 @@ enum sandbox_kind {
 const char *sandbox_kind_name(enum sandbox_kind kind);
 
 /*
- * Build every kind's filter and install the SIGSYS handler that reports a
+ * Choose every kind's filter (compiled at build time: filters.h) after checking
+ * that the kernel has seccomp filters, and install the SIGSYS handler that reports a
  * forbidden call; before_exit(ctx) then runs (async-signal-safe: the terminal
  * is restored) and the process exits with MV_EXIT_SECCOMP. Call it in the main
  * thread before any thread that enters the sandbox is started. From then on
