@@ -9,7 +9,7 @@ Debian guest (table 9: CI latency of a --run script, fio and iperf3 in the guest
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
                    [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
   LIST: comma-separated of startup, memory, exits, linux, debian, workload, restore (default: all;
-  --smoke: all but linux, debian and workload)
+  --smoke: all but linux, debian and workload); ci: table 9's CI latency part alone
 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
@@ -713,7 +713,7 @@ def bench_workload(reps, warm, runs, deb, timeout, tmp):
                                    ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
                                     "-device", "virtio-net-device,netdev=n0"])
             r = Run(cmd)
-            done = r.wait_for(r"microvm-run: the --run script exited with status (\d+)", timeout * 2)
+            done = r.wait_for(r"microvm-run: the --run script exited with status (\d+)", timeout)
             if not check(done is not None and done[1].group(1) == "0",
                          f"workload/{name}: the script did not end with status 0", r):
                 return None
@@ -745,6 +745,9 @@ def bench_workload(reps, warm, runs, deb, timeout, tmp):
                 if mi:
                     res[f"iperf_{mi.group(1)}_mbits"] = float(mi.group(2))
             check("iperf_tx_mbits" in res and "iperf_rx_mbits" in res, f"workload/{name}: no iperf3 figures", r)
+            log(f"workload/{name}: " + ", ".join(f"{k} {fmt(v)}" for k, v in res.items() if isinstance(v, float)))
+            log(f"workload/{name}: systemd-analyze blame:\n    " + "\n    ".join(res["blame"]))
+            log(f"workload/{name}: critical-chain:\n    " + "\n    ".join(res["chain"]))
             return res
         finally:
             if r:
@@ -765,12 +768,6 @@ def bench_workload(reps, warm, runs, deb, timeout, tmp):
     rows += summarize("workload", "systemd-analyze: kernel", per, "kernel_ms", "ms")
     rows += summarize("workload", "systemd-analyze: userspace (busybox initramfs)", per, "userspace_ms", "ms")
     rows += summarize("workload", "exec -> script's status line", per, "script_end_ms", "ms")
-    for name in VMMS:
-        for r in per.get(name, []):
-            if r:
-                log(f"workload/{name}: systemd-analyze blame:\n    " + "\n    ".join(r["blame"]))
-                log(f"workload/{name}: critical-chain:\n    " + "\n    ".join(r["chain"]))
-                break
     taps.close()
     return logged(rows)
 
@@ -1151,7 +1148,7 @@ def main():
     # SIGTERM (a timeout, scripts/nested-kvm stopping) unwinds: the VMs are killed, the taps removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,debian,workload,restore")).split(","))
-    bad = only - {"startup", "memory", "exits", "linux", "debian", "workload", "restore"}
+    bad = only - {"startup", "memory", "exits", "linux", "debian", "workload", "ci", "restore"}
     if bad:
         ap.error(f"--only: unknown table(s) {', '.join(sorted(bad))}")
 
@@ -1211,7 +1208,7 @@ def main():
                 failures.append(f"debian: no vmlinuz/initrd.img/debian.ext4 in {a.debian} "
                                 f"(sh scripts/debian-guest --out {a.debian})")
                 log(failures[-1])
-        if "workload" in only:
+        if only & {"workload", "ci"}:
             need = [os.path.join(a.debian, f) for f in ("vmlinuz", "initrd-busybox.img", "debian.ext4")]
             need.append(os.path.join(a.images, "rootfs.ext4"))
             missing = [p for p in need if not os.path.isfile(p)]
@@ -1219,7 +1216,8 @@ def main():
                 log("real workloads in a Debian guest: CI latency, then fio and iperf3")
                 wreps = max(1, reps // 2) if not a.smoke else 1
                 rows += bench_ci(wreps, warm and not a.quick, runs, a.debian, a.images, a.timeout, tmp)
-                rows += bench_workload(wreps, False, runs, a.debian, a.timeout, tmp)
+                if "workload" in only:
+                    rows += bench_workload(wreps, False, runs, a.debian, a.timeout, tmp)
             else:
                 failures.append(f"workload: missing {', '.join(missing)} (sh scripts/debian-guest --out "
                                 f"{a.debian}; sh scripts/guest-image --out {a.images})")
