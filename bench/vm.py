@@ -657,7 +657,10 @@ def bench_workload(reps, warm, runs, deb, timeout, tmp):
         check(False, f"workload: no tap ({taps.why})")
         return []
     tap = taps.names[0]
-    subprocess.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", tap], check=True)
+    p = subprocess.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", tap], capture_output=True, text=True)
+    if not check(p.returncode == 0, f"workload: ip addr add {HOST_IP}/24 dev {tap}: {p.stderr.strip()}"):
+        taps.close()
+        return []
     data = os.path.join(tmp, "workload-data.img")
     subprocess.run(["dd", "if=/dev/zero", f"of={data}", "bs=1M", f"count={DATA_MIB}", "conv=fsync"],
                    check=True, capture_output=True)
