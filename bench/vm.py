@@ -3,18 +3,20 @@
 memory per VM, VM-exit handling, and a Linux boot (docs/benchmarks.md, tables 1-3 and 6); and
 microvm's restore from a snapshot against its own cold boot (table 7: lazy restore, --verify-memory,
 --paused, the working set with a cold page cache, clones at scale, each on its own disk overlay
-over one base image and its own tap).
+over one base image and its own tap); Debian to its login prompt (table 8); real workloads in a
+Debian guest (table 9: CI latency of a --run script, fio and iperf3 in the guest against the host).
 
 Usage: bench/vm.py [--smoke | --quick] [--out DIR] [--reps N] [--vms N] [--only LIST]
                    [--restore-sizes RAM:WRITTEN,...] [--clones N,...]
-  LIST: comma-separated of startup, memory, exits, linux, debian, restore (default: all; --smoke: all
-  but linux and debian)
+  LIST: comma-separated of startup, memory, exits, linux, debian, workload, restore (default: all;
+  --smoke: all but linux, debian and workload); ci: table 9's CI latency part alone
 
 Needs /dev/kvm (exit status 77 without it: bench/run then runs this script in
 scripts/nested-kvm), build/vmm/microvm and build/tests/guest/guest-pvh.elf (bench/run
 builds them), qemu-system-x86_64, and for `linux` the images of
 scripts/guest-image (MICROVM_LINUX_GUEST or build/linux-guest), for `debian` those of
-scripts/debian-guest (MICROVM_DEBIAN_GUEST or build/debian-guest), and root (/dev/net/tun, ip) for the
+scripts/debian-guest (MICROVM_DEBIAN_GUEST or build/debian-guest; `workload` also the busybox
+rootfs.ext4 of scripts/guest-image, fio and iperf3 on the host), and root (/dev/net/tun, ip) for the
 clones' taps (without, the clones run without a NIC). Both VMMs boot
 the same files with the same RAM and vCPUs; runs alternate (microvm, QEMU,
 microvm, ...) after one warm-up run each. Writes DIR/vm-results.json (every
@@ -526,6 +528,267 @@ def send_line(r, data):
         pass
 
 
+# --------------------------------------------------------------------------- 9. real workloads in a Debian guest
+
+# fio jobs run inside the guest on its data disk and by the host on the same file: (name, rw, bs, depth).
+FIO_JOBS = [("randread-4k-qd1", "randread", "4k", 1), ("randread-4k-qd32", "randread", "4k", 32),
+            ("randwrite-4k-qd1", "randwrite", "4k", 1), ("randwrite-4k-qd32", "randwrite", "4k", 32),
+            ("read-1m-qd4", "read", "1m", 4), ("write-1m-qd4", "write", "1m", 4)]
+FIO_SECONDS = 5
+DATA_MIB = 256
+IPERF_SECONDS = 5
+RUN_MAGIC = "MICROVM-RUN v1"        # docs/cli-runs.md: the run disk's header line
+
+
+def fio_args(filename, rw, bs, depth, name):
+    """One fio job, the same for the guest and the host: libaio, O_DIRECT, time-based; --minimal's
+    terse line (read KiB/s and IOPS are its fields 7-8, write's 48-49)."""
+    return ["fio", f"--name={name}", f"--filename={filename}", "--ioengine=libaio", "--direct=1",
+            f"--rw={rw}", f"--bs={bs}", f"--iodepth={depth}", f"--size={DATA_MIB}M", f"--runtime={FIO_SECONDS}",
+            "--time_based", "--randrepeat=0", "--norandommap", "--minimal"]
+
+
+def fio_terse(line):
+    """(IOPS, MiB/s) of a --minimal line, reads or writes whichever moved."""
+    f = line.split(";")
+    if len(f) < 49:
+        return None
+    r_kib, r_iops, w_kib, w_iops = float(f[6]), float(f[7]), float(f[47]), float(f[48])
+    return (r_iops, r_kib / 1024) if r_iops >= w_iops else (w_iops, w_kib / 1024)
+
+
+def run_disk(script, path):
+    """The run disk microvm makes for --run (docs/cli-runs.md), made here for QEMU's run."""
+    body = open(script, "rb").read()
+    data = f"{RUN_MAGIC} {len(body)}\n".encode() + body
+    with open(path, "wb") as f:
+        f.write(data + b"\0" * (-len(data) % 512))
+
+
+def qemu_run_cmd(kernel, initrd, cmdline, mem, disks, run, extra=()):
+    """QEMU's microvm machine with the same disks, the run disk read-only last (as microvm adds it)."""
+    cmd = qemu_cmd(kernel, cmdline, mem, disks=disks, extra=["-initrd", initrd])
+    return cmd + ["-drive", f"file={run},if=none,id=run,format=raw,readonly=on",
+                  "-device", "virtio-blk-device,drive=run,serial=microvm-run"] + list(extra)
+
+
+def microvm_cmdline(r):
+    """The kernel command line the guest saw under microvm (with microvm's additions and
+    microvm.run=): QEMU's run gets the same."""
+    m = next((re.search(r"\] Command line: (.*)$", ln) for _, ln in r.out if "] Command line: " in ln), None)
+    return m.group(1).strip() if m else None
+
+
+def bench_ci(reps, warm, runs, deb, images, timeout, tmp):
+    """CI latency: a one-line script (`uname -r`) run in a fresh guest, exec -> the VMM's exit with
+    the script's status. Debian's cloud kernel, the busybox initramfs (initrd-busybox.img) and a
+    copy of the project's busybox image (its init runs microvm-run), 256 MiB, 1 vCPU. microvm:
+    `--run`; QEMU: the same run disk made here and the same command line. QEMU has no exit-status
+    port (an isa-debug-exit device on 0x510 would also catch qboot's fw_cfg selector writes there):
+    the status is read from microvm-run's serial line, after which the image's init powers off
+    (`poweroff -f`, ACPI S5: QEMU exits 0). Also the times of the kernel's `Run /init`, the
+    initramfs's switch_root, the script's output and status lines (the latter the same point in
+    both guests, before the exit mechanisms differ), and microvm's --stats milestones."""
+    kernel, initrd = os.path.join(deb, "vmlinuz"), os.path.join(deb, "initrd-busybox.img")
+    script = os.path.join(tmp, "ci.sh")
+    with open(script, "w") as f:
+        f.write("uname -r\n")
+    rundisk = os.path.join(tmp, "ci-run.img")
+    run_disk(script, rundisk)
+    cmdline = "console=ttyS0 root=/dev/vda rw panic=-1"
+    seen = {"cmdline": None}
+    status = {"microvm": 0, "qemu-microvm": 0}
+
+    def one(name):
+        root = os.path.join(tmp, f"ci-{name}.img")
+        shutil.copyfile(os.path.join(images, "rootfs.ext4"), root)
+        try:
+            if name == "microvm":
+                cmd = [MICROVM, "-q", "--stats=json", "--kernel", kernel, "--initrd", initrd, "--mem", "256M",
+                       "--disk", root, "--cmdline", cmdline, "--run", script]
+            elif not check(seen["cmdline"] is not None, "ci/qemu-microvm: no kernel command line from microvm's run"):
+                return None
+            else:
+                cmd = qemu_run_cmd(kernel, initrd, seen["cmdline"], 256, [root], rundisk)
+            r = Run(cmd)
+            code = r.finish(timeout)
+            if not check(code == status[name], f"ci/{name}: exit status {code}, expected {status[name]}", r):
+                return None
+            if name == "microvm":
+                seen["cmdline"] = microvm_cmdline(r)
+            out = r.line_time(r"^\d+\.\d+\.\d+-\S+$")
+            end = r.line_time(r"^microvm-run: the --run script exited with status 0$")
+            if not check(out is not None and end is not None,
+                         f"ci/{name}: no `uname -r` line or no status 0 line on the console", r):
+                return None
+            res = {"exit_ms": r.elapsed * 1e3, "first_output_ms": r.first_byte * 1e3, "output_ms": out * 1e3,
+                   "status_line_ms": end * 1e3}
+            for key, rx in (("init_ms", r"Run /init as init process"),
+                            ("switch_root_ms", r"^initramfs: /dev/vda mounted"),
+                            ("run_start_ms", r"^microvm-run: running the --run script")):
+                t = r.line_time(rx)
+                if t is not None:
+                    res[key] = t * 1e3
+            m = next((re.search(r"^\[\s*([\d.]+)\] Run /init as init process", ln) for _, ln in r.out
+                      if "Run /init as init process" in ln), None)
+            if m:
+                res["guest_clock_init_ms"] = float(m.group(1)) * 1e3
+            if name == "microvm":
+                st = r.stats()
+                if st:
+                    res["microvm_ms"] = st.get("ms")
+            return res
+        finally:
+            os.unlink(root)
+
+    per = alternate(reps, warm, one, list(VMMS), runs, "ci")
+    rows = summarize("ci", "--run `uname -r`: exec -> exit status", per, "exit_ms", "ms")
+    rows += summarize("ci", "exec -> first serial byte", per, "first_output_ms", "ms")
+    rows += summarize("ci", "exec -> kernel runs /init (initramfs)", per, "init_ms", "ms")
+    rows += summarize("ci", "guest clock at `Run /init` (kernel's own time)", per, "guest_clock_init_ms", "ms")
+    rows += summarize("ci", "exec -> initramfs mounted root", per, "switch_root_ms", "ms")
+    rows += summarize("ci", "exec -> `uname -r` printed", per, "output_ms", "ms")
+    rows += summarize("ci", "exec -> microvm-run's status line", per, "status_line_ms", "ms")
+    return logged(rows)
+
+
+def bench_workload(reps, warm, runs, deb, timeout, tmp):
+    """fio and iperf3 in the Debian 12 systemd image (docs/debian-guest.md), booted through the
+    busybox initramfs (cloud kernel, initrd-busybox.img, root a fresh copy of debian.ext4), 1 GiB,
+    1 vCPU, a 256 MiB data disk (a file filled with zeros, so no reads of holes) and a NIC on a tap
+    with 192.0.2.1 (the guest's address from ip=, systemd-networkd). microvm-run.service runs the
+    script once multi-user.target is reached: systemd-analyze (blame, critical-chain: the
+    profile of systemd's userspace part), the fio jobs on /dev/vdb, iperf3 to the host's server
+    both ways. The host runs the same fio jobs on the same file between the VMs; guest figures
+    are ratios to the host's. QEMU: the same files and command line, a tap netdev on the same tap
+    with virtio-net-device; its run ends at the script's status line (QEMU's power-off took
+    ~100 s in table 8, which is not what this table measures)."""
+    from debian import clean    # tests/linux/debian.py
+    from e2e import GUEST_IP, HOST_IP
+    kernel, initrd = os.path.join(deb, "vmlinuz"), os.path.join(deb, "initrd-busybox.img")
+    taps = Taps()
+    if not taps.make(1):
+        check(False, f"workload: no tap ({taps.why})")
+        return []
+    tap = taps.names[0]
+    p = subprocess.run(["ip", "addr", "add", f"{HOST_IP}/24", "dev", tap], capture_output=True, text=True)
+    if not check(p.returncode == 0, f"workload: ip addr add {HOST_IP}/24 dev {tap}: {p.stderr.strip()}"):
+        taps.close()
+        return []
+    data = os.path.join(tmp, "workload-data.img")
+    subprocess.run(["dd", "if=/dev/zero", f"of={data}", "bs=1M", f"count={DATA_MIB}", "conv=fsync"],
+                   check=True, capture_output=True)
+    lines = ["export SYSTEMD_COLORS=0 SYSTEMD_PAGER=cat",
+             "systemd-analyze | sed 's/^/ANALYZE /'",
+             "systemd-analyze blame --no-pager | head -n 20 | sed 's/^/BLAME /'",
+             "systemd-analyze critical-chain --no-pager | sed 's/^/CHAIN /'"]
+    for name, rw, bs, depth in FIO_JOBS:
+        lines.append(f"echo \"FIO {name} $({' '.join(fio_args('/dev/vdb', rw, bs, depth, name))})\"")
+    lines += [f"i=0; until ping -c 1 -W 1 {HOST_IP} >/dev/null 2>&1; do i=$((i+1)); "
+              "[ $i -lt 60 ] || break; sleep 0.5; done",
+              f"iperf3 -c {HOST_IP} -t {IPERF_SECONDS} -f m | grep receiver | sed 's/^/IPERF tx /'",
+              f"iperf3 -c {HOST_IP} -t {IPERF_SECONDS} -f m -R | grep receiver | sed 's/^/IPERF rx /'",
+              "exit 0"]
+    script = os.path.join(tmp, "workload.sh")
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    rundisk = os.path.join(tmp, "workload-run.img")
+    run_disk(script, rundisk)
+    cmdline = (f"console=ttyS0 root=/dev/vda rw net.ifnames=0 systemd.hostname=e2e-debian "
+               f"ip={GUEST_IP}::{HOST_IP}:255.255.255.0::eth0:off")
+    seen = {"cmdline": None}
+    rx_start = re.compile(r"Startup finished in (?:([\d.]+)(m?s) \(kernel\))?(?: \+ ([\d.]+)(m?s) \(initrd\))?"
+                          r"(?: \+ (?:(\d+)min )?([\d.]+)(m?s) \(userspace\))?")
+    rx_iperf = re.compile(r"^IPERF (tx|rx) .*?([\d.]+) Mbits/sec\s+receiver")
+
+    def host_fio():
+        res = {}
+        for name, rw, bs, depth in FIO_JOBS:
+            p = subprocess.run(fio_args(data, rw, bs, depth, name), capture_output=True, text=True)
+            v = fio_terse(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 and p.stdout.strip() else None
+            if check(v is not None, f"workload/host: fio {name} failed: {p.stderr.strip()[-200:]}"):
+                res[f"{name}_iops"], res[f"{name}_mibs"] = v
+        return res
+
+    def one(name):
+        if name == "host":
+            return host_fio()
+        root = os.path.join(tmp, f"workload-{name}.img")
+        subprocess.run(["cp", "--sparse=always", os.path.join(deb, "debian.ext4"), root], check=True)
+        server = subprocess.Popen(["iperf3", "-s", "-B", HOST_IP], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        r = None
+        try:
+            if name == "microvm":
+                cmd = [MICROVM, "-q", "--kernel", kernel, "--initrd", initrd, "--mem", "1024M",
+                       "--disk", f"{root},id=root", "--disk", f"{data},id=data,direct",
+                       "--net", f"tap={tap}", "--cmdline", cmdline, "--run", script]
+            elif not check(seen["cmdline"] is not None, "workload/qemu-microvm: no command line from microvm's run"):
+                return None
+            else:
+                cmd = qemu_run_cmd(kernel, initrd, seen["cmdline"], 1024, [root, data], rundisk,
+                                   ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+                                    "-device", "virtio-net-device,netdev=n0"])
+            r = Run(cmd)
+            done = r.wait_for(r"microvm-run: the --run script exited with status (\d+)", timeout)
+            if not check(done is not None and done[1].group(1) == "0",
+                         f"workload/{name}: the script did not end with status 0", r):
+                return None
+            if name == "microvm":
+                code = r.finish(60)
+                if not check(code == 0, f"workload/{name}: exit status {code}, expected 0", r):
+                    return None
+                seen["cmdline"] = microvm_cmdline(r)
+            else:
+                r.kill()
+            with r.cond:
+                out = [clean(ln) for _, ln in r.out]
+            res = {"script_end_ms": done[0] * 1e3,
+                   "blame": [ln[6:].strip() for ln in out if ln.startswith("BLAME ")],
+                   "chain": [ln[6:].rstrip() for ln in out if ln.startswith("CHAIN ")]}
+            m = next((rx_start.search(ln) for ln in out if ln.startswith("ANALYZE Startup finished")), None)
+            if m and m.group(6):
+                res["userspace_ms"] = (float(m.group(6)) / (1000 if m.group(7) == "ms" else 1)
+                                       + 60 * int(m.group(5) or 0)) * 1e3
+            if m and m.group(1):
+                res["kernel_ms"] = float(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+            for job, *_ in FIO_JOBS:
+                ln = next((ln for ln in out if ln.startswith(f"FIO {job} ")), None)
+                v = fio_terse(ln.split(" ", 2)[2]) if ln else None
+                if check(v is not None, f"workload/{name}: no fio figure for {job}: {ln}"):
+                    res[f"{job}_iops"], res[f"{job}_mibs"] = v
+            for ln in out:
+                mi = rx_iperf.search(ln)
+                if mi:
+                    res[f"iperf_{mi.group(1)}_mbits"] = float(mi.group(2))
+            check("iperf_tx_mbits" in res and "iperf_rx_mbits" in res, f"workload/{name}: no iperf3 figures", r)
+            log(f"workload/{name}: " + ", ".join(f"{k} {fmt(v)}" for k, v in res.items() if isinstance(v, float)))
+            log(f"workload/{name}: systemd-analyze blame:\n    " + "\n    ".join(res["blame"]))
+            log(f"workload/{name}: critical-chain:\n    " + "\n    ".join(res["chain"]))
+            return res
+        finally:
+            if r:
+                r.kill()
+            server.terminate()
+            server.wait()
+            os.unlink(root)
+
+    per = alternate(reps, warm, one, list(VMMS) + ["host"], runs, "workload")
+    rows = []
+    for job, *_ in FIO_JOBS:
+        metric = f"{job}_mibs" if job.endswith("qd4") else f"{job}_iops"
+        rows += summarize("workload", f"fio {job} (libaio, direct)", per, metric,
+                          "MiB/s" if metric.endswith("mibs") else "IOPS", lower_is_better=False, ref="host")
+    for d, what in (("tx", "guest -> host (guest client)"), ("rx", "host -> guest (guest client -R)")):
+        rows += summarize("workload", f"iperf3 {what}", {k: v for k, v in per.items() if k != "host"},
+                          f"iperf_{d}_mbits", "Mbit/s", lower_is_better=False)
+    rows += summarize("workload", "systemd-analyze: kernel", per, "kernel_ms", "ms")
+    rows += summarize("workload", "systemd-analyze: userspace (busybox initramfs)", per, "userspace_ms", "ms")
+    rows += summarize("workload", "exec -> script's status line", per, "script_end_ms", "ms")
+    taps.close()
+    return logged(rows)
+
+
 # --------------------------------------------------------------------------- 7. restore
 
 TOUCH_MIB = 32      # guest memory the test guest writes before it idles: what a snapshot must hold
@@ -901,8 +1164,8 @@ def main():
     a = ap.parse_args()
     # SIGTERM (a timeout, scripts/nested-kvm stopping) unwinds: the VMs are killed, the taps removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,debian,restore")).split(","))
-    bad = only - {"startup", "memory", "exits", "linux", "debian", "restore"}
+    only = set((a.only or ("startup,memory,exits,restore" if a.smoke else "startup,memory,exits,linux,debian,workload,restore")).split(","))
+    bad = only - {"startup", "memory", "exits", "linux", "debian", "workload", "ci", "restore"}
     if bad:
         ap.error(f"--only: unknown table(s) {', '.join(sorted(bad))}")
 
@@ -961,6 +1224,20 @@ def main():
             else:
                 failures.append(f"debian: no vmlinuz/initrd.img/debian.ext4 in {a.debian} "
                                 f"(sh scripts/debian-guest --out {a.debian})")
+                log(failures[-1])
+        if only & {"workload", "ci"}:
+            need = [os.path.join(a.debian, f) for f in ("vmlinuz", "initrd-busybox.img", "debian.ext4")]
+            need.append(os.path.join(a.images, "rootfs.ext4"))
+            missing = [p for p in need if not os.path.isfile(p)]
+            if not missing:
+                log("real workloads in a Debian guest: CI latency, then fio and iperf3")
+                wreps = max(1, reps // 2) if not a.smoke else 1
+                rows += bench_ci(wreps, warm and not a.quick, runs, a.debian, a.images, a.timeout, tmp)
+                if "workload" in only:
+                    rows += bench_workload(wreps, False, runs, a.debian, a.timeout, tmp)
+            else:
+                failures.append(f"workload: missing {', '.join(missing)} (sh scripts/debian-guest --out "
+                                f"{a.debian}; sh scripts/guest-image --out {a.images})")
                 log(failures[-1])
         if "restore" in only:
             clones_n = [int(x) for x in (a.clones or ("3" if a.smoke else "10" if a.quick else "10,50")).split(",")]

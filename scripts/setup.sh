@@ -4,7 +4,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# fio: the block benchmark's limit (bench/run, docs/benchmarks.md). qemu-system-x86, cpio, kmod,
+# fio: the block benchmark's limit (bench/run, docs/benchmarks.md); fio, iperf3: table 9's host side
+# (bench/vm.py --only workload). qemu-system-x86, cpio, kmod,
 # busybox-static: scripts/nested-kvm, where /dev/kvm is missing (docs/nested-kvm.md).
 # debootstrap: the Debian guest (scripts/debian-guest, docs/debian-guest.md).
 # dmsetup, e2fsprogs: the power-cut test (dm-log-writes, mke2fs/debugfs/e2fsck; docs/powercut.md).
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential meson ninja-build pkg-config python3 \
   libfdt-dev zlib1g-dev liburing-dev libcriterion-dev liblz4-dev libzstd-dev liblzma-dev libjson-c-dev libseccomp-dev libhttp-parser-dev \
   acpica-tools gzip lz4 zstd xz-utils iproute2 \
-  fio \
+  fio iperf3 \
   debootstrap dmsetup e2fsprogs \
   scdoc bash-completion debhelper lintian man-db systemd \
   qemu-system-x86 cpio kmod busybox-static \
