@@ -195,23 +195,34 @@ static int set_msrs(struct vcpu *vcpu)
 		{ 0x1a0, 1 },                 /* IA32_MISC_ENABLE: fast strings */
 		{ 0x2ff, (1 << 11) | 6 },     /* MTRR default type: enabled, write-back */
 	};
+	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
 	struct {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
-	} one;
+		struct kvm_msr_entry e[N];
+	} set;
 
 	/*
-	 * One at a time: KVM stops at the first MSR it refuses, and a missing
-	 * optional MSR must not hide the others. None of them is essential.
+	 * All in one KVM_SET_MSRS (one system call at start-up, not one per
+	 * MSR). KVM sets them in order and stops at the first it refuses,
+	 * returning how many it set: a missing optional MSR must not hide the
+	 * others, so the rest go in again after it. None of them is essential.
 	 */
-	for (size_t i = 0; i < sizeof(boot_msrs) / sizeof(boot_msrs[0]); i++) {
-		memset(&one, 0, sizeof(one));
-		one.hdr.nmsrs = 1;
-		one.e[0].index = boot_msrs[i].index;
-		one.e[0].data = boot_msrs[i].value;
-		if (ioctl(vcpu->fd, KVM_SET_MSRS, &one) != 1)
+	for (size_t from = 0; from < N;) {
+		memset(&set, 0, sizeof(set));
+		set.hdr.nmsrs = (uint32_t)(N - from);
+		for (size_t i = from; i < N; i++) {
+			set.e[i - from].index = boot_msrs[i].index;
+			set.e[i - from].data = boot_msrs[i].value;
+		}
+		int done = ioctl(vcpu->fd, KVM_SET_MSRS, &set);
+		if (done < 0 || (size_t)done > N - from)
+			done = 0;
+		from += (size_t)done;
+		if (from < N) {
 			log_debug("vCPU %d: KVM refused MSR 0x%x, left at its default", vcpu->id,
-				  boot_msrs[i].index);
+				  boot_msrs[from].index);
+			from++;
+		}
 	}
 	return 0;
 }

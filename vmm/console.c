@@ -59,16 +59,10 @@ static void tail_add_locked(struct console *c, const uint8_t *buf, size_t len)
 void console_output(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct console *c = ctx;
-	struct timespec deadline;
+	struct timespec deadline = { 0 };   /* read the clock only when the ring is full (rare) */
 
 	pthread_mutex_lock(&c->lock);
 	tail_add_locked(c, buf, len);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_nsec += 20 * 1000 * 1000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	/* Stdout stalled before: drop at once until the writer has made room again. */
 	if (c->congested && c->count > CONSOLE_OUT_RING / 2) {
 		c->dropped += len;
@@ -78,6 +72,8 @@ void console_output(void *ctx, const uint8_t *buf, size_t len)
 	c->congested = false;
 	for (size_t i = 0; i < len; i++) {
 		while (c->count == CONSOLE_OUT_RING && !c->stop) {
+			if (!deadline.tv_sec)
+				deadline = stats_deadline_ts(CLOCK_REALTIME, 20);
 			if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) == ETIMEDOUT)
 				break;
 		}

@@ -19,7 +19,7 @@ void serial_output(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct vmm *vmm = ctx;
 
-	boot_times_output(&vmm->times, buf, len, stats_now_ns());
+	boot_times_output(&vmm->times, buf, len, stats_now_ns);
 	console_output(&vmm->console, buf, len);
 }
 
@@ -164,14 +164,16 @@ int vmm_run(struct vmm *vmm)
 		close(sfd);
 		return MV_EXIT_ERROR;
 	}
+	vmm->times.sandbox_ready = stats_now_ns();
 
+	/* The console's threads start after the vCPUs' (below): its ring holds what the guest writes meanwhile. */
 	if ((ret = console_init(&vmm->console, &vmm->serial, STDIN_FILENO, STDOUT_FILENO,
-				console_quit, vmm)) < 0 ||
-	    (vmm->console_ready = true, ret = console_start(&vmm->console)) < 0) {
+				console_quit, vmm)) < 0) {
 		log_error("%s", err_msg());
 		close(sfd);
 		return MV_EXIT_ERROR;
 	}
+	vmm->console_ready = true;
 	/* The serial device was created with the console's output in mind. */
 	pthread_mutex_lock(&vmm->serial.lock);
 	vmm->serial.ops.output = serial_output;
@@ -211,6 +213,14 @@ int vmm_run(struct vmm *vmm)
 			break;
 		}
 		vmm->nr_threads = i + 1;
+	}
+	/*
+	 * Nothing the first KVM_RUN needs: the guest's first output waits in the
+	 * console's ring for the output thread, and its input can wait too.
+	 */
+	if (console_start(&vmm->console) < 0) {
+		log_error("%s", err_msg());
+		vmm_request_stop(vmm, MV_EXIT_ERROR, NULL);
 	}
 	sandbox_enter(SANDBOX_MAIN);
 

@@ -45,14 +45,14 @@ void exit_stats_sum(const struct exit_stats *per_vcpu, int n, struct exit_stats 
 	}
 }
 
-void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uint64_t now)
+void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uint64_t (*clock)(void))
 {
 	static const char mark[] = STATS_INIT_MARK;
 
 	if (!len)
 		return;
 	if (!atomic_load_explicit(&t->first_output, memory_order_relaxed))
-		atomic_store(&t->first_output, now);
+		atomic_store(&t->first_output, clock());
 	if (atomic_load_explicit(&t->run_init, memory_order_relaxed))
 		return;
 	/* The mark's first byte occurs only at its start, so a mismatch restarts the match simply. */
@@ -62,7 +62,7 @@ void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uin
 		else
 			t->mark_pos = buf[i] == (uint8_t)mark[0] ? 1 : 0;
 		if (t->mark_pos == sizeof(mark) - 1) {
-			atomic_store(&t->run_init, now);
+			atomic_store(&t->run_init, clock());
 			return;
 		}
 	}
@@ -101,6 +101,10 @@ void stats_report_fill(struct stats_report *r, const struct boot_times *t,
 {
 	memset(r, 0, sizeof(*r));
 	r->exit_status = exit_status;
+	r->loaded_ms = rel_ms(t->start, t->loaded);
+	r->vm_created_ms = rel_ms(t->start, t->vm_created);
+	r->vcpus_ready_ms = rel_ms(t->start, t->vcpus_ready);
+	r->sandbox_ready_ms = rel_ms(t->start, t->sandbox_ready);
 	r->guest_start_ms = rel_ms(t->start, atomic_load(&t->guest_start));
 	r->first_output_ms = rel_ms(t->start, atomic_load(&t->first_output));
 	r->run_init_ms = rel_ms(t->start, atomic_load(&t->run_init));
@@ -159,6 +163,10 @@ static void print_devs(FILE *out, const char *title, const char *space, const st
 void stats_print_text(FILE *out, const struct stats_report *r)
 {
 	fprintf(out, P "time since microvm started:\n");
+	print_time(out, "guest loaded", r->loaded_ms);
+	print_time(out, "VM created", r->vm_created_ms);
+	print_time(out, "vCPUs ready", r->vcpus_ready_ms);
+	print_time(out, "sandbox ready", r->sandbox_ready_ms);
 	print_time(out, "guest started", r->guest_start_ms);
 	print_time(out, "first guest output", r->first_output_ms);
 	print_time(out, "init started", r->run_init_ms);
@@ -227,6 +235,10 @@ void stats_print_json(FILE *out, const struct stats_report *r)
 {
 	fprintf(out, "{\"microvm_stats\":1,\"exit_status\":%d,\"vcpus\":%d,\"ms\":{", r->exit_status,
 		r->nr_vcpus);
+	json_ms(out, "loaded", r->loaded_ms, true);
+	json_ms(out, "vm_created", r->vm_created_ms, true);
+	json_ms(out, "vcpus_ready", r->vcpus_ready_ms, true);
+	json_ms(out, "sandbox_ready", r->sandbox_ready_ms, true);
 	json_ms(out, "guest_start", r->guest_start_ms, true);
 	json_ms(out, "first_output", r->first_output_ms, true);
 	json_ms(out, "run_init", r->run_init_ms, true);

@@ -46,6 +46,11 @@ void exit_stats_sum(const struct exit_stats *per_vcpu, int n, struct exit_stats 
 
 struct boot_times {
 	uint64_t start;                 /* microvm's main() began */
+	/* Start-up phases, written by the main thread before any vCPU thread exists (docs/cli-runs.md). */
+	uint64_t loaded;                /* the kernel and firmware tables are in guest memory (--restore: memory mapped) */
+	uint64_t vm_created;            /* KVM's VM exists with its memory slots, irqchip and PIT */
+	uint64_t vcpus_ready;           /* the devices and the vCPUs with their boot state are set up */
+	uint64_t sandbox_ready;         /* the seccomp filters are ready (with --no-seccomp: none made) */
 	atomic_ullong guest_start;      /* the first vCPU thread is about to enter KVM_RUN the first time */
 	atomic_ullong first_output;     /* first byte the guest wrote to the serial port */
 	atomic_ullong run_init;         /* the serial output contained STATS_INIT_MARK: Linux starts init */
@@ -60,8 +65,13 @@ uint64_t stats_now_ns(void);
 /* The time ms milliseconds from now on clock clk, for pthread's timed waits. */
 struct timespec stats_deadline_ts(clockid_t clk, unsigned ms);
 
-/* Feed guest serial output seen at time now (see struct boot_times). Cheap once both milestones are set. */
-void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uint64_t now);
+/*
+ * Feed guest serial output (see struct boot_times). clock (stats_now_ns()
+ * but in tests) is read only when a milestone is reached, not per write: a
+ * clock read is a system call where the vDSO cannot read the clock itself
+ * (measured in the nested KVM). Cheap once both milestones are set.
+ */
+void boot_times_output(struct boot_times *t, const uint8_t *buf, size_t len, uint64_t (*clock)(void));
 
 /* Record t->guest_end = now unless it is already set. */
 void boot_times_guest_end(struct boot_times *t, uint64_t now);
@@ -77,6 +87,7 @@ struct stats_dev {
 struct stats_report {
 	int exit_status;
 	/* Milliseconds since microvm started, or < 0 when not reached. */
+	double loaded_ms, vm_created_ms, vcpus_ready_ms, sandbox_ready_ms;
 	double guest_start_ms, first_output_ms, run_init_ms, guest_end_ms, exit_ms;
 	int nr_vcpus;
 	uint64_t kind[VMEXIT_KIND_COUNT];

@@ -503,6 +503,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 		if ((ret = load_guest(vmm, &k)) < 0)
 			return ret;
 	}
+	vmm->times.loaded = stats_now_ns();
 
 	if ((ret = kvm_open(&vmm->kvm, KVM_DEV_PATH)) < 0)
 		return ret;
@@ -518,6 +519,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 		if ((ret = vm_set_memory(&vmm->vm, (uint32_t)i, r->gpa, r->size, r->host)) < 0)
 			return ret;
 	}
+	vmm->times.vm_created = stats_now_ns();
 	if ((ret = setup_devices(vmm)) < 0)
 		return ret;
 	if ((ret = vdevs_create(&vmm->vdevs, cfg, &vmm->machine, &vmm->vm, &vmm->mmio, &vmm->mem)) < 0)
@@ -546,6 +548,7 @@ int vmm_build(struct vmm *vmm, const struct vmm_config *cfg, const struct vmm_do
 	if (ret < 0)
 		return ret;
 
+	vmm->times.vcpus_ready = stats_now_ns();
 	vmm->exit_env = (struct exit_env){
 		.pio = &vmm->pio,
 		.mmio = &vmm->mmio,

@@ -7,9 +7,20 @@
 #include "vmm/bus.h"
 #include "vmm/stats.h"
 
+/* The clock boot_times_output() reads: fake_now, counting the reads. */
+static uint64_t fake_now;
+static int clock_reads;
+
+static uint64_t fake_clock(void)
+{
+	clock_reads++;
+	return fake_now;
+}
+
 static void feed(struct boot_times *t, const char *s, uint64_t now)
 {
-	boot_times_output(t, (const uint8_t *)s, strlen(s), now);
+	fake_now = now;
+	boot_times_output(t, (const uint8_t *)s, strlen(s), fake_clock);
 }
 
 Test(stats, milestones_from_output)
@@ -34,9 +45,28 @@ Test(stats, mark_byte_by_byte)
 	struct boot_times t = { .start = 0 };
 	const char *s = "Run /spin as as init process";
 
-	for (size_t i = 0; s[i]; i++)
-		boot_times_output(&t, (const uint8_t *)s + i, 1, 10 + i);
+	for (size_t i = 0; s[i]; i++) {
+		fake_now = 10 + i;
+		boot_times_output(&t, (const uint8_t *)s + i, 1, fake_clock);
+	}
 	cr_assert_eq(t.run_init, 10 + strlen(s) - 1);
+}
+
+Test(stats, clock_read_only_at_milestones)
+{
+	struct boot_times t = { .start = 0 };
+
+	clock_reads = 0;
+	feed(&t, "a", 1);
+	feed(&t, "b", 2);
+	feed(&t, "cde", 3);
+	cr_assert_eq(clock_reads, 1, "only the first output reads the clock (read %d times)", clock_reads);
+	feed(&t, "as init process", 4);
+	cr_assert_eq(clock_reads, 2);
+	feed(&t, "more", 5);
+	cr_assert_eq(clock_reads, 2, "both milestones set: no more reads");
+	cr_assert_eq(t.first_output, 1);
+	cr_assert_eq(t.run_init, 4);
 }
 
 Test(stats, guest_end_first_wins)
@@ -77,6 +107,10 @@ static void make_report(struct stats_report *r, struct bus *pio, struct bus *mmi
 	per[0].kind[VMEXIT_EMULATION_FAILURE] = 4;
 	per[0].quirk[QUIRK_INT3] = 4;
 	per[0].quirk_name[QUIRK_INT3] = "int3";
+	t.loaded = 1000000 + 400000;            /* 0.4 ms */
+	t.vm_created = 1000000 + 1250000;
+	t.vcpus_ready = 1000000 + 1500000;
+	t.sandbox_ready = 0;                    /* not reached (a start-up that failed there) */
 	t.guest_start = 1000000 + 2500000;      /* 2.5 ms */
 	t.first_output = 1000000 + 12345678;   /* 12.345678 ms */
 	t.guest_end = 1000000 + 50000000;
@@ -111,6 +145,10 @@ Test(stats, report_rows)
 	cr_assert_str_eq(r.pio[2].name, "(no device)");
 	cr_assert_eq(r.nr_mmio, 1);
 	cr_assert_eq(r.nr_quirks, 1);
+	cr_assert_float_eq(r.loaded_ms, 0.4, 1e-9);
+	cr_assert_float_eq(r.vm_created_ms, 1.25, 1e-9);
+	cr_assert_float_eq(r.vcpus_ready_ms, 1.5, 1e-9);
+	cr_assert_lt(r.sandbox_ready_ms, 0, "not reached");
 	cr_assert_float_eq(r.guest_start_ms, 2.5, 1e-9);
 	cr_assert_float_eq(r.first_output_ms, 12.345678, 1e-9);
 	cr_assert_lt(r.run_init_ms, 0, "never seen");
@@ -126,6 +164,10 @@ Test(stats, text_table)
 	char *s = capture(stats_print_text, &r);
 	const char *want[] = {
 		"microvm: stats: time since microvm started:\n",
+		"microvm: stats:   guest loaded                  0.400 ms\n",
+		"microvm: stats:   VM created                    1.250 ms\n",
+		"microvm: stats:   vCPUs ready                   1.500 ms\n",
+		"microvm: stats:   sandbox ready                     -\n",
 		"microvm: stats:   guest started                 2.500 ms\n",
 		"microvm: stats:   first guest output           12.346 ms\n",
 		"microvm: stats:   init started                      -\n",
@@ -165,7 +207,7 @@ Test(stats, json_line)
 	char *s = capture(stats_print_json, &r);
 	cr_assert_str_eq(s,
 		"{\"microvm_stats\":1,\"exit_status\":7,\"vcpus\":2,"
-		"\"ms\":{\"guest_start\":2.500,\"first_output\":12.346,\"run_init\":null,\"guest_end\":50.000,\"exit\":51.000},"
+		"\"ms\":{\"loaded\":0.400,\"vm_created\":1.250,\"vcpus_ready\":1.500,\"sandbox_ready\":null,\"guest_start\":2.500,\"first_output\":12.346,\"run_init\":null,\"guest_end\":50.000,\"exit\":51.000},"
 		"\"exits\":{\"total\":111,\"unknown\":0,\"io\":102,\"mmio\":5,\"hlt\":0,\"shutdown\":0,"
 		"\"system-event\":0,\"emulation-failure\":4,\"internal-error\":0,\"fail-entry\":0},"
 		"\"pio\":[{\"device\":\"COM1\",\"base\":1016,\"size\":8,\"exits\":99},"
@@ -181,6 +223,7 @@ Test(stats, json_escapes_names)
 	static struct stats_report r;
 
 	memset(&r, 0, sizeof(r));
+	r.loaded_ms = r.vm_created_ms = r.vcpus_ready_ms = r.sandbox_ready_ms = -1;
 	r.guest_start_ms = r.first_output_ms = r.run_init_ms = r.guest_end_ms = r.exit_ms = -1;
 	r.nr_pio = 1;
 	r.pio[0] = (struct stats_dev){ "a\"b\\c\n", 1, 1, 2 };
