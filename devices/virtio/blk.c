@@ -306,23 +306,29 @@ static void blk_publish(void *arg)
 		virtq_push_n(&b->dev.vq[0], head, written, n);
 		b->dev.notify_used(&b->dev, 0);
 	}
+	/*
+	 * Everything that touches the pool or the I/O thread's flags happens before `inflight`
+	 * drops: once it reaches 0, a reset that quiesced the device earlier returns on the vCPU
+	 * thread and the guest may set the device up again at once (blk_activate() replaces the
+	 * pool). While the device stays active no reset can start before this returns (its
+	 * quiesce runs on this thread), so blk_process() below is safe.
+	 */
 	pthread_mutex_lock(&b->lock);
-	for (struct blk_req *r = list; r; r = r->next_free, count++)
+	for (struct blk_req *r = list, *next; r; r = next, count++) {
+		next = r->next_free;
 		count_locked(b, r->io.op, r->io.len, r->status);
+		req_free(b, r);
+	}
+	bool resume = atomic_load(&b->active) && !atomic_load(&b->frozen) && (b->stalled || b->kickless);
+	if (resume)
+		b->stalled = b->kickless = false;
 	b->inflight -= count;
 	b->busy -= count;
 	if (b->inflight == 0)
 		pthread_cond_broadcast(&b->idle);
 	pthread_mutex_unlock(&b->lock);
-	for (struct blk_req *r = list, *next; r; r = next) {
-		next = r->next_free;
-		req_free(b, r);
-	}
-	if (atomic_load(&b->active) && !atomic_load(&b->frozen) && (b->stalled || b->kickless)) {
-		/* What the driver queued meanwhile, without the kick it was told not to make. */
-		b->stalled = b->kickless = false;
+	if (resume)   /* what the driver queued meanwhile, without the kick it was told not to make */
 		blk_process(b);
-	}
 }
 
 /* (io) A host operation finished: record the answer; blk_publish() gives it to the driver with the batch. */

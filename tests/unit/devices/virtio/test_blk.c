@@ -1082,3 +1082,45 @@ Test(blk_batch_sync, no_kicks_while_busy, .timeout = 30)
 	cr_assert_eq(atomic_load(&r.broken), 0);
 	rig_teardown(&r);
 }
+
+/*
+ * A reset with requests in flight, then at once a set-up with another queue
+ * size (blk_activate() replaces the request pool), again and again. The I/O
+ * thread must be done with the pool before the reset returns: it once put a
+ * batch's requests back on the free list after `inflight` reached 0, so the
+ * new set-up freed the pool under it (a use after free the ASan build
+ * reports; a corrupt free list in the plain one).
+ */
+static void test_reset_resize(enum io_engine e)
+{
+	struct rig r;
+
+	if (!rig_setup(&r, e, false))
+		cr_skip_test("io_uring unavailable here");
+	for (int round = 0; round < 300; round++) {
+		/* Two requests: descriptors 0-5, inside either size. */
+		for (int k = 0; k < 2; k++)
+			add_req(&r, k, VIRTIO_BLK_T_OUT, (uint64_t)k, 512);
+		io_loop_call(r.loop, kick_fn, &r);
+		r.dev->ops->reset(r.dev);
+		/* The driver sets the queue up again from scratch, half or whole size in turn. */
+		memset(r.ram + AVAIL_GPA, 0, 0x1000);
+		memset(r.ram + USED_GPA, 0, 0x1000);
+		r.avail_idx = 0;
+		struct virtq *q = &r.dev->vq[0];
+		*q = (struct virtq){ .mem = &r.mem, .size = round % 2 ? QSIZE / 2 : QSIZE, .ready = true,
+				     .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA };
+		cr_assert_eq(virtq_validate(q), 0);
+		cr_assert_eq(r.dev->ops->activate(r.dev), 0);
+	}
+	/* The device still serves (at the last round's size, 8): two writes, each answered once. */
+	for (int k = 0; k < 2; k++)
+		add_req(&r, k, VIRTIO_BLK_T_OUT, (uint64_t)k, 512);
+	kick_and_wait(&r, 2);
+	for (int k = 0; k < 2; k++)
+		cr_assert_eq(r.ram[STATUS_GPA + k], VIRTIO_BLK_S_OK);
+	cr_assert_eq(atomic_load(&r.broken), 0);
+	rig_teardown(&r);
+}
+Test(blk_device_uring, reset_then_resize, .timeout = 60) { test_reset_resize(IO_ENGINE_URING); }
+Test(blk_device_sync, reset_then_resize, .timeout = 60) { test_reset_resize(IO_ENGINE_SYNC); }
