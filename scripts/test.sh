@@ -43,8 +43,10 @@ meson configure build-asan -Dtest_hooks=true
 for dir in build build-asan; do
 	echo "=== $dir ==="
 	ninja -C "$dir"
-	# halt_on_error: a sanitizer report fails the test instead of scrolling by.
+	# halt_on_error: a sanitizer report fails the test instead of scrolling by. The suppressions:
+	# Criterion's runner's own leak (tests/unit/lsan.supp), none of microvm's.
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		LSAN_OPTIONS=suppressions="$(pwd)/tests/unit/lsan.supp" \
 		meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
 

@@ -53,6 +53,11 @@ def main():
 
     env = dict(e.split("=", 1) for e in directives(text, "Environment"))
     stop = directives(text, "ExecStop")[0].replace("@BINDIR@", os.path.dirname(microvm))
+    # '-': systemd runs ExecStop also after the VM ended by itself (no socket then: exit 1); that,
+    # or a guest that ignores the button (124), must not fail the unit or restart a powered-off VM.
+    if not stop.startswith("-"):
+        fail(f"ExecStop must start with '-' (its status must not fail the unit): {stop}")
+    stop = stop[1:]
     tmp = tempfile.mkdtemp(prefix="microvm-unit-")
     try:
         sock = os.path.join(tmp, "vm1.sock")

@@ -42,7 +42,7 @@ class Unit:
         return [l.split("=", 1)[1] for l in self.text.splitlines() if l.startswith(key + "=")]
 
     def argv(self, key, name, env=None):
-        line = self.values(key)[0].replace("@BINDIR@", self.bindir)
+        line = self.values(key)[0].removeprefix("-").replace("@BINDIR@", self.bindir)   # '-': status ignored
         line = line.replace("/etc/microvm/", os.path.join(self.tmp, "etc") + "/")
         line = line.replace("/run/microvm/", os.path.join(self.tmp, "run") + "/").replace("%i", name)
         environ = dict(e.split("=", 1) for e in self.values("Environment"))

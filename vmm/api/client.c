@@ -26,7 +26,8 @@ static int connect_to(const char *path)
 	if (strlen(path) >= sizeof(a.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(a.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full backlog is EAGAIN at once, never a connect() that waits for ever. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -118,8 +119,8 @@ int api_client_shutdown(const char *path, uint64_t timeout_ms)
 			    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", blen, body);
 	ssize_t n = exchange(fd, req, (size_t)rlen, ans, sizeof(ans));
 	close(fd);
-	if (n < 0)
-		return err_set((int)-n, "--shutdown %s: no answer from the VM: %s", path, strerror((int)-n));
+	if (n < 0)   /* EIO, not ETIMEDOUT: that status (124) means the VM still runs after the button */
+		return err_set(EIO, "--shutdown %s: no answer from the VM: %s", path, strerror((int)-n));
 	int status = 0;
 	const char *sep = strstr(ans, "\r\n\r\n");
 	if (sscanf(ans, "HTTP/1.%*1[01] %3d ", &status) != 1 || !sep)
