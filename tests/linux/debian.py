@@ -160,7 +160,10 @@ def test_initramfs(opt, tmp, generic=False):
     root, data = root_and_data(rootfs, tmp)
     script = os.path.join(tmp, "check.sh")
     with open(script, "w") as f:
+        # Kernel messages off the console first: one (eth0's link coming up) once landed in
+        # the middle of the DISKS line.
         f.write(f"""set -e
+echo 1 > /proc/sys/kernel/printk
 echo "DISKS $(ls /sys/block | grep '^vd' | tr '\\n' ' ')"
 echo "SERIAL-vdb $(cat /sys/block/vdb/serial)"
 echo "MODULES $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')"
