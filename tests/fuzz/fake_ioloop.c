@@ -40,6 +40,28 @@ int io_loop_submit(struct io_loop *loop, struct io_request *req)
 	return 0;
 }
 
+void io_loop_defer(struct io_loop *loop, struct io_deferred *d)
+{
+	if (d->queued_)
+		return;
+	d->queued_ = true;
+	d->next_ = loop->deferred;
+	loop->deferred = d;
+}
+
+/* What done() callbacks deferred: each completion is a batch of its own here. */
+static void run_deferred(struct io_loop *loop)
+{
+	for (int n = 0; loop->deferred && n < 100000; n++) {
+		struct io_deferred *d = loop->deferred;
+		loop->deferred = d->next_;
+		d->next_ = NULL;
+		d->queued_ = false;
+		d->fn(d->arg);
+	}
+	FZ_CHECK(loop->deferred == NULL);
+}
+
 void fake_loop_complete(struct io_loop *loop, int i, int64_t override)
 {
 	if (i < 0 || i >= loop->npending)
@@ -51,6 +73,7 @@ void fake_loop_complete(struct io_loop *loop, int i, int64_t override)
 	loop->npending--;
 	/* done() may submit again (the request itself, or new ones). */
 	req->done(req, override ? override : res);
+	run_deferred(loop);
 }
 
 void fake_loop_complete_all(struct io_loop *loop)

@@ -22,6 +22,7 @@ struct io_loop {
 	struct io_request *pending[FAKE_MAX_PENDING];
 	int npending;
 	bool fail_submit;               /* io_loop_submit() returns -EINVAL (the harness sets it) */
+	struct io_deferred *deferred;   /* io_loop_defer(): run after each completion (a batch of one) */
 	/* Carry out req (it is still queued when called): the result to pass to done(). */
 	int64_t (*perform)(struct io_loop *loop, struct io_request *req);
 	void *ctx;                      /* the harness's */
