@@ -80,7 +80,9 @@ static inline void check_guest_cmdline(const struct vmm_config *c)
 
 static inline void check_config(const struct vmm_config *c)
 {
-	FZ_CHECK(c->kernel || c->host_info || c->restore);
+	FZ_CHECK(c->kernel || c->host_info || c->restore || c->shutdown_sock);
+	/* --shutdown: a client of another VM's API; nothing but --timeout, -q and -v came with it. */
+	FZ_CHECK(!c->shutdown_sock || (!c->kernel && !c->restore && !c->run && c->shutdown_sock[0]));
 	/* --restore: the snapshot is the machine; no flag that describes one came with it. */
 	FZ_CHECK(!c->restore || (!c->kernel && !c->initrd && !c->run && !c->machine_set && c->restore[0]));
 	FZ_CHECK(c->cmdline);
